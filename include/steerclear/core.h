@@ -1,0 +1,80 @@
+// core.h — status codes, error messages, logging, timing and small allocation helpers.
+//
+// Library code never exits: a function that can fail returns sc_status and leaves one
+// message (what, where, what to do) in a thread-local buffer read with sc_last_error().
+// Logs go through one settable sink so the CLI, tests and MPI ranks choose where they land.
+#ifndef STEERCLEAR_CORE_H
+#define STEERCLEAR_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum {
+    SC_OK = 0,
+    SC_ERR_ARG,      // bad argument or configuration value (user input)
+    SC_ERR_IO,       // a file could not be opened, read, written or renamed
+    SC_ERR_FORMAT,   // a file's contents are malformed (safetensors, JSON, CSV, UTF-8, ...)
+    SC_ERR_SHAPE,    // tensor shapes disagree with the config or with each other
+    SC_ERR_MEM,      // an allocation failed
+    SC_ERR_NUMERIC,  // NaN/Inf where finite numbers are required
+    SC_ERR_LIB,      // an external library call failed (HDF5, BLAS, MPI, curl, ...)
+    SC_ERR_INTERRUPTED, // stopped by a signal; state was checkpointed
+    SC_ERR_INTERNAL, // a bug: an invariant of our own code does not hold
+} sc_status;
+
+// Record an error message (printf-style) and return `st`. Typical use:
+//   return sc_errorf(SC_ERR_FORMAT, "%s: tensor %s: shape [%d,%d] does not match ...", path, name, a, b);
+sc_status sc_errorf(sc_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// Prefix the current message with more context ("loading model DIR: " + old message); returns st.
+sc_status sc_error_wrap(sc_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *sc_last_error(void);   // "" when none
+const char *sc_status_name(sc_status st);
+void sc_error_clear(void);
+
+// Propagate a failing status unchanged.
+#define SC_TRY(expr) do { sc_status sc_try_st_ = (expr); if (sc_try_st_ != SC_OK) return sc_try_st_; } while (0)
+
+// ---------------------------------------------------------------------------------------
+// Logging
+typedef enum { SC_LOG_DEBUG = 0, SC_LOG_INFO, SC_LOG_WARN, SC_LOG_ERROR } sc_log_level;
+typedef void (*sc_log_fn)(sc_log_level level, const char *msg, void *user);
+void sc_log_set(sc_log_fn fn, void *user);       // NULL restores the default (stderr)
+void sc_log_set_level(sc_log_level min_level);
+void sc_log(sc_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+// ---------------------------------------------------------------------------------------
+// Memory: checked allocation that records an error naming what was being allocated.
+void *sc_malloc(size_t bytes, const char *what);            // NULL + error on failure
+void *sc_calloc(size_t n, size_t size, const char *what);
+void *sc_aligned_alloc(size_t bytes, const char *what);     // 64-byte aligned, zeroed; free with free()
+char *sc_strdup(const char *s);
+
+// ---------------------------------------------------------------------------------------
+// Files
+// Read a whole file into a NUL-terminated buffer (caller frees).
+sc_status sc_read_file(const char *path, char **out, size_t *out_len);
+// Write atomically: data goes to PATH.tmp.PID, is fsynced, then renamed over PATH.
+sc_status sc_write_file_atomic(const char *path, const void *data, size_t len);
+// Rename tmp over path after fsync (for writers that stream into a temporary file).
+sc_status sc_commit_file(const char *tmp_path, const char *path);
+sc_status sc_mkdir_p(const char *path);
+int sc_file_exists(const char *path);
+
+// Timing
+double sc_now_seconds(void);       // monotonic
+
+// bf16 / f16 conversion (round to nearest even)
+static inline float sc_bf16_to_f32(uint16_t h) {
+    union { uint32_t u; float f; } v; v.u = (uint32_t)h << 16; return v.f;
+}
+static inline uint16_t sc_f32_to_bf16(float f) {
+    union { uint32_t u; float f; } v; v.f = f;
+    if ((v.u & 0x7f800000u) == 0x7f800000u && (v.u & 0x007fffffu)) return (uint16_t)((v.u >> 16) | 0x40); // NaN stays NaN
+    uint32_t rounding = 0x7fffu + ((v.u >> 16) & 1u);
+    return (uint16_t)((v.u + rounding) >> 16);
+}
+float sc_f16_to_f32(uint16_t h);
+uint16_t sc_f32_to_f16(float f);
+
+#endif

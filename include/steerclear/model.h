@@ -1,0 +1,84 @@
+// model.h — Qwen2-family model: config, weights, and the forward/backward engine over a
+// slice of blocks [first, last).
+//
+// Dimension letters used in shape comments throughout:
+//   B  sequences in a batch        T  tokens (all sequences packed, no padding)
+//   C  hidden size                 L  number of blocks
+//   NH query heads                 KVH key/value heads          HD head dim
+//   I  MLP intermediate size       V  vocabulary size
+#ifndef STEERCLEAR_MODEL_H
+#define STEERCLEAR_MODEL_H
+
+#include "steerclear/core.h"
+#include "steerclear/safetensors.h"
+
+// ---------------------------------------------------------------------------------------
+// config.json (model_type "qwen2")
+typedef struct {
+    int n_layers;          // num_hidden_layers (L)
+    int hidden;            // hidden_size (C)
+    int n_heads;           // num_attention_heads (NH)
+    int n_kv_heads;        // num_key_value_heads (KVH), defaults to NH
+    int head_dim;          // head_dim if given, else C / NH
+    int intermediate;      // intermediate_size (I)
+    int vocab;             // vocab_size (V)
+    int max_position;      // max_position_embeddings
+    float rope_theta;      // rope_theta (default 10000)
+    float rms_eps;         // rms_norm_eps (default 1e-6)
+    int tie_embeddings;    // tie_word_embeddings (default 0)
+    int bos_id, eos_id;    // bos_token_id / eos_token_id, -1 when absent
+    char torch_dtype[16];  // "bfloat16", "float16", "float32" (informational)
+} sc_model_config;
+
+// Parse DIR/config.json (path is the file). Errors name the file and the key.
+sc_status sc_config_load(const char *path, sc_model_config *cfg);
+// Write config.json in the Hugging Face layout (architectures Qwen2ForCausalLM, model_type qwen2).
+sc_status sc_config_save(const char *path, const sc_model_config *cfg);
+
+// ---------------------------------------------------------------------------------------
+// Weights. Matrices keep the file's layout [rows, cols] = [out, in] (nn.Linear) and, for
+// F32 and BF16, stay in the mmapped file (zero copy: a 14B checkpoint needs no second
+// copy). F16 matrices are converted once to F32. Vectors (norms, biases) are F32 copies.
+typedef struct {
+    const void *data;
+    sc_dtype dtype;        // SC_DTYPE_F32 or SC_DTYPE_BF16 only
+    int64_t rows, cols;
+} sc_mat;
+
+typedef struct {
+    float *attn_norm;      // (C)       input_layernorm.weight
+    sc_mat q;              // (NH*HD, C)  self_attn.q_proj.weight
+    sc_mat k;              // (KVH*HD, C) self_attn.k_proj.weight
+    sc_mat v;              // (KVH*HD, C) self_attn.v_proj.weight
+    float *q_bias;         // (NH*HD)
+    float *k_bias;         // (KVH*HD)
+    float *v_bias;         // (KVH*HD)
+    sc_mat o;              // (C, NH*HD)  self_attn.o_proj.weight (no bias)
+    float *mlp_norm;       // (C)       post_attention_layernorm.weight
+    sc_mat gate;           // (I, C)    mlp.gate_proj.weight
+    sc_mat up;             // (I, C)    mlp.up_proj.weight
+    sc_mat down;           // (C, I)    mlp.down_proj.weight
+} sc_block_weights;
+
+typedef struct {
+    sc_model_config cfg;
+    int first, last;       // blocks [first, last) are loaded
+    int has_embed;         // first == 0: embed_tokens loaded
+    int has_head;          // last == L: final norm and LM head loaded
+    sc_mat embed;          // (V, C)  model.embed_tokens.weight
+    float *final_norm;     // (C)     model.norm.weight
+    sc_mat lm_head;        // (V, C)  lm_head.weight, or embed when tied
+    sc_block_weights *blocks;  // indexed by global block index l in [first, last); others zeroed
+    // ownership
+    sc_safetensors *st;
+    void **owned; size_t n_owned, cap_owned;
+    char dir[1024];
+} sc_model;
+
+// Load config.json and the tensors of blocks [first, last) from a Hugging Face directory
+// (last = -1 means all blocks). Every disagreement between config and tensors is an error
+// naming the file, the tensor and both shapes.
+sc_status sc_model_load(const char *dir, int first, int last, sc_model **out);
+void sc_model_free(sc_model *m);
+
+#endif

@@ -1,0 +1,51 @@
+// safetensors.h — reading (mmap, validated header, sharded index) and writing safetensors files.
+//
+// Reading validates the header before trusting anything: 8-byte length within the file,
+// valid JSON, known dtype, shape x dtype size == byte span, spans inside the data area and
+// not overlapping. Tensor data stays in the mapping (zero copy).
+#ifndef STEERCLEAR_SAFETENSORS_H
+#define STEERCLEAR_SAFETENSORS_H
+
+#include "steerclear/core.h"
+
+typedef enum { SC_DTYPE_F32 = 0, SC_DTYPE_F16, SC_DTYPE_BF16, SC_DTYPE_I32, SC_DTYPE_I64 } sc_dtype;
+size_t sc_dtype_size(sc_dtype dt);
+const char *sc_dtype_name(sc_dtype dt);   // "F32", "F16", "BF16", "I32", "I64"
+
+#define SC_ST_MAX_DIMS 8
+typedef struct {
+    const char *name;            // tensor name, owned by the file object
+    const char *file;            // path of the shard it lives in
+    sc_dtype dtype;
+    int ndim;
+    int64_t shape[SC_ST_MAX_DIMS];
+    const void *data;            // inside the mapping
+    size_t nbytes;
+} sc_st_tensor;
+
+typedef struct sc_safetensors sc_safetensors;
+
+// Open one .safetensors file.
+sc_status sc_st_open_file(const char *path, sc_safetensors **out);
+// Open a model directory: model.safetensors, or the shards listed in model.safetensors.index.json.
+sc_status sc_st_open_dir(const char *dir, sc_safetensors **out);
+void sc_st_close(sc_safetensors *st);
+size_t sc_st_count(const sc_safetensors *st);
+const sc_st_tensor *sc_st_get(const sc_safetensors *st, size_t i);
+const sc_st_tensor *sc_st_find(const sc_safetensors *st, const char *name);   // NULL if absent
+// The "__metadata__" string value for key, or NULL.
+const char *sc_st_metadata(const sc_safetensors *st, const char *key);
+
+// Writing: tensors in the given order, optional string metadata (n_meta key/value pairs),
+// written atomically (temporary file + rename).
+typedef struct {
+    const char *name;
+    sc_dtype dtype;
+    int ndim;
+    int64_t shape[SC_ST_MAX_DIMS];
+    const void *data;            // nbytes = prod(shape) * dtype size
+} sc_st_write_tensor;
+sc_status sc_st_write(const char *path, const sc_st_write_tensor *tensors, size_t n,
+                      const char *const *meta_keys, const char *const *meta_values, size_t n_meta);
+
+#endif

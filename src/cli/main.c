@@ -1,0 +1,33 @@
+// main.c — the steerclear command: dispatch to one subcommand. Nothing else lives here.
+#include "steerclear/cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+} subcommand;
+
+static const subcommand commands[] = {
+    // entries are added as the subcommands land
+    {NULL, NULL, NULL},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: steerclear COMMAND [OPTIONS]   (steerclear COMMAND --help for its options)\n\ncommands:\n");
+    for (const subcommand *c = commands; c->name; c++) fprintf(f, "  %-12s %s\n", c->name, c->help);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (const subcommand *c = commands; c->name; c++)
+        if (!strcmp(argv[1], c->name)) return c->run(argc - 1, argv + 1);
+    fprintf(stderr, "steerclear: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
