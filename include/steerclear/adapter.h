@@ -1,0 +1,41 @@
+// adapter.h — the divergence adapters: a rank-r residual update at the output h of a block,
+//   u = h A B;  h' = h + scaling * u / (||u|| + 1e-8)   (norm over C, per token)
+// A ~ N(0,1) (C x r), B = 0 (r x C). `shared`: one (A, B) at every block (the study's code);
+// `per-block`: one pair per block (the study's write-up).
+//
+// At B = 0 the update is zero, dL/dA is exactly 0 and dL/dB carries the 1/(0 + 1e-8) factor
+// (about 1e8 times later gradients); everything stays finite and AdamW normalises it.
+#ifndef STEERCLEAR_ADAPTER_H
+#define STEERCLEAR_ADAPTER_H
+
+#include "steerclear/engine.h"
+
+typedef enum { SC_ADAPTER_SHARED = 0, SC_ADAPTER_PER_BLOCK = 1 } sc_adapter_kind;
+const char *sc_adapter_kind_name(sc_adapter_kind k);   // "shared" / "per-block"
+sc_status sc_adapter_kind_parse(const char *s, sc_adapter_kind *k);
+
+#define SC_ADAPTER_EPS 1e-8f
+
+typedef struct {
+    sc_adapter_kind kind;
+    int n_layers, C, r;     // L, hidden size, rank
+    int n_sets;             // 1 (shared) or L (per-block)
+    float scaling;          // 2 in the study
+    float *A;               // (n_sets, C, r)
+    float *B;               // (n_sets, r, C)
+    float *dA, *dB;         // gradients, same shapes (accumulated by the hook's backward)
+} sc_adapter;
+
+sc_status sc_adapter_create(sc_adapter_kind kind, int n_layers, int C, int r, float scaling, sc_adapter **out);
+void sc_adapter_free(sc_adapter *a);
+// A ~ N(0,1) from the counter-based RNG at `seed`, B = 0.
+void sc_adapter_init(sc_adapter *a, uint64_t seed);
+void sc_adapter_zero_grad(sc_adapter *a);
+size_t sc_adapter_numel_A(const sc_adapter *a);   // n_sets * C * r
+size_t sc_adapter_numel_B(const sc_adapter *a);   // n_sets * r * C
+// The hook that applies the adapter (forward) and accumulates dA, dB (backward).
+sc_hook sc_adapter_hook(sc_adapter *a);
+// update[T,C] = scaling * u / (||u|| + eps) for h[T,C] at block `block` (used by `update-mean`).
+sc_status sc_adapter_update(const sc_adapter *a, int block, const float *h, int T, float *update);
+
+#endif
