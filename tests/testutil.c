@@ -47,3 +47,16 @@ void sc_test_write(const char *path, const char *data, size_t len) {
     if (!f || fwrite(data, 1, len, f) != len) { perror(path); exit(2); }
     fclose(f);
 }
+
+int sc_test_have_torch(void) {
+    static int have = -1;
+    if (have < 0) have = system("/usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1") == 0;
+    return have;
+}
+
+int sc_test_run_ref(const char *request_path, const char *out_dir) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s/tests/ref/qwen2_ref.py' '%s' '%s'",
+             sc_test_env("SC_SOURCE_DIR", "."), request_path, out_dir);
+    return system(cmd);
+}

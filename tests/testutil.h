@@ -18,6 +18,10 @@ const char *sc_test_env(const char *name, const char *fallback);
 // A fresh empty temporary directory (under $TMPDIR or /tmp), removed by sc_test_finish unless
 // SC_KEEP_TMP is set.
 const char *sc_test_tmpdir(void);
+// 1 when Debian's /usr/bin/python3 can import torch and numpy (the PyTorch reference).
+int sc_test_have_torch(void);
+// Run tests/ref/qwen2_ref.py on a request file; returns its exit status (0 = ok).
+int sc_test_run_ref(const char *request_path, const char *out_dir);
 // Write a string to a file (for malformed-input tests).
 void sc_test_write(const char *path, const char *data, size_t len);
 

@@ -18,13 +18,16 @@ sc_status sc_errorf(sc_status st, const char *fmt, ...) {
 }
 
 sc_status sc_error_wrap(sc_status st, const char *fmt, ...) {
-    char prefix[SC_ERRMSG_CAP], old[SC_ERRMSG_CAP];
-    memcpy(old, sc_errmsg, sizeof old);
+    char prefix[SC_ERRMSG_CAP], joined[2 * SC_ERRMSG_CAP];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
-    snprintf(sc_errmsg, sizeof sc_errmsg, "%s%s", prefix, old);
+    size_t np = strlen(prefix), no = strlen(sc_errmsg);
+    memcpy(joined, prefix, np);
+    memcpy(joined + np, sc_errmsg, no + 1);
+    if (np + no >= SC_ERRMSG_CAP) joined[SC_ERRMSG_CAP - 1] = '\0';   // keep the start: it names the file
+    memcpy(sc_errmsg, joined, strlen(joined) + 1);
     return st;
 }
 
