@@ -11,7 +11,11 @@ typedef struct {
 } subcommand;
 
 static const subcommand commands[] = {
-    // entries are added as the subcommands land
+    {"tokenize", sc_cmd_tokenize, "text to token ids (or --decode ids to text)"},
+    {"make-model", sc_cmd_make_model, "write a random model in the Hugging Face layout"},
+    {"logits", sc_cmd_logits, "write a text's logits [tokens, vocab] as .npy"},
+    {"generate", sc_cmd_generate, "sample a continuation, optionally steered by a direction"},
+    {"search", sc_cmd_search, "train divergence adapters (the search)"},
     {NULL, NULL, NULL},
 };
 

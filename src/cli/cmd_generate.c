@@ -1,0 +1,194 @@
+// cmd_generate.c — `steerclear generate` (sample a continuation, optionally steered) and
+// `steerclear logits` (write the logits of a text as .npy).
+#include "steerclear/cli.h"
+#include "steerclear/generate.h"
+#include "steerclear/h5.h"
+#include "steerclear/npy.h"
+#include "steerclear/safetensors.h"
+#include "steerclear/steer.h"
+#include "steerclear/tok.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static sc_status load_model_and_tok(const char *dir, sc_model **m, sc_tokenizer **tok) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    SC_TRY(sc_model_load(dir, 0, -1, m));
+    sc_status st = sc_tok_load(path, tok);
+    if (st) { sc_model_free(*m); *m = NULL; }
+    return st;
+}
+
+// Directions [L][C] from RUN_DIR:SEARCH (results.h5 /directions) or a safetensors file with
+// direction.<l> tensors.
+static sc_status load_directions(const char *spec, const char *file, int L, int C, float **out) {
+    float *d = calloc((size_t)L * C, sizeof(float));
+    if (!d) return sc_errorf(SC_ERR_MEM, "out of memory");
+    if (spec) {
+        char run[4096];
+        const char *colon = strrchr(spec, ':');
+        if (!colon || colon == spec) { free(d); return sc_errorf(SC_ERR_ARG, "--direction '%s': expected RUN_DIR:SEARCH, e.g. results/run1:3", spec); }
+        int search = atoi(colon + 1);
+        snprintf(run, sizeof run, "%.*s/results.h5", (int)(colon - spec), spec);
+        sc_h5 *h = NULL;
+        sc_status st = sc_h5_open(run, 0, &h);
+        if (st) { free(d); return st; }
+        float *all = NULL;
+        int nd = 0;
+        int64_t dims[8];
+        st = sc_h5_read_f32(h, "/directions", &all, &nd, dims);
+        sc_h5_close(h);
+        if (st) { free(d); return sc_error_wrap(st, "(run `steerclear extract --run %.*s` first) ", (int)(colon - spec), spec); }
+        if (nd != 3 || dims[1] != L || dims[2] != C) { free(all); free(d); return sc_errorf(SC_ERR_SHAPE, "%s: /directions has shape [%lld,%lld,%lld], the model needs [S,%d,%d]", run, (long long)dims[0], (long long)(nd > 1 ? dims[1] : 0), (long long)(nd > 2 ? dims[2] : 0), L, C); }
+        if (search < 0 || search >= dims[0]) { free(all); free(d); return sc_errorf(SC_ERR_ARG, "%s: search %d is not among the %lld searches", run, search, (long long)dims[0]); }
+        memcpy(d, all + (size_t)search * L * C, sizeof(float) * (size_t)L * C);
+        free(all);
+    } else {
+        sc_safetensors *st_file = NULL;
+        SC_TRY(sc_st_open_file(file, &st_file));
+        for (int l = 0; l < L; l++) {
+            char name[64];
+            snprintf(name, sizeof name, "direction.%d", l);
+            const sc_st_tensor *t = sc_st_find(st_file, name);
+            if (!t) continue;   // blocks without a vector stay unsteered
+            if (t->dtype != SC_DTYPE_F32 || t->ndim != 1 || t->shape[0] != C) { sc_st_close(st_file); free(d); return sc_errorf(SC_ERR_SHAPE, "%s: tensor %s must be F32 [%d]", file, name, C); }
+            memcpy(d + (size_t)l * C, t->data, sizeof(float) * (size_t)C);
+        }
+        sc_st_close(st_file);
+    }
+    *out = d;
+    return SC_OK;
+}
+
+static void generate_usage(FILE *f) {
+    fprintf(f, "usage: steerclear generate --model DIR --prompt TEXT [options]\n"
+               "  --max-new-tokens N   (64)      --temperature T (1.0)   --top-k K (0 = off)\n"
+               "  --top-p P (1.0 = off)          --seed S (0)            --greedy\n"
+               "  --chat                wrap TEXT as a user turn of the chat template\n"
+               "  --direction RUN_DIR:SEARCH | --direction-file F.safetensors   steer with a direction\n"
+               "  --scale X (2.0)       --blocks FIRST:LAST  (steer blocks [FIRST, LAST) only)\n");
+}
+
+int sc_cmd_generate(int argc, char **argv) {
+    const char *model = NULL, *prompt = NULL, *dir_spec = NULL, *dir_file = NULL;
+    sc_sample_opts so;
+    sc_sample_opts_default(&so);
+    so.max_new_tokens = 64;
+    float scale = 2.0f;
+    int chat = 0, first = 0, last = -1;
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"prompt", required_argument, 0, 'p'},
+        {"max-new-tokens", required_argument, 0, 'n'}, {"temperature", required_argument, 0, 't'},
+        {"top-k", required_argument, 0, 'k'}, {"top-p", required_argument, 0, 'P'}, {"seed", required_argument, 0, 's'},
+        {"greedy", no_argument, 0, 'g'}, {"chat", no_argument, 0, 'c'}, {"direction", required_argument, 0, 'd'},
+        {"direction-file", required_argument, 0, 'f'}, {"scale", required_argument, 0, 'x'},
+        {"blocks", required_argument, 0, 'b'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'p': prompt = optarg; break;
+        case 'n': so.max_new_tokens = atoi(optarg); break;
+        case 't': so.temperature = (float)atof(optarg); break;
+        case 'k': so.top_k = atoi(optarg); break;
+        case 'P': so.top_p = (float)atof(optarg); break;
+        case 's': so.seed = strtoull(optarg, NULL, 10); break;
+        case 'g': so.greedy = 1; break;
+        case 'c': chat = 1; break;
+        case 'd': dir_spec = optarg; break;
+        case 'f': dir_file = optarg; break;
+        case 'x': scale = (float)atof(optarg); break;
+        case 'b': if (sscanf(optarg, "%d:%d", &first, &last) != 2) { fprintf(stderr, "steerclear generate: --blocks '%s': expected FIRST:LAST\n", optarg); return 2; } break;
+        case 'h': generate_usage(stdout); return 0;
+        default: generate_usage(stderr); return 2;
+        }
+    }
+    if (!model || !prompt) { fprintf(stderr, "steerclear generate: --model and --prompt are required\n"); generate_usage(stderr); return 2; }
+    if (so.max_new_tokens < 1 || !(so.temperature > 0) || so.top_k < 0 || !(so.top_p > 0 && so.top_p <= 1)) {
+        fprintf(stderr, "steerclear generate: need --max-new-tokens >= 1, --temperature > 0, --top-k >= 0 and 0 < --top-p <= 1\n");
+        return 2;
+    }
+    if (dir_spec && dir_file) { fprintf(stderr, "steerclear generate: give --direction or --direction-file, not both\n"); return 2; }
+    sc_model *m = NULL;
+    sc_tokenizer *tok = NULL;
+    if (load_model_and_tok(model, &m, &tok)) return sc_cli_fail("generate");
+    int rc = 1;
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    float *dirs = NULL;
+    sc_gen_out out = {0};
+    char *text = NULL, *wrapped = NULL;
+    const char *input = prompt;
+    if (chat) {
+        size_t n = strlen(prompt) + 128;
+        wrapped = malloc(n);
+        snprintf(wrapped, n, "<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n", prompt);
+        input = wrapped;
+    }
+    if (sc_tok_encode(tok, input, strlen(input), &ids, &n_ids)) { sc_cli_fail("generate"); goto done; }
+    if (n_ids == 0) { fprintf(stderr, "steerclear generate: the prompt is empty\n"); goto done; }
+    int32_t stops[2] = {sc_tok_id(tok, "<|im_end|>"), sc_tok_id(tok, "<|endoftext|>")};
+    so.stop_ids = stops;
+    so.n_stop = 2;
+    sc_steer_variant var = {0};
+    sc_steer steer = {&var, 1, m->cfg.n_layers};
+    sc_hook hook = sc_steer_hook(&steer);
+    if (dir_spec || dir_file) {
+        if (load_directions(dir_spec, dir_file, m->cfg.n_layers, m->cfg.hidden, &dirs)) { sc_cli_fail("generate"); goto done; }
+        var.directions = dirs; var.scale = scale; var.first = first; var.last = last;
+    }
+    int len = (int)n_ids;
+    const int32_t *pp = ids;
+    if (sc_generate(m, sc_backend_cpu(), &pp, &len, 1, NULL, NULL, &so, dirs ? &hook : NULL, &out)) { sc_cli_fail("generate"); goto done; }
+    if (sc_tok_decode(tok, out.ids, (size_t)out.n, 1, &text)) { sc_cli_fail("generate"); goto done; }
+    printf("%s\n", text);
+    rc = 0;
+done:
+    free(ids); free(dirs); free(out.ids); free(text); free(wrapped);
+    sc_tok_free(tok);
+    sc_model_free(m);
+    return rc;
+}
+
+int sc_cmd_logits(int argc, char **argv) {
+    const char *model = NULL, *text = NULL, *out = NULL;
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'}, {"text", required_argument, 0, 't'},
+                                         {"out", required_argument, 0, 'o'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'm') model = optarg;
+        else if (c == 't') text = optarg;
+        else if (c == 'o') out = optarg;
+        else { fprintf(c == 'h' ? stdout : stderr, "usage: steerclear logits --model DIR --text TEXT --out F.npy\n  writes float32 logits [tokens, vocab]\n"); return c == 'h' ? 0 : 2; }
+    }
+    if (!model || !text || !out) { fprintf(stderr, "steerclear logits: --model, --text and --out are required\n"); return 2; }
+    sc_model *m = NULL;
+    sc_tokenizer *tok = NULL;
+    if (load_model_and_tok(model, &m, &tok)) return sc_cli_fail("logits");
+    int rc = 1;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    float *hidden = NULL, *logits = NULL;
+    if (sc_tok_encode(tok, text, strlen(text), &ids, &n)) { sc_cli_fail("logits"); goto done; }
+    if (n == 0) { fprintf(stderr, "steerclear logits: the text is empty\n"); goto done; }
+    int ss[2] = {0, (int)n};
+    sc_batch b = {.n_seq = 1, .seq_start = ss};
+    hidden = malloc(sizeof(float) * n * (size_t)m->cfg.hidden);
+    logits = malloc(sizeof(float) * n * (size_t)m->cfg.vocab);
+    if (!hidden || !logits) { fprintf(stderr, "steerclear logits: out of memory for %zu x %d logits\n", n, m->cfg.vocab); goto done; }
+    if (sc_forward(m, sc_backend_cpu(), &b, ids, hidden, NULL, NULL, NULL) || sc_head(m, sc_backend_cpu(), hidden, NULL, (int)n, NULL, NULL, logits)) { sc_cli_fail("logits"); goto done; }
+    int64_t shape[2] = {(int64_t)n, m->cfg.vocab};
+    if (sc_npy_write_f32(out, logits, 2, shape)) { sc_cli_fail("logits"); goto done; }
+    fprintf(stderr, "steerclear logits: wrote %s [%zu, %d]\n", out, n, m->cfg.vocab);
+    rc = 0;
+done:
+    free(ids); free(hidden); free(logits);
+    sc_tok_free(tok);
+    sc_model_free(m);
+    return rc;
+}
