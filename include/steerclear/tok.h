@@ -18,4 +18,21 @@ int32_t sc_tok_id(const sc_tokenizer *tok, const char *token);
 // Number of ids (max id + 1, added tokens included).
 int32_t sc_tok_vocab_size(const sc_tokenizer *tok);
 
+// Additions (tokenizer engineer):
+// One loaded tokenizer may be used by several threads at once (encode/decode keep their state
+// per call).
+// sc_tok_id takes a token as spelled in tokenizer.json: added-token content ("<|im_end|>") or
+// the vocabulary's byte-level spelling ("\u0120the" for " the").
+// Decoding: vocabulary tokens map back through the byte-level alphabet, added tokens are
+// written verbatim; bytes that are not valid UTF-8 as a whole become U+FFFD (one per maximal
+// bad subpart), like the reference's TextDecoder. An id outside the vocabulary is an
+// SC_ERR_ARG error naming the id and its position.
+// Encoding errors: invalid UTF-8 is SC_ERR_FORMAT "... not valid UTF-8: bad byte 0xXX at byte
+// offset N of LEN"; nothing is returned.
+// 1 when id is an added token marked special (<|im_start|>, <|endoftext|>, ...), else 0.
+int sc_tok_is_special(const sc_tokenizer *tok, int32_t id);
+// Raw bytes one token decodes to (for streaming: a UTF-8 character may span tokens). The
+// pointer stays valid until sc_tok_free. Unknown id: SC_ERR_ARG.
+sc_status sc_tok_token_bytes(const sc_tokenizer *tok, int32_t id, const char **bytes, size_t *len);
+
 #endif
