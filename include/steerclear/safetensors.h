@@ -48,4 +48,19 @@ typedef struct {
 sc_status sc_st_write(const char *path, const sc_st_write_tensor *tensors, size_t n,
                       const char *const *meta_keys, const char *const *meta_values, size_t n_meta);
 
+// Streaming writer (for models too large to hold in memory): the header is written from the
+// shapes first (the `data` fields are ignored), then the tensors' bytes are appended in order
+// with sc_st_writer_append, in any number of pieces. sc_st_writer_finish checks that exactly
+// the announced bytes arrived, fsyncs and renames the temporary file over `path`;
+// sc_st_writer_abort removes it. Both free the writer.
+typedef struct sc_st_writer sc_st_writer;
+sc_status sc_st_writer_open(const char *path, const sc_st_write_tensor *tensors, size_t n,
+                            const char *const *meta_keys, const char *const *meta_values,
+                            size_t n_meta, sc_st_writer **out);
+sc_status sc_st_writer_append(sc_st_writer *w, const void *data, size_t nbytes);
+sc_status sc_st_writer_finish(sc_st_writer *w);
+void sc_st_writer_abort(sc_st_writer *w);
+// Number of elements of a shape (0 for a zero dimension); SIZE_MAX on overflow.
+size_t sc_st_numel(int ndim, const int64_t *shape);
+
 #endif

@@ -1,0 +1,201 @@
+// weights.c — loading a Qwen2 checkpoint in the Hugging Face layout (config.json + safetensors)
+// for a slice of blocks [first, last): sc_model_load / sc_model_free.
+//
+// Matrices stay in the mapping when F32 or BF16 (zero copy); F16 matrices are converted once
+// into owned F32. Vectors (norms, biases) always become owned F32 copies. Every shape is
+// checked against the config. Leaves out: quantised checkpoints, other families, LoRA merges.
+//
+// Embedding rule: model.embed_tokens.weight is loaded when first == 0 (has_embed), and also
+// when the slice holds the head of a tied model (lm_head = embed) with no lm_head.weight in
+// the file; so m->embed.data may be set while has_embed is 0.
+#include "steerclear/model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+static sc_status own(sc_model *m, void *p) {
+    if (m->n_owned == m->cap_owned) {
+        size_t cap = m->cap_owned ? 2 * m->cap_owned : 64;
+        void **n = realloc(m->owned, cap * sizeof *n);
+        if (!n) { free(p); return sc_errorf(SC_ERR_MEM, "out of memory tracking model buffers"); }
+        m->owned = n;
+        m->cap_owned = cap;
+    }
+    m->owned[m->n_owned++] = p;
+    return SC_OK;
+}
+
+static const sc_st_tensor *need(const sc_model *m, const char *name, sc_status *rc) {
+    const sc_st_tensor *t = sc_st_find(m->st, name);
+    if (!t) *rc = sc_errorf(SC_ERR_FORMAT, "%s: tensor %s not found in the checkpoint (model.safetensors or its shards)", m->dir, name);
+    return t;
+}
+
+static void fmt_shape(char *buf, size_t cap, int ndim, const int64_t *shape) {
+    size_t k = (size_t)snprintf(buf, cap, "[");
+    for (int d = 0; d < ndim && k < cap; d++) k += (size_t)snprintf(buf + k, cap - k, d ? ",%lld" : "%lld", (long long)shape[d]);
+    if (k < cap) snprintf(buf + k, cap - k, "]");
+}
+
+static sc_status check_shape(const sc_st_tensor *t, int ndim, const int64_t *want) {
+    int same = t->ndim == ndim;
+    for (int d = 0; same && d < ndim; d++) same = t->shape[d] == want[d];
+    if (same) return SC_OK;
+    char got[160], exp[160];
+    fmt_shape(got, sizeof got, t->ndim, t->shape);
+    fmt_shape(exp, sizeof exp, ndim, want);
+    return sc_errorf(SC_ERR_SHAPE, "%s: tensor %s: shape %s does not match config %s", t->file, t->name, got, exp);
+}
+
+static sc_status check_float(const sc_st_tensor *t) {
+    if (t->dtype == SC_DTYPE_F32 || t->dtype == SC_DTYPE_BF16 || t->dtype == SC_DTYPE_F16) return SC_OK;
+    return sc_errorf(SC_ERR_FORMAT, "%s: tensor %s: dtype %s is not a floating-point type (expected BF16, F16 or F32)",
+                     t->file, t->name, sc_dtype_name(t->dtype));
+}
+
+// Element i of a float tensor as F32 (memcpy: the mapping need not be aligned).
+static void to_f32(const sc_st_tensor *t, float *out, size_t n) {
+    const uint8_t *p = t->data;
+    if (t->dtype == SC_DTYPE_F32) { memcpy(out, p, n * sizeof(float)); return; }
+    #pragma omp parallel for schedule(static) if (n > (1u << 16))
+    for (size_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, p + 2 * i, 2);
+        out[i] = t->dtype == SC_DTYPE_BF16 ? sc_bf16_to_f32(h) : sc_f16_to_f32(h);
+    }
+}
+
+static sc_status load_mat(sc_model *m, const char *name, int64_t rows, int64_t cols, sc_mat *out) {
+    sc_status rc = SC_OK;
+    const sc_st_tensor *t = need(m, name, &rc);
+    if (!t) return rc;
+    SC_TRY(check_float(t));
+    int64_t want[2] = {rows, cols};
+    SC_TRY(check_shape(t, 2, want));
+    out->rows = rows;
+    out->cols = cols;
+    size_t es = sc_dtype_size(t->dtype);
+    if (t->dtype != SC_DTYPE_F16 && ((uintptr_t)t->data % es) == 0) {   // zero copy
+        out->data = t->data;
+        out->dtype = t->dtype;
+        return SC_OK;
+    }
+    if (t->dtype != SC_DTYPE_F16) {   // misaligned in the file (a writer without padding): copy
+        void *buf = sc_aligned_alloc(t->nbytes, name);
+        if (!buf) return SC_ERR_MEM;
+        memcpy(buf, t->data, t->nbytes);
+        SC_TRY(own(m, buf));
+        out->data = buf;
+        out->dtype = t->dtype;
+        return SC_OK;
+    }
+    size_t n = (size_t)rows * (size_t)cols;
+    float *buf = sc_aligned_alloc(n * sizeof(float), name);
+    if (!buf) return SC_ERR_MEM;
+    to_f32(t, buf, n);
+    SC_TRY(own(m, buf));
+    out->data = buf;
+    out->dtype = SC_DTYPE_F32;
+    return SC_OK;
+}
+
+static sc_status load_vec(sc_model *m, const char *name, int64_t n, float **out) {
+    sc_status rc = SC_OK;
+    const sc_st_tensor *t = need(m, name, &rc);
+    if (!t) return rc;
+    SC_TRY(check_float(t));
+    SC_TRY(check_shape(t, 1, &n));
+    float *buf = sc_aligned_alloc((size_t)n * sizeof(float), name);
+    if (!buf) return SC_ERR_MEM;
+    to_f32(t, buf, (size_t)n);
+    SC_TRY(own(m, buf));
+    *out = buf;
+    return SC_OK;
+}
+
+// ---------------------------------------------------------------------------------------
+// Loading
+
+static sc_status load_block(sc_model *m, int l) {
+    const sc_model_config *c = &m->cfg;
+    sc_block_weights *b = &m->blocks[l];
+    int64_t C = c->hidden, I = c->intermediate;
+    int64_t QD = (int64_t)c->n_heads * c->head_dim, KD = (int64_t)c->n_kv_heads * c->head_dim;
+    char n[256];
+#define NAME(suffix) (snprintf(n, sizeof n, "model.layers.%d.%s", l, suffix), n)
+    SC_TRY(load_vec(m, NAME("input_layernorm.weight"), C, &b->attn_norm));
+    SC_TRY(load_mat(m, NAME("self_attn.q_proj.weight"), QD, C, &b->q));
+    SC_TRY(load_mat(m, NAME("self_attn.k_proj.weight"), KD, C, &b->k));
+    SC_TRY(load_mat(m, NAME("self_attn.v_proj.weight"), KD, C, &b->v));
+    SC_TRY(load_vec(m, NAME("self_attn.q_proj.bias"), QD, &b->q_bias));
+    SC_TRY(load_vec(m, NAME("self_attn.k_proj.bias"), KD, &b->k_bias));
+    SC_TRY(load_vec(m, NAME("self_attn.v_proj.bias"), KD, &b->v_bias));
+    SC_TRY(load_mat(m, NAME("self_attn.o_proj.weight"), C, QD, &b->o));
+    SC_TRY(load_vec(m, NAME("post_attention_layernorm.weight"), C, &b->mlp_norm));
+    SC_TRY(load_mat(m, NAME("mlp.gate_proj.weight"), I, C, &b->gate));
+    SC_TRY(load_mat(m, NAME("mlp.up_proj.weight"), I, C, &b->up));
+    SC_TRY(load_mat(m, NAME("mlp.down_proj.weight"), C, I, &b->down));
+#undef NAME
+    return SC_OK;
+}
+
+static sc_status load_all(sc_model *m, const char *dir, int first, int last) {
+    if (strlen(dir) >= sizeof m->dir) return sc_errorf(SC_ERR_ARG, "model directory path is too long (%zu bytes): %s", strlen(dir), dir);
+    snprintf(m->dir, sizeof m->dir, "%s", dir);
+    char path[1100];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if (!sc_file_exists(path))
+        return sc_errorf(SC_ERR_IO, "%s: config.json not found (looked for %s; a model directory in the Hugging Face layout has config.json beside the safetensors files)",
+                         dir, path);
+    SC_TRY(sc_config_load(path, &m->cfg));
+    const sc_model_config *c = &m->cfg;
+    int L = c->n_layers;
+    if (last < 0) last = L;
+    if (first < 0 || first > last || last > L)
+        return sc_errorf(SC_ERR_ARG, "%s: block slice [%d,%d) is not within the model's %d blocks", dir, first, last, L);
+    m->first = first;
+    m->last = last;
+    m->has_embed = first == 0;
+    m->has_head = last == L;
+    m->blocks = sc_calloc((size_t)L, sizeof *m->blocks, "block weight table");
+    if (!m->blocks) return SC_ERR_MEM;
+    SC_TRY(sc_st_open_dir(dir, &m->st));
+
+    int64_t V = c->vocab, C = c->hidden;
+    const sc_st_tensor *head = m->has_head ? sc_st_find(m->st, "lm_head.weight") : NULL;
+    if (m->has_head && !c->tie_embeddings && !head)
+        return sc_errorf(SC_ERR_FORMAT, "%s: tensor lm_head.weight not found, and config.json says tie_word_embeddings is false", dir);
+    if (m->has_head && c->tie_embeddings && head)
+        sc_log(SC_LOG_DEBUG, "%s: tie_word_embeddings is true but lm_head.weight is present; using lm_head.weight", dir);
+    int need_embed = m->has_embed || (m->has_head && !head);
+    if (need_embed) SC_TRY(load_mat(m, "model.embed_tokens.weight", V, C, &m->embed));
+    for (int l = first; l < last; l++) SC_TRY(load_block(m, l));
+    if (m->has_head) {
+        SC_TRY(load_vec(m, "model.norm.weight", C, &m->final_norm));
+        if (head) SC_TRY(load_mat(m, "lm_head.weight", V, C, &m->lm_head));
+        else m->lm_head = m->embed;
+    }
+    return SC_OK;
+}
+
+sc_status sc_model_load(const char *dir, int first, int last, sc_model **out) {
+    *out = NULL;
+    sc_model *m = calloc(1, sizeof *m);
+    if (!m) return sc_errorf(SC_ERR_MEM, "out of memory loading %s", dir);
+    sc_status rc = load_all(m, dir, first, last);
+    if (rc != SC_OK) { sc_model_free(m); return rc; }
+    *out = m;
+    return SC_OK;
+}
+
+void sc_model_free(sc_model *m) {
+    if (!m) return;
+    for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->owned);
+    free(m->blocks);
+    sc_st_close(m->st);
+    free(m);
+}
