@@ -26,6 +26,11 @@ static void usage(FILE *f) {
 }
 
 int sc_cmd_search(int argc, char **argv) {
+    // first: a preemption that arrives while loading still stops cleanly after one step
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     const char *model = NULL, *train = NULL, *out = NULL, *config = NULL;
     int resume = 0, first = 0, last = -1;
     sc_search_config cfg;
@@ -101,10 +106,6 @@ int sc_cmd_search(int argc, char **argv) {
     char tokpath[4200];
     snprintf(tokpath, sizeof tokpath, "%s/tokenizer.json", model);
     if (sc_model_load(model, 0, -1, &m) || sc_tok_load(tokpath, &tok) || sc_dataset_load(train, SC_DATASET_TRAIN, &ds)) { sc_cli_fail("search"); goto done; }
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
     sc_search_run run = {.model = m, .be = sc_backend_cpu(), .tok = tok, .train = &ds, .cfg = &cfg, .run_dir = out,
                          .config_json = resolved, .resume = resume, .stop = &stop_requested};
     sc_status st = sc_search_run_range(&run, first, last);
