@@ -43,6 +43,15 @@ static void widen_rows(float *dst, const uint16_t *src, int64_t n) {
     for (int64_t i = 0; i < n; i++) dst[i] = sc_bf16_to_f32(src[i]);
 }
 
+// Scratch for widening *rows_per_block rows of a BF16 [N, K] matrix at a time.
+static float *widen_buffer(int64_t N, int64_t K, int64_t *rows_per_block) {
+    int64_t nb = SC_WIDEN_BLOCK_FLOATS / K;
+    if (nb < 16) nb = 16;
+    if (nb > N) nb = N;
+    *rows_per_block = nb;
+    return sc_malloc((size_t)(nb * K) * sizeof(float), "widened weight block");
+}
+
 static sc_status cpu_matmul(float *out, const float *x, const sc_mat *W, const float *bias, int T) {
     const int64_t N = W->rows, K = W->cols;
     if (T <= 0) return SC_OK;
@@ -56,10 +65,8 @@ static sc_status cpu_matmul(float *out, const float *x, const sc_mat *W, const f
             for (int64_t n = 0; n < N; n++)
                 for (int t = 0; t < T; t++) out[(int64_t)t * N + n] = dot_bf16(x + (int64_t)t * K, w + n * K, K);
         } else {
-            int64_t nb = SC_WIDEN_BLOCK_FLOATS / K;
-            if (nb < 16) nb = 16;
-            if (nb > N) nb = N;
-            float *buf = sc_malloc((size_t)(nb * K) * sizeof(float), "widened weight block");
+            int64_t nb;
+            float *buf = widen_buffer(N, K, &nb);
             if (!buf) return SC_ERR_MEM;
             for (int64_t n0 = 0; n0 < N; n0 += nb) {
                 int64_t rows = N - n0 < nb ? N - n0 : nb;
@@ -90,10 +97,8 @@ static sc_status cpu_matmul_dx(float *dx, const float *dy, const sc_mat *W, int 
     }
     if (W->dtype != SC_DTYPE_BF16) return sc_errorf(SC_ERR_INTERNAL, "matmul_dx: weight dtype %d is not F32 or BF16", (int)W->dtype);
     const uint16_t *w = W->data;
-    int64_t nb = SC_WIDEN_BLOCK_FLOATS / K;
-    if (nb < 16) nb = 16;
-    if (nb > N) nb = N;
-    float *buf = sc_malloc((size_t)(nb * K) * sizeof(float), "widened weight block");
+    int64_t nb;
+    float *buf = widen_buffer(N, K, &nb);
     if (!buf) return SC_ERR_MEM;
     for (int64_t n0 = 0; n0 < N; n0 += nb) {
         int64_t rows = N - n0 < nb ? N - n0 : nb;
