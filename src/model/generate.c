@@ -39,8 +39,31 @@ int32_t sc_sample_token(float *logits, int V, const sc_sample_opts *o, float u) 
     }
     cand *c = malloc(sizeof(cand) * (size_t)V);
     if (!c) return best;   // out of memory: fall back to greedy rather than fail mid-generation
-    for (int v = 0; v < V; v++) { c[v].p = (logits[v] - mx) * inv_t; c[v].id = v; }
-    qsort(c, (size_t)V, sizeof(cand), cand_desc);   // descending scaled logits
+    if (k < V) {
+        // the k best by a min-heap (root = worst kept), O(V log k), then sort only those
+        for (int v = 0; v < V; v++) {
+            cand x = {(logits[v] - mx) * inv_t, v};
+            if (v < k) {
+                int i = v;
+                c[i] = x;
+                while (i > 0 && cand_desc(&c[(i - 1) / 2], &c[i]) < 0) { cand t = c[i]; c[i] = c[(i - 1) / 2]; c[(i - 1) / 2] = t; i = (i - 1) / 2; }
+            } else if (cand_desc(&x, &c[0]) < 0) {   // better than the worst kept
+                c[0] = x;
+                int i = 0;
+                for (;;) {
+                    int l = 2 * i + 1, r = l + 1, w = i;
+                    if (l < k && cand_desc(&c[l], &c[w]) > 0) w = l;
+                    if (r < k && cand_desc(&c[r], &c[w]) > 0) w = r;
+                    if (w == i) break;
+                    cand t = c[i]; c[i] = c[w]; c[w] = t; i = w;
+                }
+            }
+        }
+        qsort(c, (size_t)k, sizeof(cand), cand_desc);
+    } else {
+        for (int v = 0; v < V; v++) { c[v].p = (logits[v] - mx) * inv_t; c[v].id = v; }
+        qsort(c, (size_t)V, sizeof(cand), cand_desc);   // descending scaled logits
+    }
     double sum = 0;
     for (int i = 0; i < k; i++) { c[i].p = expf(c[i].p); sum += c[i].p; }
     int keep = k;
