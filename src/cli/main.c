@@ -16,6 +16,8 @@ static const subcommand commands[] = {
     {"logits", sc_cmd_logits, "write a text's logits [tokens, vocab] as .npy"},
     {"generate", sc_cmd_generate, "sample a continuation, optionally steered by a direction"},
     {"search", sc_cmd_search, "train divergence adapters (the search)"},
+    {"extract", sc_cmd_extract, "steering directions from finished searches (results.h5, safetensors, GGUF)"},
+    {"evaluate", sc_cmd_evaluate, "continuations of test prompts: base, adapters, directions"},
     {NULL, NULL, NULL},
 };
 

@@ -1,0 +1,74 @@
+// extract.h — steering directions from finished searches: one vector per block per search.
+//
+//   activation-diff (default): d_l = mean over all tokens of all sequences of
+//       h_adapted_l - h_base_l, the residual stream at the output of block l (after the adapter
+//       for the adapted model), with the same token sequences teacher-forced through both.
+//   update-mean: d_l = mean of the adapter's own update scaling * u / (||u|| + eps) evaluated
+//       on the base model's activations h_base_l.
+//
+// The sequences are prompts, each followed by a continuation sampled once from the BASE model
+// and reused for every search. Sums are accumulated in double; sequences run in batches.
+//
+// Results file (RUN_DIR/results.h5, updated atomically):
+//   /directions              f32 [S][L][C]  one row per finished search, in search index order;
+//                            attrs mode, sets, max_new_tokens, temperature, top_k, top_p, seed
+//   /direction_searches      i32 [S]        the search index of each row
+//   /direction_token_counts  i64 [S]        tokens averaged over (0: row not extracted yet)
+//   /extract/continuations   ragged i32     sampled ids per sequence (values + offsets)
+//   /extract/prompt_set      i32 [n]        0 = train, 1 = test
+//   /extract/prompt_index    i32 [n]        row of that set
+// Exported files: RUN_DIR/directions/search_NNNN.safetensors and search_NNNN.gguf.
+// Leaves out: MPI distribution of the searches (one process does them all).
+#ifndef STEERCLEAR_EXTRACT_H
+#define STEERCLEAR_EXTRACT_H
+
+#include "steerclear/adapter.h"
+#include "steerclear/h5.h"
+
+typedef enum { SC_DIRECTION_ACTIVATION_DIFF = 0, SC_DIRECTION_UPDATE_MEAN = 1 } sc_direction_mode;
+const char *sc_direction_mode_name(sc_direction_mode m);   // "activation-diff" / "update-mean"
+sc_status sc_direction_mode_parse(const char *s, sc_direction_mode *out);
+
+// Directions of n_adapters adapters over the same token sequences (teacher-forced, from
+// position 0). dirs: [n_adapters][L][C] float (the means); *n_tokens receives the number of
+// tokens averaged over. batch_seqs bounds how many sequences run through the model at once.
+// Needs the whole model (m->first == 0, m->last == L).
+sc_status sc_directions_compute(const sc_model *m, const sc_backend *be, sc_adapter *const *adapters, int n_adapters,
+                                sc_direction_mode mode, const int32_t *const *seqs, const int *seq_len, int n_seqs,
+                                int batch_seqs, float *dirs, int64_t *n_tokens);
+
+// The finished searches in a results file: indices (ascending, malloc'ed) of every
+// /searches/NNNN group.
+sc_status sc_results_list_searches(sc_h5 *h, int **searches, int *n);
+// Load the final adapter of one search (/searches/NNNN/adapter/{A,B} and the group's attrs
+// adapter, rank, scaling), checking the shapes against n_layers and C.
+sc_status sc_results_load_adapter(sc_h5 *h, int search, int n_layers, int C, sc_adapter **out);
+// The run config's search seed ("search": {"seed": S} in the root attr "config"); 1234 when
+// the config or the key is absent. The default sampling seed of extract and evaluate.
+uint64_t sc_results_run_seed(const char *config_json);
+
+typedef struct {
+    const char *run_dir;        // RUN_DIR with results.h5 (required)
+    const char *model_dir;      // NULL: the results file's root attr "model"
+    const char *train_csv;      // NULL: datasets/train.csv
+    const char *test_csv;       // NULL: datasets/test.csv
+    int use_train, use_test;    // which sets give the prompts (full_prompt column)
+    sc_direction_mode mode;
+    int max_new_tokens;         // 50
+    float temperature;          // 0.7
+    int top_k;                  // 50
+    float top_p;                // 0.9
+    uint64_t seed;              // continuation sampling seed
+    int seed_set;               // 0: use the run config's search seed (1234 when absent)
+    int batch_seqs;             // 16
+    const int *searches;        // NULL: every finished search
+    int n_searches;
+    int export_files;           // 1: write RUN_DIR/directions/search_NNNN.{safetensors,gguf}
+} sc_extract_opts;
+
+void sc_extract_opts_default(sc_extract_opts *o);
+// The whole stage: load model, tokenizer (MODEL_DIR/tokenizer.json), prompts, sample, compute,
+// write results.h5 and the exported files.
+sc_status sc_extract_run(const sc_extract_opts *o, const sc_backend *be);
+
+#endif

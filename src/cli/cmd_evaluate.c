@@ -1,0 +1,170 @@
+// cmd_evaluate.c — `steerclear evaluate`: parse options and run the evaluation stage
+// (src/steer/evaluate.c): base, adapter and direction continuations of the test prompts.
+#include "steerclear/cli.h"
+#include "steerclear/evaluate.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+        "usage: steerclear evaluate --run RUN_DIR [options]\n"
+        "\n"
+        "Continuations of the test prompts from the base model, from each search's adapter and from\n"
+        "each extracted direction at each scale, all variants batched together. Writes RUN_DIR/eval/\n"
+        "base.json, adapter_NNNN.json and direction_NNNN_scale_X.json.\n"
+        "\n"
+        "  --run DIR             run directory with results.h5 (required)\n"
+        "  --model DIR           model directory (default: the results file's \"model\" attribute)\n"
+        "  --test CSV            test prompts (default datasets/test.csv)\n"
+        "  --scales LIST         direction scales, e.g. 2,4,0.5 (default 2)\n"
+        "  --max-new-tokens N    default 100\n"
+        "  --temperature X       default 0.7\n"
+        "  --top-k N             default 50 (0 = off)\n"
+        "  --top-p X             default 0.9\n"
+        "  --seed S              sampling seed (default: the run's search seed)\n"
+        "  --limit N             only the first N test prompts\n"
+        "  --searches LIST       e.g. 0,3,5-7 (default: every finished search)\n"
+        "  --batch N             sequences per generation batch (default 64)\n"
+        "  --no-adapters         skip the adapter variants\n"
+        "  --no-directions       skip the direction variants\n");
+}
+
+static int parse_int(const char *opt, const char *s, int min, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > INT_MAX) { sc_errorf(SC_ERR_ARG, "%s '%s' is not an integer >= %d", opt, s, min); return 0; }
+    *out = (int)v;
+    return 1;
+}
+
+static int parse_float(const char *opt, const char *s, float *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v)) { sc_errorf(SC_ERR_ARG, "%s '%s' is not a number", opt, s); return 0; }
+    *out = (float)v;
+    return 1;
+}
+
+// "2,4,0.5" -> {2,4,0.5}
+static int parse_scales(const char *s, float **out, int *n) {
+    int cnt = 1;
+    for (const char *p = s; *p; p++) cnt += *p == ',';
+    float *v = malloc(sizeof(float) * (size_t)cnt);
+    const char *p = s;
+    for (int i = 0; v && i < cnt; i++) {
+        char *end;
+        errno = 0;
+        double x = strtod(p, &end);
+        if (errno || end == p || !isfinite(x) || (*end != ',' && *end) || (*end == ',' && i == cnt - 1)) break;
+        v[i] = (float)x;
+        if (i == cnt - 1) { *out = v; *n = cnt; return 1; }
+        p = end + 1;
+    }
+    free(v);
+    sc_errorf(SC_ERR_ARG, "--scales '%s' is not a comma-separated list of numbers such as 2,4,0.5", s);
+    return 0;
+}
+
+// "0,3,5-7" -> {0,3,5,6,7}
+static int parse_list(const char *s, int **out, int *n) {
+    int cap = 16, cnt = 0;
+    int *v = malloc(sizeof(int) * (size_t)cap);
+    const char *p = s;
+    while (v && *p) {
+        char *end;
+        errno = 0;
+        long a = strtol(p, &end, 10), b;
+        if (errno || end == p || a < 0 || a > 9999) break;
+        b = a;
+        if (*end == '-') {
+            const char *q = end + 1;
+            b = strtol(q, &end, 10);
+            if (errno || end == q || b < a || b > 9999) break;
+        }
+        for (long i = a; i <= b; i++) {
+            if (cnt == cap) { int *nv = realloc(v, sizeof(int) * (size_t)(cap *= 2)); if (!nv) { free(v); v = NULL; break; } v = nv; }
+            if (v) v[cnt++] = (int)i;
+        }
+        if (!v) break;
+        if (*end == ',' && end[1]) p = end + 1;
+        else if (!*end) { *out = v; *n = cnt; return 1; }
+        else break;
+    }
+    free(v);
+    sc_errorf(SC_ERR_ARG, "--searches '%s' is not a list of search indices such as 0,3,5-7", s);
+    return 0;
+}
+
+int sc_cmd_evaluate(int argc, char **argv) {
+    enum { O_RUN = 1000, O_MODEL, O_TEST, O_SCALES, O_MAXNEW, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_LIMIT,
+           O_SEARCHES, O_BATCH, O_NOADAPT, O_NODIR, O_HELP };
+    static const struct option longopts[] = {
+        {"run", required_argument, 0, O_RUN}, {"model", required_argument, 0, O_MODEL},
+        {"test", required_argument, 0, O_TEST}, {"scales", required_argument, 0, O_SCALES},
+        {"max-new-tokens", required_argument, 0, O_MAXNEW}, {"temperature", required_argument, 0, O_TEMP},
+        {"top-k", required_argument, 0, O_TOPK}, {"top-p", required_argument, 0, O_TOPP},
+        {"seed", required_argument, 0, O_SEED}, {"limit", required_argument, 0, O_LIMIT},
+        {"searches", required_argument, 0, O_SEARCHES}, {"batch", required_argument, 0, O_BATCH},
+        {"no-adapters", no_argument, 0, O_NOADAPT}, {"no-directions", no_argument, 0, O_NODIR},
+        {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0},
+    };
+    sc_evaluate_opts o;
+    sc_evaluate_opts_default(&o);
+    int *searches = NULL;
+    float *scales = NULL;
+    optind = 1;
+    opterr = 0;
+    int c, rc = 1;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        int ok = 1;
+        char *end;
+        switch (c) {
+        case O_RUN: o.run_dir = optarg; break;
+        case O_MODEL: o.model_dir = optarg; break;
+        case O_TEST: o.test_csv = optarg; break;
+        case O_SCALES: free(scales); scales = NULL; ok = parse_scales(optarg, &scales, &o.n_scales); break;
+        case O_MAXNEW: ok = parse_int("--max-new-tokens", optarg, 1, &o.max_new_tokens); break;
+        case O_TEMP: ok = parse_float("--temperature", optarg, &o.temperature); break;
+        case O_TOPK: ok = parse_int("--top-k", optarg, 0, &o.top_k); break;
+        case O_TOPP: ok = parse_float("--top-p", optarg, &o.top_p); break;
+        case O_SEED:
+            errno = 0;
+            o.seed = strtoull(optarg, &end, 10);
+            if (errno || end == optarg || *end || optarg[0] == '-') { sc_errorf(SC_ERR_ARG, "--seed '%s' is not a non-negative integer", optarg); ok = 0; }
+            o.seed_set = 1;
+            break;
+        case O_LIMIT: ok = parse_int("--limit", optarg, 1, &o.limit); break;
+        case O_SEARCHES: free(searches); searches = NULL; ok = parse_list(optarg, &searches, &o.n_searches); break;
+        case O_BATCH: ok = parse_int("--batch", optarg, 1, &o.batch_seqs); break;
+        case O_NOADAPT: o.adapters = 0; break;
+        case O_NODIR: o.directions = 0; break;
+        case 'h': case O_HELP: usage(stdout); rc = 0; goto out;
+        default:
+            sc_errorf(SC_ERR_ARG, "unknown or incomplete option '%s' (see steerclear evaluate --help)", argv[optind - 1]);
+            ok = 0;
+        }
+        if (!ok) goto fail;
+    }
+    if (optind < argc) { sc_errorf(SC_ERR_ARG, "unexpected argument '%s'", argv[optind]); goto fail; }
+    if (!o.run_dir) { sc_errorf(SC_ERR_ARG, "--run RUN_DIR is required"); goto fail; }
+    o.searches = searches;
+    o.scales = scales;
+    if (sc_evaluate_run(&o, sc_backend_cpu()) != SC_OK) goto fail;
+    printf("%s/eval\n", o.run_dir);
+    rc = 0;
+    goto out;
+fail:
+    rc = sc_cli_fail("evaluate");
+out:
+    free(searches);
+    free(scales);
+    return rc;
+}

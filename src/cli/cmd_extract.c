@@ -1,0 +1,148 @@
+// cmd_extract.c — `steerclear extract`: parse options and run the extraction stage
+// (src/steer/extract.c) on a run directory. Leaves out: MPI (one process does every search).
+#include "steerclear/cli.h"
+#include "steerclear/extract.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+        "usage: steerclear extract --run RUN_DIR [options]\n"
+        "\n"
+        "One steering direction per block for every finished search in RUN_DIR/results.h5: the mean\n"
+        "over all tokens of (adapted - base) residual stream at each block's output, over the prompts\n"
+        "each followed by a continuation sampled once from the base model. Writes /directions to\n"
+        "results.h5 and RUN_DIR/directions/search_NNNN.{safetensors,gguf}.\n"
+        "\n"
+        "  --run DIR             run directory with results.h5 (required)\n"
+        "  --model DIR           model directory (default: the results file's \"model\" attribute)\n"
+        "  --train CSV           train prompts (default datasets/train.csv)\n"
+        "  --test CSV            test prompts (default datasets/test.csv)\n"
+        "  --mode M              activation-diff (default) | update-mean\n"
+        "  --sets LIST           train,test (default) | train | test\n"
+        "  --max-new-tokens N    continuation length (default 50; 0 = prompts only)\n"
+        "  --temperature X       default 0.7\n"
+        "  --top-k N             default 50 (0 = off)\n"
+        "  --top-p X             default 0.9\n"
+        "  --seed S              sampling seed (default: the run's search seed)\n"
+        "  --searches LIST       e.g. 0,3,5-7 (default: every finished search)\n"
+        "  --batch N             sequences per forward pass (default 16)\n"
+        "  --no-export           skip the safetensors / GGUF files\n");
+}
+
+static int parse_int(const char *opt, const char *s, int min, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > INT_MAX) { sc_errorf(SC_ERR_ARG, "%s '%s' is not an integer >= %d", opt, s, min); return 0; }
+    *out = (int)v;
+    return 1;
+}
+
+static int parse_float(const char *opt, const char *s, float *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end) { sc_errorf(SC_ERR_ARG, "%s '%s' is not a number", opt, s); return 0; }
+    *out = (float)v;
+    return 1;
+}
+
+// "0,3,5-7" -> {0,3,5,6,7}
+static int parse_list(const char *s, int **out, int *n) {
+    int cap = 16, cnt = 0;
+    int *v = malloc(sizeof(int) * (size_t)cap);
+    const char *p = s;
+    while (v && *p) {
+        char *end;
+        errno = 0;
+        long a = strtol(p, &end, 10), b;
+        if (errno || end == p || a < 0 || a > 9999) break;
+        b = a;
+        if (*end == '-') {
+            const char *q = end + 1;
+            b = strtol(q, &end, 10);
+            if (errno || end == q || b < a || b > 9999) break;
+        }
+        for (long i = a; i <= b; i++) {
+            if (cnt == cap) { int *nv = realloc(v, sizeof(int) * (size_t)(cap *= 2)); if (!nv) { free(v); v = NULL; break; } v = nv; }
+            if (v) v[cnt++] = (int)i;
+        }
+        if (!v) break;
+        if (*end == ',' && end[1]) p = end + 1;
+        else if (!*end) { *out = v; *n = cnt; return 1; }
+        else break;
+    }
+    free(v);
+    sc_errorf(SC_ERR_ARG, "--searches '%s' is not a list of search indices such as 0,3,5-7", s);
+    return 0;
+}
+
+int sc_cmd_extract(int argc, char **argv) {
+    enum { O_RUN = 1000, O_MODEL, O_TRAIN, O_TEST, O_MODE, O_SETS, O_MAXNEW, O_TEMP, O_TOPK, O_TOPP, O_SEED,
+           O_SEARCHES, O_BATCH, O_NOEXPORT, O_HELP };
+    static const struct option longopts[] = {
+        {"run", required_argument, 0, O_RUN}, {"model", required_argument, 0, O_MODEL},
+        {"train", required_argument, 0, O_TRAIN}, {"test", required_argument, 0, O_TEST},
+        {"mode", required_argument, 0, O_MODE}, {"sets", required_argument, 0, O_SETS},
+        {"max-new-tokens", required_argument, 0, O_MAXNEW}, {"temperature", required_argument, 0, O_TEMP},
+        {"top-k", required_argument, 0, O_TOPK}, {"top-p", required_argument, 0, O_TOPP},
+        {"seed", required_argument, 0, O_SEED}, {"searches", required_argument, 0, O_SEARCHES},
+        {"batch", required_argument, 0, O_BATCH}, {"no-export", no_argument, 0, O_NOEXPORT},
+        {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0},
+    };
+    sc_extract_opts o;
+    sc_extract_opts_default(&o);
+    int *searches = NULL;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        int ok = 1;
+        char *end;
+        switch (c) {
+        case O_RUN: o.run_dir = optarg; break;
+        case O_MODEL: o.model_dir = optarg; break;
+        case O_TRAIN: o.train_csv = optarg; break;
+        case O_TEST: o.test_csv = optarg; break;
+        case O_MODE: ok = sc_direction_mode_parse(optarg, &o.mode) == SC_OK; break;
+        case O_SETS:
+            if (!strcmp(optarg, "train,test") || !strcmp(optarg, "test,train")) o.use_train = o.use_test = 1;
+            else if (!strcmp(optarg, "train")) { o.use_train = 1; o.use_test = 0; }
+            else if (!strcmp(optarg, "test")) { o.use_train = 0; o.use_test = 1; }
+            else { sc_errorf(SC_ERR_ARG, "--sets '%s' is not one of train,test | train | test", optarg); ok = 0; }
+            break;
+        case O_MAXNEW: ok = parse_int("--max-new-tokens", optarg, 0, &o.max_new_tokens); break;
+        case O_TEMP: ok = parse_float("--temperature", optarg, &o.temperature); break;
+        case O_TOPK: ok = parse_int("--top-k", optarg, 0, &o.top_k); break;
+        case O_TOPP: ok = parse_float("--top-p", optarg, &o.top_p); break;
+        case O_SEED:
+            errno = 0;
+            o.seed = strtoull(optarg, &end, 10);
+            if (errno || end == optarg || *end || optarg[0] == '-') { sc_errorf(SC_ERR_ARG, "--seed '%s' is not a non-negative integer", optarg); ok = 0; }
+            o.seed_set = 1;
+            break;
+        case O_SEARCHES: free(searches); searches = NULL; ok = parse_list(optarg, &searches, &o.n_searches); break;
+        case O_BATCH: ok = parse_int("--batch", optarg, 1, &o.batch_seqs); break;
+        case O_NOEXPORT: o.export_files = 0; break;
+        case 'h': case O_HELP: usage(stdout); free(searches); return 0;
+        default:
+            sc_errorf(SC_ERR_ARG, "unknown or incomplete option '%s' (see steerclear extract --help)", argv[optind - 1]);
+            ok = 0;
+        }
+        if (!ok) { free(searches); return sc_cli_fail("extract"); }
+    }
+    if (optind < argc) { free(searches); sc_errorf(SC_ERR_ARG, "unexpected argument '%s'", argv[optind]); return sc_cli_fail("extract"); }
+    if (!o.run_dir) { free(searches); sc_errorf(SC_ERR_ARG, "--run RUN_DIR is required"); return sc_cli_fail("extract"); }
+    o.searches = searches;
+    sc_status st = sc_extract_run(&o, sc_backend_cpu());
+    free(searches);
+    if (st != SC_OK) return sc_cli_fail("extract");
+    printf("%s/results.h5\n", o.run_dir);
+    return 0;
+}
