@@ -26,6 +26,10 @@ static void test_sampler(void) {
     CHECK(count[0] == 0 && count[3] == 0 && count[4] == 0);
     double want = 1.0 / (1.0 + exp(-0.5));   // P(id 1) within {1, 2}
     CHECK_NEAR(count[1] / 4000.0, want, 0.03);
+    // a vocabulary limit: ids at or above it are never drawn, even the best one
+    o.top_k = 0; o.vocab_limit = 1;
+    for (int i = 0; i < 10; i++) { memcpy(l, base, sizeof l); CHECK(sc_sample_token(l, 5, &o, i / 10.0f) == 0); }
+    o.vocab_limit = 0;
     // plain temperature sampling over the whole vocabulary
     o.top_k = 0; o.temperature = 2.0f;
     memset(count, 0, sizeof count);

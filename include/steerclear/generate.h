@@ -15,6 +15,8 @@ typedef struct {
     int top_k;             // 0 = off
     float top_p;           // 1 = off
     uint64_t seed;
+    int vocab_limit;       // > 0: draw only ids below it (the tokenizer's ids; the model's
+                           // padding rows above them decode to nothing); 0 = all V
     const int32_t *stop_ids; int n_stop;   // e.g. <|im_end|>, <|endoftext|>; the stop token is kept in the output
 } sc_sample_opts;
 

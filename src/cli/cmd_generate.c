@@ -134,6 +134,7 @@ int sc_cmd_generate(int argc, char **argv) {
     int32_t stops[2] = {sc_tok_id(tok, "<|im_end|>"), sc_tok_id(tok, "<|endoftext|>")};
     so.stop_ids = stops;
     so.n_stop = 2;
+    so.vocab_limit = sc_tok_vocab_size(tok);
     sc_steer_variant var = {0};
     sc_steer steer = {&var, 1, m->cfg.n_layers};
     sc_hook hook = sc_steer_hook(&steer);

@@ -23,6 +23,7 @@ static int cand_desc(const void *a, const void *b) {
 }
 
 int32_t sc_sample_token(float *logits, int V, const sc_sample_opts *o, float u) {
+    if (o->vocab_limit > 0 && o->vocab_limit < V) V = o->vocab_limit;
     int32_t best = 0;
     for (int v = 1; v < V; v++) if (logits[v] > logits[best]) best = v;
     if (o->greedy) return best;

@@ -35,6 +35,7 @@ sc_status sc_search_step(const sc_search_run *run, sc_search_state *state, const
     so.seed = sc_seed_mix(state->seed, 0x5341000000ull + (uint64_t)step);
     so.stop_ids = stops;
     so.n_stop = 2;
+    so.vocab_limit = sc_tok_vocab_size(run->tok);
     uint64_t *streams = malloc(sizeof(uint64_t) * (size_t)n);
     sc_gen_out *gen = calloc((size_t)n, sizeof(sc_gen_out));
     if (!streams || !gen) { free(streams); free(gen); return sc_errorf(SC_ERR_MEM, "out of memory"); }
