@@ -1,0 +1,328 @@
+// bench_engine.c — CPU engine throughput on a model directory, the counterpart of
+// tests/ref/bench_torch.py (same workloads, same JSON keys where they overlap):
+//   prefill  one --prompt-tokens prompt: sc_forward through a KV cache + sc_head on the last row
+//   decode   batch 1 and batch 8: a --prompt-tokens prompt (timed apart), then --new-tokens - 1
+//            greedy steps, one sc_forward + sc_head per step on the KV cache (only these timed)
+//   step     one divergence optimizer step (sc_search_step): 12 prompts of 32 random ids,
+//            --new-tokens sampled tokens each (stop tokens as in the search), shared adapter of
+//            rank 2, a fresh adapter state per repetition (the first step, like the torch script)
+// Each is the best of --reps. Prints one JSON object with "threads" (omp_get_max_threads()),
+// "blas" (openblas_get_config()) and the peak resident memory (getrusage ru_maxrss).
+// Leaves out: per-phase timing of the step (sc_search_step is timed as a whole), CUDA.
+//
+// usage: bench_engine --model DIR [--what prefill,decode,step] [--prompt-tokens 128]
+//                     [--new-tokens 64] [--reps 3] [--seed 0]
+// The tokenizer (stop ids of the step) is DIR/tokenizer.json.
+#include "steerclear/core.h"
+#include "steerclear/engine.h"
+#include "steerclear/rng.h"
+#include "steerclear/search.h"
+#include "steerclear/tok.h"
+
+#include <cblas.h>
+#include <getopt.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+typedef struct {
+    const sc_model *m;
+    const sc_backend *be;
+    int prompt_tokens, new_tokens, reps;
+    uint64_t seed;
+} bench_ctx;
+
+static double peak_mb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;   // ru_maxrss is in KiB on Linux
+}
+
+static void random_ids(int32_t *ids, int n, int V, uint64_t seed, uint64_t stream) {
+    for (int i = 0; i < n; i++) {
+        uint32_t w[4];
+        sc_philox4x32(seed, stream, (uint64_t)i, w);
+        ids[i] = (int32_t)(w[0] % (uint32_t)V);
+    }
+}
+
+static int32_t argmax(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+static void json_times(FILE *f, const double *t, int n) {
+    fputc('[', f);
+    for (int i = 0; i < n; i++) fprintf(f, "%s%.6f", i ? ", " : "", t[i]);
+    fputc(']', f);
+}
+
+static double min_of(const double *t, int n) {
+    double b = t[0];
+    for (int i = 1; i < n; i++)
+        if (t[i] < b) b = t[i];
+    return b;
+}
+
+// --- Prefill ----------------------------------------------------------------------------------
+
+static sc_status bench_prefill(const bench_ctx *b, FILE *out) {
+    const int P = b->prompt_tokens, C = b->m->cfg.hidden, V = b->m->cfg.vocab;
+    sc_status st = SC_OK;
+    sc_kv_cache *cache = NULL;
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)P);
+    float *hidden = malloc(sizeof(float) * (size_t)P * C), *logits = malloc(sizeof(float) * (size_t)V);
+    double *t = calloc((size_t)b->reps, sizeof(double));
+    if (!ids || !hidden || !logits || !t) { st = sc_errorf(SC_ERR_MEM, "out of memory for the prefill benchmark"); goto done; }
+    random_ids(ids, P, V, b->seed, 1);
+    if ((st = sc_kv_cache_create(b->m, 1, P, &cache))) goto done;
+    int seq_start[2] = {0, 8}, last = 7;
+    sc_batch warm = {.n_seq = 1, .seq_start = seq_start};
+    if ((st = sc_forward(b->m, b->be, &warm, ids, hidden, cache, NULL, NULL))) goto done;   // warm-up
+    if ((st = sc_head(b->m, b->be, hidden, &last, 1, NULL, NULL, logits))) goto done;
+    seq_start[1] = P;
+    last = P - 1;
+    sc_batch batch = {.n_seq = 1, .seq_start = seq_start};
+    for (int r = 0; r < b->reps; r++) {
+        double t0 = sc_now_seconds();
+        if ((st = sc_forward(b->m, b->be, &batch, ids, hidden, cache, NULL, NULL))) goto done;
+        if ((st = sc_head(b->m, b->be, hidden, &last, 1, NULL, NULL, logits))) goto done;
+        t[r] = sc_now_seconds() - t0;
+    }
+    double best = min_of(t, b->reps);
+    fprintf(out, " \"prefill\": {\"tokens\": %d, \"seconds\": %.6f, \"all_seconds\": ", P, best);
+    json_times(out, t, b->reps);
+    fprintf(out, ", \"tokens_per_s\": %.3f},\n \"peak_rss_mb_after_prefill\": %.1f,\n", P / best, peak_mb());
+done:
+    sc_kv_cache_free(cache);
+    free(ids); free(hidden); free(logits); free(t);
+    return st;
+}
+
+// --- Decode -----------------------------------------------------------------------------------
+
+// One run: prefill B prompts, then new_tokens - 1 greedy steps; *pre and *dec get the seconds.
+static sc_status decode_once(const bench_ctx *b, int B, const int32_t *prompts, sc_kv_cache *cache, float *hidden,
+                             float *logits, double *pre, double *dec) {
+    const int P = b->prompt_tokens, V = b->m->cfg.vocab;
+    int seq_start[9], pos0[8], slot[8], rows[8];
+    int32_t next[8];
+    for (int s = 0; s <= B; s++) seq_start[s] = s * P;
+    for (int s = 0; s < B; s++) { pos0[s] = 0; slot[s] = s; rows[s] = (s + 1) * P - 1; }
+    sc_batch batch = {.n_seq = B, .seq_start = seq_start, .pos0 = pos0, .slot = slot};
+    double t0 = sc_now_seconds();
+    SC_TRY(sc_forward(b->m, b->be, &batch, prompts, hidden, cache, NULL, NULL));
+    SC_TRY(sc_head(b->m, b->be, hidden, rows, B, NULL, NULL, logits));
+    for (int s = 0; s < B; s++) next[s] = argmax(logits + (size_t)s * V, V);
+    double t1 = sc_now_seconds();
+    for (int s = 0; s <= B; s++) seq_start[s] = s;
+    for (int i = 0; i < b->new_tokens - 1; i++) {
+        for (int s = 0; s < B; s++) pos0[s] = P + i;
+        SC_TRY(sc_forward(b->m, b->be, &batch, next, hidden, cache, NULL, NULL));
+        SC_TRY(sc_head(b->m, b->be, hidden, NULL, B, NULL, NULL, logits));
+        for (int s = 0; s < B; s++) next[s] = argmax(logits + (size_t)s * V, V);
+    }
+    *pre = t1 - t0;
+    *dec = sc_now_seconds() - t1;
+    return SC_OK;
+}
+
+static sc_status bench_decode(const bench_ctx *b, int B, FILE *out) {
+    const int P = b->prompt_tokens, C = b->m->cfg.hidden, V = b->m->cfg.vocab, steps = b->new_tokens - 1;
+    sc_status st = SC_OK;
+    sc_kv_cache *cache = NULL;
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)B * P);
+    float *hidden = malloc(sizeof(float) * (size_t)B * P * C), *logits = malloc(sizeof(float) * (size_t)B * V);
+    double *tp = calloc((size_t)b->reps, sizeof(double)), *td = calloc((size_t)b->reps, sizeof(double));
+    if (!ids || !hidden || !logits || !tp || !td) { st = sc_errorf(SC_ERR_MEM, "out of memory for the decode benchmark"); goto done; }
+    for (int s = 0; s < B; s++) random_ids(ids + (size_t)s * P, P, V, b->seed, 100 + (uint64_t)(B * 16 + s));
+    if ((st = sc_kv_cache_create(b->m, B, P + b->new_tokens, &cache))) goto done;
+    {   // warm-up: 4 tokens of the first prompt
+        int ws[2] = {0, 4}, wr = 3;
+        sc_batch warm = {.n_seq = 1, .seq_start = ws};
+        if ((st = sc_forward(b->m, b->be, &warm, ids, hidden, cache, NULL, NULL))) goto done;
+        if ((st = sc_head(b->m, b->be, hidden, &wr, 1, NULL, NULL, logits))) goto done;
+    }
+    for (int r = 0; r < b->reps; r++)
+        if ((st = decode_once(b, B, ids, cache, hidden, logits, &tp[r], &td[r]))) goto done;
+    double pre = min_of(tp, b->reps), dec = min_of(td, b->reps);
+    fprintf(out, "  \"batch%d\": {\"batch\": %d, \"prompt_tokens\": %d, \"new_tokens\": %d, \"prefill_seconds\": %.6f, "
+                 "\"decode_seconds\": %.6f, \"all_decode_seconds\": ", B, B, P, b->new_tokens, pre, dec);
+    json_times(out, td, b->reps);
+    if (steps > 0)
+        fprintf(out, ", \"decode_tokens_per_s\": %.3f, \"ms_per_step\": %.3f}", (double)B * steps / dec, 1000.0 * dec / steps);
+    else
+        fprintf(out, ", \"decode_tokens_per_s\": null, \"ms_per_step\": null}");
+done:
+    sc_kv_cache_free(cache);
+    free(ids); free(hidden); free(logits); free(tp); free(td);
+    return st;
+}
+
+// --- Search step ------------------------------------------------------------------------------
+
+enum { STEP_BATCH = 12, STEP_PROMPT = 32 };
+
+static sc_status new_state(const sc_model *m, const sc_search_config *cfg, sc_search_state **out) {
+    sc_search_state *s = sc_calloc(1, sizeof *s, "search state");
+    if (!s) return SC_ERR_MEM;
+    s->steps_total = 1;
+    s->batch = cfg->batch_size;
+    s->seed = sc_search_seed(cfg, 0);
+    sc_status st = sc_adapter_create(cfg->adapter, m->cfg.n_layers, m->cfg.hidden, cfg->rank, cfg->scaling, &s->adapter);
+    if (st) { free(s); return st; }
+    sc_adapter_init(s->adapter, s->seed);
+    size_t nA = sc_adapter_numel_A(s->adapter), nB = sc_adapter_numel_B(s->adapter);
+    s->mA = calloc(nA, sizeof(float)); s->vA = calloc(nA, sizeof(float));
+    s->mB = calloc(nB, sizeof(float)); s->vB = calloc(nB, sizeof(float));
+    if (!s->mA || !s->vA || !s->mB || !s->vB) { sc_search_state_free(s); return sc_errorf(SC_ERR_MEM, "out of memory for the search state"); }
+    *out = s;
+    return SC_OK;
+}
+
+static sc_status bench_step(const bench_ctx *b, const sc_tokenizer *tok, FILE *out) {
+    const int V = b->m->cfg.vocab;
+    sc_search_config cfg;
+    sc_search_config_default(&cfg);
+    cfg.adapter = SC_ADAPTER_SHARED;
+    cfg.rank = 2;
+    cfg.batch_size = STEP_BATCH;
+    cfg.prompts_per_search = STEP_BATCH;
+    cfg.max_new_tokens = b->new_tokens;
+    cfg.seed = b->seed;
+    SC_TRY(sc_search_config_validate(&cfg));
+    sc_search_run run = {.model = b->m, .be = b->be, .tok = tok, .cfg = &cfg};
+    int32_t ids[STEP_BATCH][STEP_PROMPT], idx[STEP_BATCH];
+    const int32_t *prompts[STEP_BATCH];
+    int len[STEP_BATCH];
+    for (int i = 0; i < STEP_BATCH; i++) {
+        random_ids(ids[i], STEP_PROMPT, V, b->seed, 1000 + (uint64_t)i);
+        prompts[i] = ids[i]; len[i] = STEP_PROMPT; idx[i] = i;
+    }
+    double *t = calloc((size_t)b->reps, sizeof(double));
+    if (!t) return sc_errorf(SC_ERR_MEM, "out of memory");
+    sc_status st = SC_OK;
+    sc_step_record rec = {0};
+    int64_t gen_tokens = 0;
+    for (int r = 0; r < b->reps && !st; r++) {
+        sc_search_state *s = NULL;
+        if ((st = new_state(b->m, &cfg, &s))) break;
+        double t0 = sc_now_seconds();
+        st = sc_search_step(&run, s, prompts, len, idx, STEP_BATCH, &rec);
+        t[r] = sc_now_seconds() - t0;
+        sc_search_state_free(s);
+        if (st) break;
+        gen_tokens = 0;
+        for (int i = 0; i < STEP_BATCH; i++) gen_tokens += rec.gen_len[i];
+        if (r + 1 < b->reps) { free(rec.prompt_idx); free(rec.gen_len); free(rec.gen); free(rec.A); free(rec.B); memset(&rec, 0, sizeof rec); }
+    }
+    if (!st) {
+        fprintf(out, " \"step\": {\"batch\": %d, \"prompt_tokens\": %d, \"new_tokens\": %d, \"adapter\": \"shared\", \"rank\": 2, "
+                     "\"generated_tokens\": %lld, \"total_seconds\": %.6f, \"all_seconds\": ",
+                STEP_BATCH, STEP_PROMPT, b->new_tokens, (long long)gen_tokens, min_of(t, b->reps));
+        json_times(out, t, b->reps);
+        fprintf(out, ", \"loss\": %.6g, \"kl\": %.6g, \"nll\": %.6g},\n \"peak_rss_mb_after_step\": %.1f,\n", rec.loss, rec.kl, rec.nll, peak_mb());
+    }
+    free(rec.prompt_idx); free(rec.gen_len); free(rec.gen); free(rec.A); free(rec.B);
+    free(t);
+    return st;
+}
+
+// --- Main -------------------------------------------------------------------------------------
+
+static const char *usage_text =
+    "usage: bench_engine --model DIR [--what prefill,decode,step] [--prompt-tokens 128]\n"
+    "                    [--new-tokens 64] [--reps 3] [--seed 0]\n";
+
+static int fail(const char *what) {
+    fprintf(stderr, "bench_engine: %s%s\n", what, sc_last_error());
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"model", required_argument, NULL, 'm'},
+        {"what", required_argument, NULL, 'w'},
+        {"prompt-tokens", required_argument, NULL, 'p'},
+        {"new-tokens", required_argument, NULL, 'n'},
+        {"reps", required_argument, NULL, 'r'},
+        {"seed", required_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *dir = NULL, *what = "prefill,decode,step";
+    bench_ctx b = {.prompt_tokens = 128, .new_tokens = 64, .reps = 3, .seed = 0};
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': dir = optarg; break;
+        case 'w': what = optarg; break;
+        case 'p': b.prompt_tokens = atoi(optarg); break;
+        case 'n': b.new_tokens = atoi(optarg); break;
+        case 'r': b.reps = atoi(optarg); break;
+        case 's': b.seed = strtoull(optarg, NULL, 10); break;
+        case 'h': fputs(usage_text, stdout); return 0;
+        default: fputs(usage_text, stderr); return 2;
+        }
+    }
+    if (!dir) { fprintf(stderr, "bench_engine: --model DIR is required\n%s", usage_text); return 2; }
+    if (b.prompt_tokens < 1 || b.new_tokens < 1 || b.reps < 1) {
+        fprintf(stderr, "bench_engine: --prompt-tokens, --new-tokens and --reps must be at least 1\n");
+        return 2;
+    }
+    int do_prefill = 0, do_decode = 0, do_step = 0;
+    char wbuf[256];
+    snprintf(wbuf, sizeof wbuf, "%s", what);
+    for (char *save = NULL, *w = strtok_r(wbuf, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+        if (!strcmp(w, "prefill")) do_prefill = 1;
+        else if (!strcmp(w, "decode")) do_decode = 1;
+        else if (!strcmp(w, "step")) do_step = 1;
+        else { fprintf(stderr, "bench_engine: --what: unknown item '%s' (prefill, decode, step)\n", w); return 2; }
+    }
+
+    double t0 = sc_now_seconds();
+    sc_model *m = NULL;
+    if (sc_model_load(dir, 0, -1, &m)) return fail("");
+    double load = sc_now_seconds() - t0;
+    sc_tokenizer *tok = NULL;
+    if (do_step) {
+        char tp[4200];
+        snprintf(tp, sizeof tp, "%s/tokenizer.json", dir);
+        if (sc_tok_load(tp, &tok)) { sc_model_free(m); return fail("the step needs DIR/tokenizer.json for its stop ids: "); }
+    }
+    b.m = m;
+    b.be = sc_backend_cpu();
+
+    // Everything goes to a memory stream first so a failure prints no half JSON.
+    char *buf = NULL;
+    size_t blen = 0;
+    FILE *out = open_memstream(&buf, &blen);
+    if (!out) { sc_model_free(m); sc_tok_free(tok); fprintf(stderr, "bench_engine: out of memory\n"); return 1; }
+    const sc_model_config *k = &m->cfg;
+    fprintf(out, "{\n \"model\": \"%s\", \"engine\": \"steerclear-cpu\", \"threads\": %d, \"blas\": \"%s\",\n"
+                 " \"load_seconds\": %.3f,\n \"config\": {\"L\": %d, \"C\": %d, \"NH\": %d, \"KVH\": %d, \"HD\": %d, \"I\": %d, \"V\": %d},\n"
+                 " \"peak_rss_mb_after_load\": %.1f,\n",
+            m->dir, omp_get_max_threads(), openblas_get_config(), load, k->n_layers, k->hidden, k->n_heads,
+            k->n_kv_heads, k->head_dim, k->intermediate, k->vocab, peak_mb());
+    sc_status st = SC_OK;
+    if (do_prefill) st = bench_prefill(&b, out);
+    if (!st && do_decode) {
+        fprintf(out, " \"decode\": {\n");
+        st = bench_decode(&b, 1, out);
+        if (!st) { fprintf(out, ",\n"); st = bench_decode(&b, 8, out); }
+        if (!st) fprintf(out, "\n },\n \"peak_rss_mb_after_decode\": %.1f,\n", peak_mb());
+    }
+    if (!st && do_step) st = bench_step(&b, tok, out);
+    fprintf(out, " \"peak_rss_mb\": %.1f\n}\n", peak_mb());
+    fclose(out);
+    sc_tok_free(tok);
+    sc_model_free(m);
+    if (st) { free(buf); return fail(""); }
+    fwrite(buf, 1, blen, stdout);
+    free(buf);
+    return 0;
+}
