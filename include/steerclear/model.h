@@ -43,6 +43,7 @@ typedef struct {
     const void *data;
     sc_dtype dtype;        // SC_DTYPE_F32 or SC_DTYPE_BF16 only
     int64_t rows, cols;
+    const float *f32;      // optional F32 copy of a BF16 matrix (sc_model_cache_f32), else NULL
 } sc_mat;
 
 typedef struct {
@@ -80,5 +81,12 @@ typedef struct {
 // naming the file, the tensor and both shapes.
 sc_status sc_model_load(const char *dir, int first, int last, sc_model **out);
 void sc_model_free(sc_model *m);
+
+// Keep an F32 copy of every BF16 matrix when all copies fit in budget_bytes: products over
+// many rows (prefill, training) then skip re-widening the weights on every call, while
+// decoding keeps streaming BF16 (half the bytes). Returns SC_OK and does nothing when the
+// copies would not fit. sc_model_load calls it with the budget from $SC_F32_CACHE_MB, or
+// 40% of physical memory when unset (0 disables it).
+sc_status sc_model_cache_f32(sc_model *m, size_t budget_bytes);
 
 #endif

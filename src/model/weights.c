@@ -12,6 +12,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -168,8 +169,11 @@ static sc_status load_all(sc_model *m, const char *dir, int first, int last) {
     const sc_st_tensor *head = m->has_head ? sc_st_find(m->st, "lm_head.weight") : NULL;
     if (m->has_head && !c->tie_embeddings && !head)
         return sc_errorf(SC_ERR_FORMAT, "%s: tensor lm_head.weight not found, and config.json says tie_word_embeddings is false", dir);
-    if (m->has_head && c->tie_embeddings && head)
-        sc_log(SC_LOG_DEBUG, "%s: tie_word_embeddings is true but lm_head.weight is present; using lm_head.weight", dir);
+    if (m->has_head && c->tie_embeddings && head) {
+        // Hugging Face ties lm_head to the embedding after loading, so the embedding wins
+        sc_log(SC_LOG_DEBUG, "%s: tie_word_embeddings is true; lm_head.weight is present but ignored (the embedding is the head, as in transformers)", dir);
+        head = NULL;
+    }
     int need_embed = m->has_embed || (m->has_head && !head);
     if (need_embed) SC_TRY(load_mat(m, "model.embed_tokens.weight", V, C, &m->embed));
     for (int l = first; l < last; l++) SC_TRY(load_block(m, l));
@@ -181,11 +185,64 @@ static sc_status load_all(sc_model *m, const char *dir, int first, int last) {
     return SC_OK;
 }
 
+// ---------------------------------------------------------------------------------------
+// F32 copies of BF16 matrices
+
+static size_t f32_cache_budget(void) {
+    const char *env = getenv("SC_F32_CACHE_MB");
+    if (env && *env) return (size_t)strtoull(env, NULL, 10) << 20;
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0) return 0;
+    return (size_t)((double)pages * (double)page * 0.4);
+}
+
+static void mats_of(sc_model *m, sc_mat **list, size_t *n) {
+    *n = 0;
+    if (m->embed.data) list[(*n)++] = &m->embed;
+    if (m->has_head && m->lm_head.data && m->lm_head.data != m->embed.data) list[(*n)++] = &m->lm_head;
+    for (int l = m->first; l < m->last; l++) {
+        sc_block_weights *b = &m->blocks[l];
+        sc_mat *mm[] = {&b->q, &b->k, &b->v, &b->o, &b->gate, &b->up, &b->down};
+        for (size_t i = 0; i < sizeof mm / sizeof mm[0]; i++) list[(*n)++] = mm[i];
+    }
+}
+
+sc_status sc_model_cache_f32(sc_model *m, size_t budget_bytes) {
+    size_t cap = 2 + 7 * (size_t)(m->last - m->first), n = 0, bytes = 0;
+    sc_mat **list = malloc(sizeof(sc_mat *) * cap);
+    if (!list) return sc_errorf(SC_ERR_MEM, "out of memory");
+    mats_of(m, list, &n);
+    for (size_t i = 0; i < n; i++)
+        if (list[i]->dtype == SC_DTYPE_BF16 && !list[i]->f32) bytes += (size_t)(list[i]->rows * list[i]->cols) * sizeof(float);
+    if (bytes == 0 || bytes > budget_bytes) {
+        if (bytes) sc_log(SC_LOG_DEBUG, "%s: F32 weight copies need %.1f GiB, over the %.1f GiB budget: products widen BF16 per call", m->dir, bytes / 1073741824.0, budget_bytes / 1073741824.0);
+        free(list);
+        return SC_OK;
+    }
+    for (size_t i = 0; i < n; i++) {
+        sc_mat *w = list[i];
+        if (w->dtype != SC_DTYPE_BF16 || w->f32) continue;
+        int64_t count = w->rows * w->cols;
+        float *f = malloc(sizeof(float) * (size_t)count);
+        if (!f) { free(list); return sc_errorf(SC_ERR_MEM, "%s: out of memory for F32 weight copies (%.1f GiB); set SC_F32_CACHE_MB=0 to run without them", m->dir, bytes / 1073741824.0); }
+        const uint16_t *src = w->data;
+        #pragma omp parallel for schedule(static)
+        for (int64_t j = 0; j < count; j++) f[j] = sc_bf16_to_f32(src[j]);
+        sc_status st = own(m, f);
+        if (st) { free(list); return st; }
+        w->f32 = f;
+    }
+    if (m->has_head && m->lm_head.data == m->embed.data) m->lm_head.f32 = m->embed.f32;
+    free(list);
+    return SC_OK;
+}
+
 sc_status sc_model_load(const char *dir, int first, int last, sc_model **out) {
     *out = NULL;
     sc_model *m = calloc(1, sizeof *m);
     if (!m) return sc_errorf(SC_ERR_MEM, "out of memory loading %s", dir);
     sc_status rc = load_all(m, dir, first, last);
+    if (rc == SC_OK) rc = sc_model_cache_f32(m, f32_cache_budget());
     if (rc != SC_OK) { sc_model_free(m); return rc; }
     *out = m;
     return SC_OK;

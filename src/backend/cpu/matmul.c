@@ -12,30 +12,59 @@
 #include <immintrin.h>
 #endif
 
-// Rows of x at or below which BF16 uses the streaming dot-product path.
-#define SC_MATVEC_MAX_ROWS 8
+// Rows of x at or below which BF16 uses the streaming kernel (decode: memory bound).
+#define SC_MATVEC_MAX_ROWS 16
 // Floats per widened weight block (4 MiB), a compromise between sgemm efficiency and cache.
 #define SC_WIDEN_BLOCK_FLOATS (1u << 20)
 
-static float dot_bf16(const float *x, const uint16_t *w, int64_t K) {
+// out[t, n] for rows t in [0, nt) (nt <= 8) of x against one BF16 weight row: each 8-wide
+// slice of the weight row is widened once and used for every x row.
+static inline __attribute__((always_inline)) void rows_dot_bf16(float *out, int64_t ldo, const float *x, int64_t K,
+                                                                const uint16_t *w, int nt) {
     int64_t k = 0;
-    float acc = 0.0f;
 #if defined(__AVX2__) && defined(__FMA__)
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    for (; k + 16 <= K; k += 16) {
-        __m256i w0 = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(w + k))), 16);
-        __m256i w1 = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(w + k + 8))), 16);
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + k), _mm256_castsi256_ps(w0), a0);
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + k + 8), _mm256_castsi256_ps(w1), a1);
+    __m256 acc[8];
+    for (int j = 0; j < 8; j++) acc[j] = _mm256_setzero_ps();
+    for (; k + 8 <= K; k += 8) {
+        __m256 wv = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(w + k))), 16));
+        for (int j = 0; j < 8; j++)
+            if (j < nt) acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(x + j * K + k), wv, acc[j]);
     }
-    a0 = _mm256_add_ps(a0, a1);
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a0), _mm256_extractf128_ps(a0, 1));
-    s = _mm_hadd_ps(s, s);
-    s = _mm_hadd_ps(s, s);
-    acc = _mm_cvtss_f32(s);
+    for (int j = 0; j < nt; j++) {
+        __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(acc[j]), _mm256_extractf128_ps(acc[j], 1));
+        s4 = _mm_hadd_ps(s4, s4);
+        s4 = _mm_hadd_ps(s4, s4);
+        out[j * ldo] = _mm_cvtss_f32(s4);
+    }
+#else
+    for (int j = 0; j < nt; j++) out[j * ldo] = 0.0f;
 #endif
-    for (; k < K; k++) acc += x[k] * sc_bf16_to_f32(w[k]);
-    return acc;
+    for (; k < K; k++) {
+        float wk = sc_bf16_to_f32(w[k]);
+        for (int j = 0; j < nt; j++) out[j * ldo] += x[j * K + k] * wk;
+    }
+}
+
+// out[T, N] = x[T, K] . W[N, K]^T for BF16 W and T <= SC_MATVEC_MAX_ROWS, in blocks of 8 rows.
+static void matmul_bf16_rows(float *out, const float *x, const uint16_t *w, int64_t N, int64_t K, int T) {
+    #pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < N; n++) {
+        for (int t0 = 0; t0 < T; t0 += 8) {
+            int nt = T - t0 < 8 ? T - t0 : 8;
+            float *o = out + (int64_t)t0 * N + n;
+            const float *xr = x + (int64_t)t0 * K;
+            switch (nt) {   // constant nt per case lets the compiler keep the accumulators in registers
+            case 1: rows_dot_bf16(o, N, xr, K, w + n * K, 1); break;
+            case 2: rows_dot_bf16(o, N, xr, K, w + n * K, 2); break;
+            case 3: rows_dot_bf16(o, N, xr, K, w + n * K, 3); break;
+            case 4: rows_dot_bf16(o, N, xr, K, w + n * K, 4); break;
+            case 5: rows_dot_bf16(o, N, xr, K, w + n * K, 5); break;
+            case 6: rows_dot_bf16(o, N, xr, K, w + n * K, 6); break;
+            case 7: rows_dot_bf16(o, N, xr, K, w + n * K, 7); break;
+            default: rows_dot_bf16(o, N, xr, K, w + n * K, 8); break;
+            }
+        }
+    }
 }
 
 static void widen_rows(float *dst, const uint16_t *src, int64_t n) {
@@ -55,15 +84,14 @@ static float *widen_buffer(int64_t N, int64_t K, int64_t *rows_per_block) {
 static sc_status cpu_matmul(float *out, const float *x, const sc_mat *W, const float *bias, int T) {
     const int64_t N = W->rows, K = W->cols;
     if (T <= 0) return SC_OK;
-    if (W->dtype == SC_DTYPE_F32) {
+    const float *wf = W->dtype == SC_DTYPE_F32 ? (const float *)W->data : W->f32;
+    if (wf && (W->dtype == SC_DTYPE_F32 || T > SC_MATVEC_MAX_ROWS)) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)N, (int)K, 1.0f, x, (int)K,
-                    (const float *)W->data, (int)K, 0.0f, out, (int)N);
+                    wf, (int)K, 0.0f, out, (int)N);
     } else if (W->dtype == SC_DTYPE_BF16) {
         const uint16_t *w = W->data;
         if (T <= SC_MATVEC_MAX_ROWS) {
-            #pragma omp parallel for schedule(static)
-            for (int64_t n = 0; n < N; n++)
-                for (int t = 0; t < T; t++) out[(int64_t)t * N + n] = dot_bf16(x + (int64_t)t * K, w + n * K, K);
+            matmul_bf16_rows(out, x, w, N, K, T);
         } else {
             int64_t nb;
             float *buf = widen_buffer(N, K, &nb);
@@ -90,9 +118,10 @@ static sc_status cpu_matmul(float *out, const float *x, const sc_mat *W, const f
 static sc_status cpu_matmul_dx(float *dx, const float *dy, const sc_mat *W, int T, int accumulate) {
     const int64_t N = W->rows, K = W->cols;
     if (T <= 0) return SC_OK;
-    if (W->dtype == SC_DTYPE_F32) {
+    const float *wf = W->dtype == SC_DTYPE_F32 ? (const float *)W->data : W->f32;
+    if (wf) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, (int)K, (int)N, 1.0f, dy, (int)N,
-                    (const float *)W->data, (int)K, accumulate ? 1.0f : 0.0f, dx, (int)K);
+                    wf, (int)K, accumulate ? 1.0f : 0.0f, dx, (int)K);
         return SC_OK;
     }
     if (W->dtype != SC_DTYPE_BF16) return sc_errorf(SC_ERR_INTERNAL, "matmul_dx: weight dtype %d is not F32 or BF16", (int)W->dtype);
