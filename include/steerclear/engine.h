@@ -50,6 +50,8 @@ typedef struct sc_activations sc_activations;
 sc_status sc_activations_create(int checkpoint, sc_activations **out);
 void sc_activations_free(sc_activations *a);
 size_t sc_activations_bytes(const sc_activations *a);
+// Bytes a forward pass of T tokens through the model's slice saves, with or without checkpointing.
+size_t sc_activations_estimate(const sc_model *m, int T, int checkpoint);
 
 // Forward through the model's slice. ids [T] is read when the slice starts at block 0;
 // otherwise hidden [T,C] holds the input. On return hidden [T,C] holds the slice's output

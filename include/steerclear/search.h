@@ -32,7 +32,8 @@ typedef struct {
     int top_k;                 // 0 = off
     float top_p;               // 1 = off
     uint64_t seed;             // run seed; search s uses sc_seed_mix(seed, s)
-    int checkpoint_activations;   // recompute blocks in backward (bounded memory)
+    int checkpoint_activations;   // recompute blocks in backward: 1, 0, or -1 = auto (only when
+                                  // keeping every block's activations would pass 25% of RAM)
     int loss_chunk;            // rows of logits per loss chunk (32)
 } sc_search_config;
 

@@ -88,6 +88,14 @@ void sc_activations_free(sc_activations *a) {
 
 size_t sc_activations_bytes(const sc_activations *a) { return a->bytes; }
 
+size_t sc_activations_estimate(const sc_model *m, int T, int checkpoint) {
+    const sc_model_config *c = &m->cfg;
+    const size_t C = c->hidden, QD = (size_t)c->n_heads * c->head_dim, KD = (size_t)c->n_kv_heads * c->head_dim;
+    const size_t per_token = 5 * C + 2 * QD + 2 * KD + (size_t)c->n_heads + 3 * (size_t)c->intermediate + 2;   // block_acts
+    const size_t nb = (size_t)(m->last - m->first);
+    return sizeof(float) * (size_t)T * (checkpoint ? nb * C + per_token : nb * per_token);
+}
+
 static sc_status activations_prepare(sc_activations *a, const sc_model *m, const sc_batch *batch, const int *pos) {
     activations_reset(a);
     const int T = batch->seq_start[batch->n_seq], nb = m->last - m->first;

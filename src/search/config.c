@@ -27,7 +27,7 @@ void sc_search_config_default(sc_search_config *c) {
     c->top_k = 0;
     c->top_p = 1.0f;
     c->seed = 1234;
-    c->checkpoint_activations = 1;
+    c->checkpoint_activations = -1;   // auto
     c->loss_chunk = 32;
 }
 
@@ -53,7 +53,7 @@ sc_status sc_search_config_validate(const sc_search_config *c) {
     return SC_OK;
 }
 
-typedef enum { K_INT, K_FLOAT, K_U64, K_BOOL, K_ADAPTER } key_kind;
+typedef enum { K_INT, K_FLOAT, K_U64, K_AUTO_BOOL, K_ADAPTER } key_kind;
 typedef struct { const char *name; key_kind kind; size_t off; } key_def;
 #define KEY(n, k, f) {n, k, offsetof(sc_search_config, f)}
 static const key_def keys[] = {
@@ -64,7 +64,7 @@ static const key_def keys[] = {
     KEY("batch_size", K_INT, batch_size), KEY("prompts_per_search", K_INT, prompts_per_search),
     KEY("epochs", K_INT, epochs), KEY("max_new_tokens", K_INT, max_new_tokens),
     KEY("temperature", K_FLOAT, temperature), KEY("top_k", K_INT, top_k), KEY("top_p", K_FLOAT, top_p),
-    KEY("seed", K_U64, seed), KEY("checkpoint_activations", K_BOOL, checkpoint_activations),
+    KEY("seed", K_U64, seed), KEY("checkpoint_activations", K_AUTO_BOOL, checkpoint_activations),
     KEY("loss_chunk", K_INT, loss_chunk),
 };
 
@@ -84,9 +84,10 @@ sc_status sc_search_config_from_json(const cJSON *obj, const char *where, sc_sea
             if (!cJSON_IsString(it)) return sc_errorf(SC_ERR_ARG, "%s: '%s' must be \"shared\" or \"per-block\"", where, k->name);
             if (sc_adapter_kind_parse(it->valuestring, (sc_adapter_kind *)base)) return sc_error_wrap(SC_ERR_ARG, "%s: ", where);
             break;
-        case K_BOOL:
-            if (!cJSON_IsBool(it)) return sc_errorf(SC_ERR_ARG, "%s: '%s' must be true or false", where, k->name);
-            *(int *)base = cJSON_IsTrue(it);
+        case K_AUTO_BOOL:
+            if (cJSON_IsString(it) && !strcmp(it->valuestring, "auto")) *(int *)base = -1;
+            else if (cJSON_IsBool(it)) *(int *)base = cJSON_IsTrue(it);
+            else return sc_errorf(SC_ERR_ARG, "%s: '%s' must be true, false or \"auto\"", where, k->name);
             break;
         default:
             if (!cJSON_IsNumber(it)) return sc_errorf(SC_ERR_ARG, "%s: '%s' must be a number", where, k->name);
@@ -112,7 +113,10 @@ cJSON *sc_search_config_to_json(const sc_search_config *c) {
         case K_INT: cJSON_AddNumberToObject(o, keys[i].name, *(const int *)base); break;
         case K_FLOAT: cJSON_AddNumberToObject(o, keys[i].name, (double)*(const float *)base); break;
         case K_U64: cJSON_AddNumberToObject(o, keys[i].name, (double)*(const uint64_t *)base); break;
-        case K_BOOL: cJSON_AddBoolToObject(o, keys[i].name, *(const int *)base); break;
+        case K_AUTO_BOOL:
+            if (*(const int *)base < 0) cJSON_AddStringToObject(o, keys[i].name, "auto");
+            else cJSON_AddBoolToObject(o, keys[i].name, *(const int *)base);
+            break;
         case K_ADAPTER: cJSON_AddStringToObject(o, keys[i].name, sc_adapter_kind_name(*(const sc_adapter_kind *)base)); break;
         }
     }

@@ -82,7 +82,12 @@ sc_status sc_search_step(const sc_search_run *run, sc_search_state *state, const
 
     // 3. teacher-forced P and Q, the loss, Q's backward into the adapter
     if ((st = sc_forward(m, be, &batch, ids, hp, NULL, NULL, NULL))) goto done;
-    if ((st = sc_activations_create(cfg->checkpoint_activations, &acts))) goto done;
+    int checkpoint = cfg->checkpoint_activations;
+    if (checkpoint < 0) {   // auto: recompute only when keeping everything would pass 25% of RAM
+        double ram = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+        checkpoint = (double)sc_activations_estimate(m, T, 0) > 0.25 * ram;
+    }
+    if ((st = sc_activations_create(checkpoint, &acts))) goto done;
     if ((st = sc_forward(m, be, &batch, ids, hq, NULL, &hook, acts))) goto done;
     sc_loss_stats ls;
     if ((st = sc_divergence_loss(m, be, hp, hq, rows, targets, n_rows, cfg->alpha, cfg->beta, cfg->loss_chunk, dh, &ls))) goto done;

@@ -45,8 +45,39 @@ static inline __attribute__((always_inline)) void rows_dot_bf16(float *out, int6
     }
 }
 
+// One row of x against one BF16 weight row, four independent accumulator chains (a single
+// chain would wait on FMA latency: batch-1 decode).
+static float dot_bf16(const float *x, const uint16_t *w, int64_t K) {
+    int64_t k = 0;
+    float acc = 0.0f;
+#if defined(__AVX2__) && defined(__FMA__)
+    __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (; k + 32 <= K; k += 32)
+        for (int j = 0; j < 4; j++) {
+            __m256i wi = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(w + k + 8 * j))), 16);
+            a[j] = _mm256_fmadd_ps(_mm256_loadu_ps(x + k + 8 * j), _mm256_castsi256_ps(wi), a[j]);
+        }
+    for (; k + 8 <= K; k += 8) {
+        __m256i wi = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(w + k))), 16);
+        a[0] = _mm256_fmadd_ps(_mm256_loadu_ps(x + k), _mm256_castsi256_ps(wi), a[0]);
+    }
+    __m256 s8 = _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3]));
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    s4 = _mm_hadd_ps(s4, s4);
+    s4 = _mm_hadd_ps(s4, s4);
+    acc = _mm_cvtss_f32(s4);
+#endif
+    for (; k < K; k++) acc += x[k] * sc_bf16_to_f32(w[k]);
+    return acc;
+}
+
 // out[T, N] = x[T, K] . W[N, K]^T for BF16 W and T <= SC_MATVEC_MAX_ROWS, in blocks of 8 rows.
 static void matmul_bf16_rows(float *out, const float *x, const uint16_t *w, int64_t N, int64_t K, int T) {
+    if (T == 1) {
+        #pragma omp parallel for schedule(static)
+        for (int64_t n = 0; n < N; n++) out[n] = dot_bf16(x, w + n * K, K);
+        return;
+    }
     #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < N; n++) {
         for (int t0 = 0; t0 < T; t0 += 8) {

@@ -45,12 +45,13 @@ static void cpu_rmsnorm_backward(float *dx, const float *dout, const float *x, c
 
 static void cpu_rope(float *x, const int *pos, int T, int H, int HD, float theta, int inverse) {
     const int half = HD / 2;
+    double inv_freq[512];   // HD <= 1024
+    for (int i = 0; i < half; i++) inv_freq[i] = pow((double)theta, -2.0 * i / HD);
     #pragma omp parallel for schedule(static)
     for (int t = 0; t < T; t++) {
-        float cs[512], sn[512];   // HD <= 1024
+        float cs[512], sn[512];
         for (int i = 0; i < half; i++) {
-            double inv_freq = pow((double)theta, -2.0 * i / HD);
-            double ang = (double)pos[t] * inv_freq;
+            double ang = (double)pos[t] * inv_freq[i];
             cs[i] = (float)cos(ang);
             sn[i] = inverse ? -(float)sin(ang) : (float)sin(ang);
         }
