@@ -86,7 +86,7 @@ void sc_model_free(sc_model *m);
 // many rows (prefill, training) then skip re-widening the weights on every call, while
 // decoding keeps streaming BF16 (half the bytes). Returns SC_OK and does nothing when the
 // copies would not fit. sc_model_load calls it with the budget from $SC_F32_CACHE_MB, or
-// 40% of physical memory when unset (0 disables it).
+// 40% of physical memory capped at 8 GiB when unset (0 disables it).
 sc_status sc_model_cache_f32(sc_model *m, size_t budget_bytes);
 
 #endif

@@ -193,7 +193,10 @@ static size_t f32_cache_budget(void) {
     if (env && *env) return (size_t)strtoull(env, NULL, 10) << 20;
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     if (pages <= 0 || page <= 0) return 0;
-    return (size_t)((double)pages * (double)page * 0.4);
+    // 40% of physical memory, at most 8 GiB: small models (0.5B-1.5B) get the copies, while a
+    // 7B or 14B checkpoint is never held twice (BF16 mapping + F32 copy) by default.
+    double budget = (double)pages * (double)page * 0.4, cap = 8.0 * 1073741824.0;
+    return (size_t)(budget < cap ? budget : cap);
 }
 
 static void mats_of(sc_model *m, sc_mat **list, size_t *n) {
