@@ -14,4 +14,10 @@ int sc_cmd_evaluate(int argc, char **argv);
 // Print "steerclear CMD: <message>" for the last error to stderr; returns 1.
 int sc_cli_fail(const char *cmd);
 
+// Option values: return 1 and store, or record an error naming the option and return 0.
+int sc_cli_parse_int(const char *opt, const char *s, int min, int *out);
+int sc_cli_parse_float(const char *opt, const char *s, float *out);
+// A list of search indices such as "0,3,5-7" (malloc'ed into *out).
+int sc_cli_parse_list(const char *s, int **out, int *n);
+
 #endif

@@ -35,53 +35,8 @@ static void usage(FILE *f) {
         "  --no-export           skip the safetensors / GGUF files\n");
 }
 
-static int parse_int(const char *opt, const char *s, int min, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < min || v > INT_MAX) { sc_errorf(SC_ERR_ARG, "%s '%s' is not an integer >= %d", opt, s, min); return 0; }
-    *out = (int)v;
-    return 1;
-}
 
-static int parse_float(const char *opt, const char *s, float *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end) { sc_errorf(SC_ERR_ARG, "%s '%s' is not a number", opt, s); return 0; }
-    *out = (float)v;
-    return 1;
-}
 
-// "0,3,5-7" -> {0,3,5,6,7}
-static int parse_list(const char *s, int **out, int *n) {
-    int cap = 16, cnt = 0;
-    int *v = malloc(sizeof(int) * (size_t)cap);
-    const char *p = s;
-    while (v && *p) {
-        char *end;
-        errno = 0;
-        long a = strtol(p, &end, 10), b;
-        if (errno || end == p || a < 0 || a > 9999) break;
-        b = a;
-        if (*end == '-') {
-            const char *q = end + 1;
-            b = strtol(q, &end, 10);
-            if (errno || end == q || b < a || b > 9999) break;
-        }
-        for (long i = a; i <= b; i++) {
-            if (cnt == cap) { int *nv = realloc(v, sizeof(int) * (size_t)(cap *= 2)); if (!nv) { free(v); v = NULL; break; } v = nv; }
-            if (v) v[cnt++] = (int)i;
-        }
-        if (!v) break;
-        if (*end == ',' && end[1]) p = end + 1;
-        else if (!*end) { *out = v; *n = cnt; return 1; }
-        else break;
-    }
-    free(v);
-    sc_errorf(SC_ERR_ARG, "--searches '%s' is not a list of search indices such as 0,3,5-7", s);
-    return 0;
-}
 
 int sc_cmd_extract(int argc, char **argv) {
     enum { O_RUN = 1000, O_MODEL, O_TRAIN, O_TEST, O_MODE, O_SETS, O_MAXNEW, O_TEMP, O_TOPK, O_TOPP, O_SEED,
@@ -117,18 +72,18 @@ int sc_cmd_extract(int argc, char **argv) {
             else if (!strcmp(optarg, "test")) { o.use_train = 0; o.use_test = 1; }
             else { sc_errorf(SC_ERR_ARG, "--sets '%s' is not one of train,test | train | test", optarg); ok = 0; }
             break;
-        case O_MAXNEW: ok = parse_int("--max-new-tokens", optarg, 0, &o.max_new_tokens); break;
-        case O_TEMP: ok = parse_float("--temperature", optarg, &o.temperature); break;
-        case O_TOPK: ok = parse_int("--top-k", optarg, 0, &o.top_k); break;
-        case O_TOPP: ok = parse_float("--top-p", optarg, &o.top_p); break;
+        case O_MAXNEW: ok = sc_cli_parse_int("--max-new-tokens", optarg, 0, &o.max_new_tokens); break;
+        case O_TEMP: ok = sc_cli_parse_float("--temperature", optarg, &o.temperature); break;
+        case O_TOPK: ok = sc_cli_parse_int("--top-k", optarg, 0, &o.top_k); break;
+        case O_TOPP: ok = sc_cli_parse_float("--top-p", optarg, &o.top_p); break;
         case O_SEED:
             errno = 0;
             o.seed = strtoull(optarg, &end, 10);
             if (errno || end == optarg || *end || optarg[0] == '-') { sc_errorf(SC_ERR_ARG, "--seed '%s' is not a non-negative integer", optarg); ok = 0; }
             o.seed_set = 1;
             break;
-        case O_SEARCHES: free(searches); searches = NULL; ok = parse_list(optarg, &searches, &o.n_searches); break;
-        case O_BATCH: ok = parse_int("--batch", optarg, 1, &o.batch_seqs); break;
+        case O_SEARCHES: free(searches); searches = NULL; ok = sc_cli_parse_list(optarg, &searches, &o.n_searches); break;
+        case O_BATCH: ok = sc_cli_parse_int("--batch", optarg, 1, &o.batch_seqs); break;
         case O_NOEXPORT: o.export_files = 0; break;
         case 'h': case O_HELP: usage(stdout); free(searches); return 0;
         default:
