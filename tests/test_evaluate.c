@@ -134,16 +134,15 @@ int main(void) {
         CHECK_OK(sc_tok_encode(tok, g_full[p], strlen(g_full[p]), &pt[p], &n));
         pl[p] = (int)n;
     }
-    int32_t stops[2] = {sc_tok_id(tok, "<|im_end|>"), sc_tok_id(tok, "<|endoftext|>")};
+    int32_t stops[2];
     sc_sample_opts so;
     sc_sample_opts_default(&so);
+    sc_sample_opts_for_tokenizer(&so, tok, stops);   // as the evaluate stage does
     so.max_new_tokens = 6;
     so.temperature = 0.7f;
-    so.top_k = 0;      // no top-k / top-p: sc_sample_token would sort the whole vocabulary per token
+    so.top_k = 0;
     so.top_p = 1.0f;
     so.seed = 9;
-    so.stop_ids = stops;
-    so.n_stop = 2;
 
     // 1. all variants in one batch == each variant alone == chunks crossing variants
     const sc_eval_variant var[N_V] = {
@@ -220,11 +219,8 @@ int main(void) {
             if (file_var[f] >= 0 && out) {   // the text is the decoded batched continuation
                 char *want = NULL;
                 const sc_gen_out *g = &all[file_var[f] * N_P + i];
-                int32_t known[16];
-                size_t nk = 0;
-                for (int k = 0; k < g->n && nk < 16; k++)   // ids past the tokenizer (model padding) carry no text
-                    if (g->ids[k] < sc_tok_vocab_size(tok)) known[nk++] = g->ids[k];
-                CHECK_OK(sc_tok_decode(tok, known, nk, 1, &want));
+                for (int k = 0; k < g->n; k++) CHECK(g->ids[k] < sc_tok_vocab_size(tok));   // only decodable ids are drawn
+                CHECK_OK(sc_tok_decode(tok, g->ids, (size_t)g->n, 1, &want));
                 CHECKF(want && !strcmp(want, out), "%s entry %d: '%s' != '%s'", files[f], i, out, want ? want : "");
                 free(want);
             }

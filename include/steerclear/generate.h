@@ -7,6 +7,7 @@
 #define STEERCLEAR_GENERATE_H
 
 #include "steerclear/engine.h"
+#include "steerclear/tok.h"
 
 typedef struct {
     int max_new_tokens;    // stop after this many new tokens
@@ -39,5 +40,9 @@ sc_status sc_generate(const sc_model *m, const sc_backend *be, const int32_t *co
 // Defaults: <|im_end|> and <|endoftext|> looked up in the tokenizer are the caller's job;
 // this fills sampling defaults (temperature 1, no top-k/top-p, 128 tokens).
 void sc_sample_opts_default(sc_sample_opts *o);
+// Fit the options to a tokenizer: stop at the chat end tokens it has (<|im_end|>,
+// <|endoftext|>; their ids go into stops, which must outlive o) and draw only ids it can
+// decode (vocab_limit: a model's padding rows above them carry no text).
+void sc_sample_opts_for_tokenizer(sc_sample_opts *o, const sc_tokenizer *tok, int32_t stops[2]);
 
 #endif

@@ -131,10 +131,8 @@ int sc_cmd_generate(int argc, char **argv) {
     }
     if (sc_tok_encode(tok, input, strlen(input), &ids, &n_ids)) { sc_cli_fail("generate"); goto done; }
     if (n_ids == 0) { fprintf(stderr, "steerclear generate: the prompt is empty\n"); goto done; }
-    int32_t stops[2] = {sc_tok_id(tok, "<|im_end|>"), sc_tok_id(tok, "<|endoftext|>")};
-    so.stop_ids = stops;
-    so.n_stop = 2;
-    so.vocab_limit = sc_tok_vocab_size(tok);
+    int32_t stops[2];
+    sc_sample_opts_for_tokenizer(&so, tok, stops);
     sc_steer_variant var = {0};
     sc_steer steer = {&var, 1, m->cfg.n_layers};
     sc_hook hook = sc_steer_hook(&steer);

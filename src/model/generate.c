@@ -14,6 +14,15 @@ void sc_sample_opts_default(sc_sample_opts *o) {
     o->top_p = 1.0f;
 }
 
+void sc_sample_opts_for_tokenizer(sc_sample_opts *o, const sc_tokenizer *tok, int32_t stops[2]) {
+    int n = 0;
+    if ((stops[n] = sc_tok_id(tok, "<|im_end|>")) >= 0) n++;
+    if ((stops[n] = sc_tok_id(tok, "<|endoftext|>")) >= 0) n++;
+    o->stop_ids = stops;
+    o->n_stop = n;
+    o->vocab_limit = sc_tok_vocab_size(tok);
+}
+
 typedef struct { float p; int32_t id; } cand;
 
 static int cand_desc(const void *a, const void *b) {

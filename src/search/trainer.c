@@ -25,17 +25,15 @@ sc_status sc_search_step(const sc_search_run *run, sc_search_state *state, const
     memset(rec, 0, sizeof *rec);
 
     // 1. sample continuations from the current Q (no gradients)
-    int32_t stops[2] = {sc_tok_id(run->tok, "<|im_end|>"), sc_tok_id(run->tok, "<|endoftext|>")};
+    int32_t stops[2];
     sc_sample_opts so;
     sc_sample_opts_default(&so);
+    sc_sample_opts_for_tokenizer(&so, run->tok, stops);
     so.max_new_tokens = cfg->max_new_tokens;
     so.temperature = cfg->temperature;
     so.top_k = cfg->top_k;
     so.top_p = cfg->top_p;
     so.seed = sc_seed_mix(state->seed, 0x5341000000ull + (uint64_t)step);
-    so.stop_ids = stops;
-    so.n_stop = 2;
-    so.vocab_limit = sc_tok_vocab_size(run->tok);
     uint64_t *streams = malloc(sizeof(uint64_t) * (size_t)n);
     sc_gen_out *gen = calloc((size_t)n, sizeof(sc_gen_out));
     if (!streams || !gen) { free(streams); free(gen); return sc_errorf(SC_ERR_MEM, "out of memory"); }

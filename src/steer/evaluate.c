@@ -166,22 +166,6 @@ sc_status sc_evaluate_write_json(const char *path, const sc_dataset *test, const
     return st;
 }
 
-// Decode a continuation, special tokens skipped. Ids the tokenizer does not know (a model's
-// padding rows beyond the tokenizer's vocabulary, e.g. 151665..151935 for Qwen2.5) carry no
-// text and are left out too; *n_unknown counts them.
-static sc_status decode_output(const sc_tokenizer *tok, const sc_gen_out *g, char **text, int *n_unknown) {
-    const int32_t nv = sc_tok_vocab_size(tok);
-    int32_t *ids = malloc(sizeof(int32_t) * (size_t)(g->n + 1));
-    if (!ids) return sc_errorf(SC_ERR_MEM, "out of memory");
-    size_t k = 0;
-    for (int i = 0; i < g->n; i++) {
-        if (g->ids[i] >= 0 && g->ids[i] < nv) ids[k++] = g->ids[i];
-        else (*n_unknown)++;
-    }
-    sc_status st = sc_tok_decode(tok, ids, k, 1, text);
-    free(ids);
-    return st;
-}
 
 // --- The stage --------------------------------------------------------------------------------
 
@@ -317,24 +301,18 @@ sc_status sc_evaluate_run(const sc_evaluate_opts *o, const sc_backend *be) {
     }
     // generate
     int32_t stops[2];
-    int n_stop = 0;
-    if ((stops[n_stop] = sc_tok_id(tok, "<|im_end|>")) >= 0) n_stop++;
-    if ((stops[n_stop] = sc_tok_id(tok, "<|endoftext|>")) >= 0) n_stop++;
     sc_sample_opts so;
     sc_sample_opts_default(&so);
+    sc_sample_opts_for_tokenizer(&so, tok, stops);
     so.max_new_tokens = o->max_new_tokens;
     so.temperature = o->temperature;
     so.top_k = o->top_k;
     so.top_p = o->top_p;
     so.seed = o->seed_set ? o->seed : sc_results_run_seed(config);
-    so.stop_ids = stops;
-    so.n_stop = n_stop;
     sc_log(SC_LOG_INFO, "evaluate: %d variants x %d prompts, %d new tokens, batches of %d", n_var, n_p, o->max_new_tokens, o->batch_seqs);
     if ((st = sc_evaluate_generate(m, be, var, n_var, (const int32_t *const *)ptok, plen, n_p, streams, &so, o->batch_seqs, gen))) goto done;
-    int n_unknown = 0;
     for (int k = 0; k < n_var * n_p; k++)
-        if ((st = decode_output(tok, &gen[k], &texts[k], &n_unknown))) { sc_error_wrap(st, "decoding output %d: ", k); goto done; }
-    if (n_unknown) sc_log(SC_LOG_WARN, "evaluate: %d sampled ids lie outside the tokenizer's vocabulary (model padding rows) and were left out of the texts", n_unknown);
+        if ((st = sc_tok_decode(tok, gen[k].ids, (size_t)gen[k].n, 1, &texts[k]))) { sc_error_wrap(st, "decoding output %d: ", k); goto done; }
     // write
     char dir[4200], fpath[4400], sname[64];
     snprintf(dir, sizeof dir, "%s/eval", o->run_dir);

@@ -289,18 +289,14 @@ static sc_status build_sequences(const sc_extract_opts *o, const sc_model *m, co
     if (o->max_new_tokens <= 0) goto done;
     // continuations from the base model, stream = (set << 32) | row: the same text whichever sets are chosen
     int32_t stops[2];
-    int n_stop = 0;
-    if ((stops[n_stop] = sc_tok_id(tok, "<|im_end|>")) >= 0) n_stop++;
-    if ((stops[n_stop] = sc_tok_id(tok, "<|endoftext|>")) >= 0) n_stop++;
     sc_sample_opts so;
     sc_sample_opts_default(&so);
+    sc_sample_opts_for_tokenizer(&so, tok, stops);
     so.max_new_tokens = o->max_new_tokens;
     so.temperature = o->temperature;
     so.top_k = o->top_k;
     so.top_p = o->top_p;
     so.seed = seed;
-    so.stop_ids = stops;
-    so.n_stop = n_stop;
     const int gb = o->batch_seqs;
     uint64_t *streams = malloc(sizeof(uint64_t) * (size_t)gb);
     sc_gen_out *gen = calloc((size_t)gb, sizeof(sc_gen_out));
