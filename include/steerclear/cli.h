@@ -17,6 +17,7 @@ int sc_cli_fail(const char *cmd);
 // Option values: return 1 and store, or record an error naming the option and return 0.
 int sc_cli_parse_int(const char *opt, const char *s, int min, int *out);
 int sc_cli_parse_float(const char *opt, const char *s, float *out);
+int sc_cli_parse_u64(const char *opt, const char *s, unsigned long long *out);   // e.g. --seed
 // A list of search indices such as "0,3,5-7" (malloc'ed into *out).
 int sc_cli_parse_list(const char *s, int **out, int *n);
 

@@ -3,7 +3,6 @@
 #include "steerclear/cli.h"
 #include "steerclear/extract.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -59,7 +58,6 @@ int sc_cmd_extract(int argc, char **argv) {
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         int ok = 1;
-        char *end;
         switch (c) {
         case O_RUN: o.run_dir = optarg; break;
         case O_MODEL: o.model_dir = optarg; break;
@@ -76,12 +74,13 @@ int sc_cmd_extract(int argc, char **argv) {
         case O_TEMP: ok = sc_cli_parse_float("--temperature", optarg, &o.temperature); break;
         case O_TOPK: ok = sc_cli_parse_int("--top-k", optarg, 0, &o.top_k); break;
         case O_TOPP: ok = sc_cli_parse_float("--top-p", optarg, &o.top_p); break;
-        case O_SEED:
-            errno = 0;
-            o.seed = strtoull(optarg, &end, 10);
-            if (errno || end == optarg || *end || optarg[0] == '-') { sc_errorf(SC_ERR_ARG, "--seed '%s' is not a non-negative integer", optarg); ok = 0; }
+        case O_SEED: {
+            unsigned long long v = 0;
+            ok = sc_cli_parse_u64("--seed", optarg, &v);
+            o.seed = v;
             o.seed_set = 1;
             break;
+        }
         case O_SEARCHES: free(searches); searches = NULL; ok = sc_cli_parse_list(optarg, &searches, &o.n_searches); break;
         case O_BATCH: ok = sc_cli_parse_int("--batch", optarg, 1, &o.batch_seqs); break;
         case O_NOEXPORT: o.export_files = 0; break;

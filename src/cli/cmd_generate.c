@@ -31,7 +31,8 @@ static sc_status load_directions(const char *spec, const char *file, int L, int 
         char run[4096];
         const char *colon = strrchr(spec, ':');
         if (!colon || colon == spec) { free(d); return sc_errorf(SC_ERR_ARG, "--direction '%s': expected RUN_DIR:SEARCH, e.g. results/run1:3", spec); }
-        int search = atoi(colon + 1);
+        int search = 0;
+        if (!sc_cli_parse_int("--direction SEARCH", colon + 1, 0, &search)) { free(d); return SC_ERR_ARG; }
         snprintf(run, sizeof run, "%.*s/results.h5", (int)(colon - spec), spec);
         sc_h5 *h = NULL;
         sc_status st = sc_h5_open(run, 0, &h);
@@ -89,23 +90,25 @@ int sc_cmd_generate(int argc, char **argv) {
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        int ok = 1;
         switch (c) {
         case 'm': model = optarg; break;
         case 'p': prompt = optarg; break;
-        case 'n': so.max_new_tokens = atoi(optarg); break;
-        case 't': so.temperature = (float)atof(optarg); break;
-        case 'k': so.top_k = atoi(optarg); break;
-        case 'P': so.top_p = (float)atof(optarg); break;
-        case 's': so.seed = strtoull(optarg, NULL, 10); break;
+        case 'n': ok = sc_cli_parse_int("--max-new-tokens", optarg, 1, &so.max_new_tokens); break;
+        case 't': ok = sc_cli_parse_float("--temperature", optarg, &so.temperature); break;
+        case 'k': ok = sc_cli_parse_int("--top-k", optarg, 0, &so.top_k); break;
+        case 'P': ok = sc_cli_parse_float("--top-p", optarg, &so.top_p); break;
+        case 's': { unsigned long long v = 0; ok = sc_cli_parse_u64("--seed", optarg, &v); so.seed = v; break; }
         case 'g': so.greedy = 1; break;
         case 'c': chat = 1; break;
         case 'd': dir_spec = optarg; break;
         case 'f': dir_file = optarg; break;
-        case 'x': scale = (float)atof(optarg); break;
+        case 'x': ok = sc_cli_parse_float("--scale", optarg, &scale); break;
         case 'b': if (sscanf(optarg, "%d:%d", &first, &last) != 2) { fprintf(stderr, "steerclear generate: --blocks '%s': expected FIRST:LAST\n", optarg); return 2; } break;
         case 'h': generate_usage(stdout); return 0;
         default: generate_usage(stderr); return 2;
         }
+        if (!ok) { sc_cli_fail("generate"); return 2; }
     }
     if (!model || !prompt) { fprintf(stderr, "steerclear generate: --model and --prompt are required\n"); generate_usage(stderr); return 2; }
     if (so.max_new_tokens < 1 || !(so.temperature > 0) || so.top_k < 0 || !(so.top_p > 0 && so.top_p <= 1)) {

@@ -70,11 +70,7 @@ int sc_cmd_make_model(int argc, char **argv) {
         case O_TOK: tokenizer = optarg; break;
         case O_OUT: out = optarg; break;
         case O_DTYPE: dtype = optarg; break;
-        case O_SEED:
-            errno = 0;
-            seed = strtoull(optarg, &end, 10);
-            if (errno || end == optarg || *end || optarg[0] == '-') { sc_errorf(SC_ERR_ARG, "--seed '%s' is not a non-negative integer", optarg); ok = 0; }
-            break;
+        case O_SEED: ok = sc_cli_parse_u64("--seed", optarg, &seed); break;
         case O_SHARD: ok = parse_int("--shard-mb", optarg, &shard_mb); break;
         case O_LAYERS: ok = parse_int("--layers", optarg, &layers); break;
         case O_HIDDEN: ok = parse_int("--hidden", optarg, &hidden); break;

@@ -62,8 +62,8 @@ int sc_cmd_search(int argc, char **argv) {
             cJSON_AddNumberToObject(over, keys[c], v);
             break;
         }
-        case 10: first = atoi(optarg); break;
-        case 11: last = atoi(optarg); break;
+        case 10: if (!sc_cli_parse_int("--first-search", optarg, 0, &first)) { sc_cli_fail("search"); cJSON_Delete(over); return 2; } break;
+        case 11: if (!sc_cli_parse_int("--last-search", optarg, 1, &last)) { sc_cli_fail("search"); cJSON_Delete(over); return 2; } break;
         case 'h': usage(stdout); cJSON_Delete(over); return 0;
         default: usage(stderr); cJSON_Delete(over); return 2;
         }

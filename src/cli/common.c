@@ -61,3 +61,12 @@ int sc_cli_parse_list(const char *s, int **out, int *n) {
     sc_errorf(SC_ERR_ARG, "--searches '%s' is not a list of search indices such as 0,3,5-7", s);
     return 0;
 }
+
+int sc_cli_parse_u64(const char *opt, const char *s, unsigned long long *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-') { sc_errorf(SC_ERR_ARG, "%s '%s' is not a non-negative integer", opt, s); return 0; }
+    *out = v;
+    return 1;
+}
