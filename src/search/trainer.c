@@ -242,8 +242,11 @@ sc_status sc_search_run_range(const sc_search_run *run, int first, int last) {
     int32_t **tok = calloc((size_t)n_train, sizeof(int32_t *));
     int *tok_len = calloc((size_t)n_train, sizeof(int));
     int32_t *order = malloc(sizeof(int32_t) * (size_t)cfg->prompts_per_search);
+    const int32_t **bp = malloc(sizeof(int32_t *) * (size_t)cfg->batch_size);   // the batch's prompts,
+    int *bl = malloc(sizeof(int) * (size_t)cfg->batch_size);                     // their lengths
+    int32_t *bi = malloc(sizeof(int32_t) * (size_t)cfg->batch_size);             // and train-set rows
     sc_status st = SC_OK;
-    if (!tok || !tok_len || !order) { st = sc_errorf(SC_ERR_MEM, "out of memory"); goto done; }
+    if (!tok || !tok_len || !order || !bp || !bl || !bi) { st = sc_errorf(SC_ERR_MEM, "out of memory"); goto done; }
     for (int i = 0; i < n_train; i++) {
         size_t n;
         const char *text = run->train->items[i].full_prompt;
@@ -266,10 +269,7 @@ sc_status sc_search_run_range(const sc_search_run *run, int first, int last) {
         while (s->steps_done < s->steps_total) {
             int step = s->steps_done, epoch = step / steps_per_epoch, k = step % steps_per_epoch;
             if ((st = draw_prompts(cfg, s->seed, n_train, epoch, order))) break;
-            const int32_t *bp[1024];
-            int bl[1024];
-            int32_t bi[1024];
-            int n = cfg->batch_size > 1024 ? 1024 : cfg->batch_size;
+            const int n = cfg->batch_size;
             for (int i = 0; i < n; i++) { bi[i] = order[k * cfg->batch_size + i]; bp[i] = tok[bi[i]]; bl[i] = tok_len[bi[i]]; }
             double t0 = sc_now_seconds();
             sc_step_record rec;
@@ -303,6 +303,6 @@ sc_status sc_search_run_range(const sc_search_run *run, int first, int last) {
     }
 done:
     if (tok) for (int i = 0; i < n_train; i++) free(tok[i]);
-    free(tok); free(tok_len); free(order);
+    free(tok); free(tok_len); free(order); free(bp); free(bl); free(bi);
     return st;
 }
