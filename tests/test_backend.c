@@ -12,12 +12,6 @@
 #define TOL_MATMUL 1e-5      // relative to max |ref|: float32 accumulation over K <= 300
 #define TOL_FD 2e-3          // float32 central differences, step 1e-3
 
-static double rel_err(const float *a, const double *ref, size_t n) {
-    double md = 0, mr = 0;
-    for (size_t i = 0; i < n; i++) { md = fmax(md, fabs(a[i] - ref[i])); mr = fmax(mr, fabs(ref[i])); }
-    return md / (mr > 0 ? mr : 1);
-}
-
 static void test_matmul(const sc_backend *be) {
     const int Ns[] = {37, 128}, Ks[] = {70, 96}, Ts[] = {1, 3, 8, 9, 16, 17, 40};
     for (int si = 0; si < 2; si++) {
@@ -51,7 +45,7 @@ static void test_matmul(const sc_backend *be) {
             for (int mi = 0; mi < 3; mi++) {
                 const double *r = mi ? refb : ref, *rd = mi ? rdxb : rdx;
                 CHECK_OK(be->matmul(out, x, &mats[mi], bias, T));
-                double e = rel_err(out, r, (size_t)T * N);
+                double e = sc_test_rel_err(out, r, (size_t)T * N);
                 CHECKF(e <= TOL_MATMUL, "matmul %s N=%d K=%d T=%d: rel. error %.3g", names[mi], N, K, T, e);
                 for (int i = 0; i < T * K; i++) dx[i] = 1.0f;   // accumulate onto ones
                 CHECK_OK(be->matmul_dx(dx, dy, &mats[mi], T, 1));

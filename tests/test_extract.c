@@ -103,16 +103,6 @@ static void hidden_states(const sc_model *m, const sc_hook *inner, const int32_t
     free(hidden);
 }
 
-static double rel_err(const float *a, const double *ref, size_t n) {
-    double md = 0, mr = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - ref[i]);
-        if (d > md || d != d) md = d;
-        if (fabs(ref[i]) > mr) mr = fabs(ref[i]);
-    }
-    return mr > 0 ? md / mr : md;
-}
-
 static void write_ids_json(FILE *f, const int32_t *ids, int n) {
     fputc('[', f);
     for (int i = 0; i < n; i++) fprintf(f, "%s%d", i ? "," : "", ids[i]);
@@ -212,7 +202,7 @@ int main(void) {
         }
         double mx = 0;
         for (size_t i = 0; i < LC; i++) { bf_ad[i] /= total; bf_um[i] /= total; if (fabs(bf_ad[i]) > mx) mx = fabs(bf_ad[i]); }
-        double e_ad = rel_err(dirs_ad + LC * a, bf_ad, LC), e_um = rel_err(dirs_um + LC * a, bf_um, LC);
+        double e_ad = sc_test_rel_err(dirs_ad + LC * a, bf_ad, LC), e_um = sc_test_rel_err(dirs_um + LC * a, bf_um, LC);
         printf("adapter %d: activation-diff rel err %.3g (max |d| %.3g), update-mean rel err %.3g\n", a, e_ad, mx, e_um);
         CHECKF(mx > 1e-3, "adapter %d: the direction is (nearly) zero, max %g: the test would prove nothing", a, mx);
         CHECKF(e_ad <= 1e-5, "adapter %d: activation-diff rel err %g > 1e-5", a, e_ad);
@@ -225,7 +215,7 @@ int main(void) {
         CHECK_OK(sc_directions_compute(m, be, ads, 2, SC_DIRECTION_ACTIVATION_DIFF, (const int32_t *const *)seqs, lens, N_SEQ, 16, d1, &ntok));
         double *ref = malloc(sizeof(double) * 2 * LC);
         for (size_t i = 0; i < 2 * LC; i++) ref[i] = dirs_ad[i];
-        CHECK(rel_err(d1, ref, 2 * LC) <= 1e-5);
+        CHECK(sc_test_rel_err(d1, ref, 2 * LC) <= 1e-5);
         free(d1); free(ref);
     }
 
@@ -266,7 +256,7 @@ int main(void) {
             CHECK(arr.dtype == SC_NPY_F64 && arr.count == LC);
             if (arr.dtype == SC_NPY_F64 && arr.count == LC) {
                 const float *ours = (k < 2 ? dirs_ad : dirs_um) + LC * (k % 2);
-                double e = rel_err(ours, arr.data, LC);
+                double e = sc_test_rel_err(ours, arr.data, LC);
                 printf("reference %s: rel err %.3g\n", names[k], e);
                 CHECKF(e <= 1e-4, "%s: rel err %g vs the PyTorch reference > 1e-4", names[k], e);
             }
@@ -287,7 +277,7 @@ int main(void) {
             CHECK_OK(sc_npy_read(p, &arr));
             CHECK(arr.dtype == SC_NPY_F64 && arr.count == (size_t)T * V);
             if (arr.dtype == SC_NPY_F64 && arr.count == (size_t)T * V) {
-                double e = rel_err(lg, arr.data, (size_t)T * V);
+                double e = sc_test_rel_err(lg, arr.data, (size_t)T * V);
                 printf("reference steered logits: rel err %.3g\n", e);
                 CHECKF(e <= 1e-4, "steered logits: rel err %g vs the PyTorch reference > 1e-4", e);
             }

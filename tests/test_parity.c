@@ -32,16 +32,6 @@ static const mcase cases[] = {
 #define N_PROMPTS 3
 static const int prompt_lens[N_PROMPTS] = {5, 17, 11};
 
-static double rel_max_diff(const float *a, const double *ref, size_t n) {
-    double md = 0, mr = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - ref[i]);
-        if (d > md || d != d) md = d;
-        if (fabs(ref[i]) > mr) mr = fabs(ref[i]);
-    }
-    return mr > 0 ? md / mr : md;
-}
-
 static cJSON *ids_json(const int32_t *ids, int n) {
     cJSON *a = cJSON_CreateArray();
     for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(ids[i]));
@@ -201,7 +191,7 @@ static void run_case(const mcase *mc, int case_index) {
             if (read_ref(out, name, &ra)) {
                 CHECKF(ra.dtype == SC_NPY_F64 && ra.count == (size_t)prompt_lens[p] * V, "%s: reference logits shape", mc->name);
                 if (ra.count == (size_t)prompt_lens[p] * V) {
-                    double e = rel_max_diff(logits + (size_t)seq_start[p] * V, ra.data, ra.count);
+                    double e = sc_test_rel_err(logits + (size_t)seq_start[p] * V, ra.data, ra.count);
                     printf("%s prompt %d: logits rel. error %.2e (%.0f%% of tolerance)\n", mc->name, p, e, 100 * e / TOL_LOGITS);
                     CHECKF(e <= TOL_LOGITS, "%s prompt %d: logits rel. error %.3g > %g", mc->name, p, e, TOL_LOGITS);
                 }
@@ -230,14 +220,14 @@ static void run_case(const mcase *mc, int case_index) {
         sc_npy_array ga, gb;
         if (read_ref(out, "loss.dA", &ga)) {
             CHECK(ga.count == sc_adapter_numel_A(ad));
-            double e = rel_max_diff(ad->dA, ga.data, ga.count);
+            double e = sc_test_rel_err(ad->dA, ga.data, ga.count);
             printf("%s dA rel. error %.2e\n", mc->name, e);
             CHECKF(e <= TOL_GRAD, "%s: dA rel. error %.3g > %g", mc->name, e, TOL_GRAD);
             sc_npy_free(&ga);
         }
         if (read_ref(out, "loss.dB", &gb)) {
             CHECK(gb.count == sc_adapter_numel_B(ad));
-            double e = rel_max_diff(ad->dB, gb.data, gb.count);
+            double e = sc_test_rel_err(ad->dB, gb.data, gb.count);
             printf("%s dB rel. error %.2e\n", mc->name, e);
             CHECKF(e <= TOL_GRAD, "%s: dB rel. error %.3g > %g", mc->name, e, TOL_GRAD);
             sc_npy_free(&gb);

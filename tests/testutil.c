@@ -1,5 +1,6 @@
 #include "testutil.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,4 +60,14 @@ int sc_test_run_ref(const char *request_path, const char *out_dir) {
     snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s/tests/ref/qwen2_ref.py' '%s' '%s'",
              sc_test_env("SC_SOURCE_DIR", "."), request_path, out_dir);
     return system(cmd);
+}
+
+double sc_test_rel_err(const float *a, const double *ref, size_t n) {
+    double md = 0, mr = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - ref[i]);
+        if (d > md || d != d) md = d != d ? INFINITY : d;
+        if (fabs(ref[i]) > mr) mr = fabs(ref[i]);
+    }
+    return mr > 0 ? md / mr : md;
 }

@@ -18,6 +18,8 @@ const char *sc_test_env(const char *name, const char *fallback);
 // A fresh empty temporary directory (under $TMPDIR or /tmp), removed by sc_test_finish unless
 // SC_KEEP_TMP is set.
 const char *sc_test_tmpdir(void);
+// max|a - ref| / max|ref| (max|a - ref| when ref is all zero); NaN in a counts as infinite error.
+double sc_test_rel_err(const float *a, const double *ref, size_t n);
 // 1 when Debian's /usr/bin/python3 can import torch and numpy (the PyTorch reference).
 int sc_test_have_torch(void);
 // Run tests/ref/qwen2_ref.py on a request file; returns its exit status (0 = ok).
