@@ -161,48 +161,32 @@ static sc_status block_forward(const run_ctx *r, int l, block_acts *b, sc_kv_cac
     be->rope(b->q, r->pos, T, NH, HD, c->rope_theta, 0);
     be->rope(b->k, r->pos, T, KVH, HD, c->rope_theta, 0);
 
+    // where each sequence's keys and values live: the cache slot, or the batch's own rows
     const int n_seq = r->batch->n_seq;
-    const float *kb_stack[64], *vb_stack[64];
-    const float **kb = n_seq <= 64 ? kb_stack : malloc(sizeof(float *) * (size_t)n_seq);
-    const float **vb = n_seq <= 64 ? vb_stack : malloc(sizeof(float *) * (size_t)n_seq);
-    int zero_stack[64];
-    int *zeros = NULL;
-    if (!kb || !vb) return sc_errorf(SC_ERR_MEM, "out of memory for attention layout");
-    sc_attn_layout lay = {.n_seq = n_seq, .q_start = r->batch->seq_start, .k_base = kb, .v_base = vb};
-    if (cache) {
-        float *ck = cache->k + (size_t)(l - cache->first) * cache->n_slots * cache->max_ctx * KD;
-        float *cv = cache->v + (size_t)(l - cache->first) * cache->n_slots * cache->max_ctx * KD;
-        for (int s = 0; s < n_seq; s++) {
+    const float **kb = malloc(sizeof(float *) * 2 * (size_t)n_seq), **vb = kb + n_seq;
+    int *zeros = calloc((size_t)n_seq, sizeof(int));
+    if (!kb || !zeros) { free(kb); free(zeros); return sc_errorf(SC_ERR_MEM, "out of memory for the attention layout of %d sequences", n_seq); }
+    for (int s = 0; s < n_seq; s++) {
+        int s0 = r->batch->seq_start[s];
+        if (cache) {
             int slot = r->batch->slot ? r->batch->slot[s] : s;
-            float *sk = ck + (size_t)slot * cache->max_ctx * KD, *sv = cv + (size_t)slot * cache->max_ctx * KD;
-            int p0 = r->batch->pos0 ? r->batch->pos0[s] : 0;
-            int s0 = r->batch->seq_start[s], n = r->batch->seq_start[s + 1] - s0;
+            size_t at = ((size_t)(l - cache->first) * cache->n_slots + (size_t)slot) * cache->max_ctx * KD;
+            float *sk = cache->k + at, *sv = cache->v + at;
+            int p0 = r->batch->pos0 ? r->batch->pos0[s] : 0, n = r->batch->seq_start[s + 1] - s0;
             memcpy(sk + (size_t)p0 * KD, b->k + (size_t)s0 * KD, sizeof(float) * (size_t)n * KD);
             memcpy(sv + (size_t)p0 * KD, b->v + (size_t)s0 * KD, sizeof(float) * (size_t)n * KD);
             kb[s] = sk; vb[s] = sv;
+        } else {
+            kb[s] = b->k + (size_t)s0 * KD;
+            vb[s] = b->v + (size_t)s0 * KD;
         }
-        lay.pos0 = r->batch->pos0;
-        if (!lay.pos0) {
-            zeros = n_seq <= 64 ? zero_stack : calloc((size_t)n_seq, sizeof(int));
-            if (!zeros) return sc_errorf(SC_ERR_MEM, "out of memory for attention layout");
-            memset(zeros, 0, sizeof(int) * (size_t)n_seq);
-            lay.pos0 = zeros;
-        }
-    } else {
-        zeros = n_seq <= 64 ? zero_stack : calloc((size_t)n_seq, sizeof(int));
-        if (!zeros) return sc_errorf(SC_ERR_MEM, "out of memory for attention layout");
-        memset(zeros, 0, sizeof(int) * (size_t)n_seq);
-        for (int s = 0; s < n_seq; s++) {
-            kb[s] = b->k + (size_t)r->batch->seq_start[s] * KD;
-            vb[s] = b->v + (size_t)r->batch->seq_start[s] * KD;
-        }
-        lay.pos0 = zeros;
     }
-    lay.kv_stride = KD;
+    // without a cache every sequence starts at position 0 (check_batch)
+    sc_attn_layout lay = {.n_seq = n_seq, .q_start = r->batch->seq_start, .pos0 = r->batch->pos0 ? r->batch->pos0 : zeros,
+                          .k_base = kb, .v_base = vb, .kv_stride = KD};
     be->attention(b->att, b->lse, b->q, &lay, NH, KVH, HD);
-    if (kb != kb_stack) free(kb);
-    if (vb != vb_stack) free(vb);
-    if (zeros && zeros != zero_stack) free(zeros);
+    free(kb);
+    free(zeros);
 
     // x_mid = x_in + att Wo^T  (o_proj written into x_mid, then the residual added)
     SC_TRY(be->matmul(b->x_mid, b->att, &w->o, NULL, T));
