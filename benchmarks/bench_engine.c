@@ -83,14 +83,14 @@ static sc_status bench_prefill(const bench_ctx *b, FILE *out) {
     int seq_start[2] = {0, 8}, last = 7;
     sc_batch warm = {.n_seq = 1, .seq_start = seq_start};
     if ((st = sc_forward(b->m, b->be, &warm, ids, hidden, cache, NULL, NULL))) goto done;   // warm-up
-    if ((st = sc_head(b->m, b->be, hidden, &last, 1, NULL, NULL, logits))) goto done;
+    if ((st = sc_head(b->m, b->be, hidden, &last, 1, NULL, logits))) goto done;
     seq_start[1] = P;
     last = P - 1;
     sc_batch batch = {.n_seq = 1, .seq_start = seq_start};
     for (int r = 0; r < b->reps; r++) {
         double t0 = sc_now_seconds();
         if ((st = sc_forward(b->m, b->be, &batch, ids, hidden, cache, NULL, NULL))) goto done;
-        if ((st = sc_head(b->m, b->be, hidden, &last, 1, NULL, NULL, logits))) goto done;
+        if ((st = sc_head(b->m, b->be, hidden, &last, 1, NULL, logits))) goto done;
         t[r] = sc_now_seconds() - t0;
     }
     double best = min_of(t, b->reps);
@@ -116,14 +116,14 @@ static sc_status decode_once(const bench_ctx *b, int B, const int32_t *prompts, 
     sc_batch batch = {.n_seq = B, .seq_start = seq_start, .pos0 = pos0, .slot = slot};
     double t0 = sc_now_seconds();
     SC_TRY(sc_forward(b->m, b->be, &batch, prompts, hidden, cache, NULL, NULL));
-    SC_TRY(sc_head(b->m, b->be, hidden, rows, B, NULL, NULL, logits));
+    SC_TRY(sc_head(b->m, b->be, hidden, rows, B, NULL, logits));
     for (int s = 0; s < B; s++) next[s] = argmax(logits + (size_t)s * V, V);
     double t1 = sc_now_seconds();
     for (int s = 0; s <= B; s++) seq_start[s] = s;
     for (int i = 0; i < b->new_tokens - 1; i++) {
         for (int s = 0; s < B; s++) pos0[s] = P + i;
         SC_TRY(sc_forward(b->m, b->be, &batch, next, hidden, cache, NULL, NULL));
-        SC_TRY(sc_head(b->m, b->be, hidden, NULL, B, NULL, NULL, logits));
+        SC_TRY(sc_head(b->m, b->be, hidden, NULL, B, NULL, logits));
         for (int s = 0; s < B; s++) next[s] = argmax(logits + (size_t)s * V, V);
     }
     *pre = t1 - t0;
@@ -145,7 +145,7 @@ static sc_status bench_decode(const bench_ctx *b, int B, FILE *out) {
         int ws[2] = {0, 4}, wr = 3;
         sc_batch warm = {.n_seq = 1, .seq_start = ws};
         if ((st = sc_forward(b->m, b->be, &warm, ids, hidden, cache, NULL, NULL))) goto done;
-        if ((st = sc_head(b->m, b->be, hidden, &wr, 1, NULL, NULL, logits))) goto done;
+        if ((st = sc_head(b->m, b->be, hidden, &wr, 1, NULL, logits))) goto done;
     }
     for (int r = 0; r < b->reps; r++)
         if ((st = decode_once(b, B, ids, cache, hidden, logits, &tp[r], &td[r]))) goto done;

@@ -163,12 +163,12 @@ int main(void) {
         float *hid = malloc(sizeof(float) * (size_t)T * C), *lg0 = malloc(sizeof(float) * (size_t)T * V), *lg1 = malloc(sizeof(float) * (size_t)T * V);
         float *zero = calloc(LC, sizeof(float));
         CHECK_OK(sc_forward(m, be, &b, seqs[2], hid, NULL, NULL, NULL));
-        CHECK_OK(sc_head(m, be, hid, NULL, T, NULL, NULL, lg0));
+        CHECK_OK(sc_head(m, be, hid, NULL, T, NULL, lg0));
         sc_steer_variant sv = {.directions = zero, .scale = 4.0f, .first = 0, .last = -1};
         sc_steer st = {.variants = &sv, .n_variants = 1, .n_layers = L};
         sc_hook hk = sc_steer_hook(&st);
         CHECK_OK(sc_forward(m, be, &b, seqs[2], hid, NULL, &hk, NULL));
-        CHECK_OK(sc_head(m, be, hid, NULL, T, NULL, NULL, lg1));
+        CHECK_OK(sc_head(m, be, hid, NULL, T, NULL, lg1));
         CHECK(memcmp(lg0, lg1, sizeof(float) * (size_t)T * V) == 0);
         free(hid); free(lg0); free(lg1); free(zero);
     }
@@ -271,7 +271,7 @@ int main(void) {
             sc_steer st = {.variants = &sv, .n_variants = 1, .n_layers = L};
             sc_hook hk = sc_steer_hook(&st);
             CHECK_OK(sc_forward(m, be, &b, seqs[0], hid, NULL, &hk, NULL));
-            CHECK_OK(sc_head(m, be, hid, NULL, T, NULL, NULL, lg));
+            CHECK_OK(sc_head(m, be, hid, NULL, T, NULL, lg));
             sc_npy_array arr;
             snprintf(p, sizeof p, "%s/lg.npy", dir);
             CHECK_OK(sc_npy_read(p, &arr));

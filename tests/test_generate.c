@@ -108,7 +108,7 @@ int main(void) {
     int ss[2] = {0, 9};
     sc_batch full = {.n_seq = 1, .seq_start = ss};
     CHECK_OK(sc_forward(m, be, &full, pr[1], h, NULL, NULL, NULL));
-    CHECK_OK(sc_head(m, be, h, NULL, 9, NULL, NULL, lg));
+    CHECK_OK(sc_head(m, be, h, NULL, 9, NULL, lg));
     int s5[2] = {0, 5}, p0 = 0;
     sc_batch pre = {.n_seq = 1, .seq_start = s5, .pos0 = &p0};
     CHECK_OK(sc_forward(m, be, &pre, pr[1], h, cache, NULL, NULL));
@@ -117,7 +117,7 @@ int main(void) {
         int s1[2] = {0, 1}, pos = t;
         sc_batch step = {.n_seq = 1, .seq_start = s1, .pos0 = &pos};
         CHECK_OK(sc_forward(m, be, &step, &pr[1][t], h, cache, NULL, NULL));
-        CHECK_OK(sc_head(m, be, h, NULL, 1, NULL, NULL, lc));
+        CHECK_OK(sc_head(m, be, h, NULL, 1, NULL, lc));
         for (int v = 0; v < V; v++) md = fmax(md, fabs(lc[v] - lg[(size_t)t * V + v]));
     }
     CHECKF(md < 1e-4, "KV-cache logits differ from a full forward by %g", md);

@@ -96,7 +96,7 @@ static void run_case(const mcase *mc, int case_index) {
     float *hidden = malloc(sizeof(float) * (size_t)T * C), *logits = malloc(sizeof(float) * (size_t)T * V);
     sc_batch batch = {.n_seq = N_PROMPTS, .seq_start = seq_start};
     CHECK_OK(sc_forward(m, be, &batch, ids, hidden, NULL, NULL, NULL));
-    CHECK_OK(sc_head(m, be, hidden, NULL, T, NULL, NULL, logits));
+    CHECK_OK(sc_head(m, be, hidden, NULL, T, NULL, logits));
 
     // greedy generation, all prompts in one batch
     sc_sample_opts so;

@@ -61,9 +61,9 @@ sc_status sc_forward(const sc_model *m, const sc_backend *be, const sc_batch *ba
                      float *hidden, sc_kv_cache *cache, const sc_hook *hook, sc_activations *save);
 
 // Final RMSNorm and LM head for n rows of hidden (row indices `rows`, NULL = 0..n-1):
-// normed [n,C] (optional), rstd [n] (optional), logits [n,V] (optional).
+// rstd [n] (optional, for sc_head_backward), logits [n,V] (optional).
 sc_status sc_head(const sc_model *m, const sc_backend *be, const float *hidden, const int *rows, int n,
-                  float *normed, float *rstd, float *logits);
+                  float *rstd, float *logits);
 // Backward of the head for n rows: given dlogits [n,V], hidden rows and their rstd, add the
 // gradient w.r.t. those hidden rows into dhidden (rows indexed like `rows`).
 sc_status sc_head_backward(const sc_model *m, const sc_backend *be, const float *hidden, const int *rows, int n,

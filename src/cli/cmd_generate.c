@@ -183,7 +183,7 @@ int sc_cmd_logits(int argc, char **argv) {
     hidden = malloc(sizeof(float) * n * (size_t)m->cfg.hidden);
     logits = malloc(sizeof(float) * n * (size_t)m->cfg.vocab);
     if (!hidden || !logits) { fprintf(stderr, "steerclear logits: out of memory for %zu x %d logits\n", n, m->cfg.vocab); goto done; }
-    if (sc_forward(m, sc_backend_cpu(), &b, ids, hidden, NULL, NULL, NULL) || sc_head(m, sc_backend_cpu(), hidden, NULL, (int)n, NULL, NULL, logits)) { sc_cli_fail("logits"); goto done; }
+    if (sc_forward(m, sc_backend_cpu(), &b, ids, hidden, NULL, NULL, NULL) || sc_head(m, sc_backend_cpu(), hidden, NULL, (int)n, NULL, logits)) { sc_cli_fail("logits"); goto done; }
     int64_t shape[2] = {(int64_t)n, m->cfg.vocab};
     if (sc_npy_write_f32(out, logits, 2, shape)) { sc_cli_fail("logits"); goto done; }
     fprintf(stderr, "steerclear logits: wrote %s [%zu, %d]\n", out, n, m->cfg.vocab);

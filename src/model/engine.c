@@ -329,10 +329,10 @@ done:
 // --- Head -------------------------------------------------------------------------------------
 
 sc_status sc_head(const sc_model *m, const sc_backend *be, const float *hidden, const int *rows, int n,
-                  float *normed, float *rstd, float *logits) {
+                  float *rstd, float *logits) {
     if (!m->has_head) return sc_errorf(SC_ERR_INTERNAL, "head: this model slice [%d,%d) does not hold the final norm and LM head", m->first, m->last);
     const int C = m->cfg.hidden;
-    float *x = malloc(sizeof(float) * (size_t)n * C + 64), *nrm = normed ? normed : malloc(sizeof(float) * (size_t)n * C + 64);
+    float *x = malloc(sizeof(float) * (size_t)n * C + 64), *nrm = malloc(sizeof(float) * (size_t)n * C + 64);
     float *rs = rstd ? rstd : malloc(sizeof(float) * (size_t)n + 64);
     sc_status st = SC_OK;
     if (!x || !nrm || !rs) { st = sc_errorf(SC_ERR_MEM, "out of memory in the LM head (%d rows)", n); goto done; }
@@ -341,7 +341,7 @@ sc_status sc_head(const sc_model *m, const sc_backend *be, const float *hidden, 
     if (logits) st = be->matmul(logits, nrm, &m->lm_head, NULL, n);
 done:
     free(x);
-    if (nrm != normed) free(nrm);
+    free(nrm);
     if (rs != rstd) free(rs);
     return st;
 }

@@ -136,7 +136,7 @@ sc_status sc_generate(const sc_model *m, const sc_backend *be, const int32_t *co
     if (n_live) {
         st = sc_forward(m, be, &batch, ids, hidden, cache, hook, NULL);
         if (st) goto done;
-        st = sc_head(m, be, hidden, rows, n, NULL, NULL, logits);
+        st = sc_head(m, be, hidden, rows, n, NULL, logits);
         if (st) goto done;
     }
     for (int step = 0; n_live > 0; step++) {
@@ -163,7 +163,7 @@ sc_status sc_generate(const sc_model *m, const sc_backend *be, const int32_t *co
         batch.n_seq = n_live;
         st = sc_forward(m, be, &batch, ids, hidden, cache, hook, NULL);
         if (st) goto done;
-        st = sc_head(m, be, hidden, NULL, n_live, NULL, NULL, logits);
+        st = sc_head(m, be, hidden, NULL, n_live, NULL, logits);
         if (st) goto done;
     }
 done:

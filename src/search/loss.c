@@ -22,9 +22,9 @@ sc_status sc_divergence_loss(const sc_model *m, const sc_backend *be, const floa
     const double inv_n = 1.0 / n;
     for (int c0 = 0; c0 < n; c0 += chunk) {
         int cn = n - c0 < chunk ? n - c0 : chunk;
-        st = sc_head(m, be, hidden_p, rows + c0, cn, NULL, NULL, lp);
+        st = sc_head(m, be, hidden_p, rows + c0, cn, NULL, lp);
         if (st) goto done;
-        st = sc_head(m, be, hidden_q, rows + c0, cn, NULL, rstd, lq);
+        st = sc_head(m, be, hidden_q, rows + c0, cn, rstd, lq);
         if (st) goto done;
         #pragma omp parallel for schedule(static)
         for (int i = 0; i < cn; i++) {
