@@ -266,9 +266,11 @@ sc_status sc_search_run_range(const sc_search_run *run, int first, int last) {
             if ((st = sc_search_checkpoint_load(ckpt, cfg, run->model->cfg.n_layers, run->model->cfg.hidden, &s))) goto done;
             if (s->steps_done < s->steps_total) sc_log(SC_LOG_INFO, "search %d: resuming at step %d of %d", sidx, s->steps_done + 1, s->steps_total);
         } else if ((st = new_state(run, sidx, &s))) goto done;
+        int drawn_epoch = -1;   // the epoch whose prompt order is in `order`
         while (s->steps_done < s->steps_total) {
             int step = s->steps_done, epoch = step / steps_per_epoch, k = step % steps_per_epoch;
-            if ((st = draw_prompts(cfg, s->seed, n_train, epoch, order))) break;
+            if (epoch != drawn_epoch && (st = draw_prompts(cfg, s->seed, n_train, epoch, order))) break;
+            drawn_epoch = epoch;
             const int n = cfg->batch_size;
             for (int i = 0; i < n; i++) { bi[i] = order[k * cfg->batch_size + i]; bp[i] = tok[bi[i]]; bl[i] = tok_len[bi[i]]; }
             double t0 = sc_now_seconds();
