@@ -29,7 +29,7 @@
 
 typedef struct {
     const sc_model *m;
-    const sc_backend *be;
+    sc_backend *be;
     int prompt_tokens, new_tokens, reps;
     uint64_t seed;
 } bench_ctx;
@@ -79,7 +79,7 @@ static sc_status bench_prefill(const bench_ctx *b, FILE *out) {
     double *t = calloc((size_t)b->reps, sizeof(double));
     if (!ids || !hidden || !logits || !t) { st = sc_errorf(SC_ERR_MEM, "out of memory for the prefill benchmark"); goto done; }
     random_ids(ids, P, V, b->seed, 1);
-    if ((st = sc_kv_cache_create(b->m, 1, P, &cache))) goto done;
+    if ((st = sc_kv_cache_create(b->m, b->be, 1, P, &cache))) goto done;
     int seq_start[2] = {0, 8}, last = 7;
     sc_batch warm = {.n_seq = 1, .seq_start = seq_start};
     if ((st = sc_forward(b->m, b->be, &warm, ids, hidden, cache, NULL, NULL))) goto done;   // warm-up
@@ -140,7 +140,7 @@ static sc_status bench_decode(const bench_ctx *b, int B, FILE *out) {
     double *tp = calloc((size_t)b->reps, sizeof(double)), *td = calloc((size_t)b->reps, sizeof(double));
     if (!ids || !hidden || !logits || !tp || !td) { st = sc_errorf(SC_ERR_MEM, "out of memory for the decode benchmark"); goto done; }
     for (int s = 0; s < B; s++) random_ids(ids + (size_t)s * P, P, V, b->seed, 100 + (uint64_t)(B * 16 + s));
-    if ((st = sc_kv_cache_create(b->m, B, P + b->new_tokens, &cache))) goto done;
+    if ((st = sc_kv_cache_create(b->m, b->be, B, P + b->new_tokens, &cache))) goto done;
     {   // warm-up: 4 tokens of the first prompt
         int ws[2] = {0, 4}, wr = 3;
         sc_batch warm = {.n_seq = 1, .seq_start = ws};
@@ -167,23 +167,6 @@ done:
 
 enum { STEP_BATCH = 12, STEP_PROMPT = 32 };
 
-static sc_status new_state(const sc_model *m, const sc_search_config *cfg, sc_search_state **out) {
-    sc_search_state *s = sc_calloc(1, sizeof *s, "search state");
-    if (!s) return SC_ERR_MEM;
-    s->steps_total = 1;
-    s->batch = cfg->batch_size;
-    s->seed = sc_search_seed(cfg, 0);
-    sc_status st = sc_adapter_create(cfg->adapter, m->cfg.n_layers, m->cfg.hidden, cfg->rank, cfg->scaling, &s->adapter);
-    if (st) { free(s); return st; }
-    sc_adapter_init(s->adapter, s->seed);
-    size_t nA = sc_adapter_numel_A(s->adapter), nB = sc_adapter_numel_B(s->adapter);
-    s->mA = calloc(nA, sizeof(float)); s->vA = calloc(nA, sizeof(float));
-    s->mB = calloc(nB, sizeof(float)); s->vB = calloc(nB, sizeof(float));
-    if (!s->mA || !s->vA || !s->mB || !s->vB) { sc_search_state_free(s); return sc_errorf(SC_ERR_MEM, "out of memory for the search state"); }
-    *out = s;
-    return SC_OK;
-}
-
 static sc_status bench_step(const bench_ctx *b, const sc_tokenizer *tok, FILE *out) {
     const int V = b->m->cfg.vocab;
     sc_search_config cfg;
@@ -196,6 +179,8 @@ static sc_status bench_step(const bench_ctx *b, const sc_tokenizer *tok, FILE *o
     cfg.seed = b->seed;
     SC_TRY(sc_search_config_validate(&cfg));
     sc_search_run run = {.model = b->m, .be = b->be, .tok = tok, .cfg = &cfg};
+    sc_search_work *work = NULL;
+    SC_TRY(sc_search_work_create(&run, STEP_PROMPT, &work));
     int32_t ids[STEP_BATCH][STEP_PROMPT], idx[STEP_BATCH];
     const int32_t *prompts[STEP_BATCH];
     int len[STEP_BATCH];
@@ -204,21 +189,22 @@ static sc_status bench_step(const bench_ctx *b, const sc_tokenizer *tok, FILE *o
         prompts[i] = ids[i]; len[i] = STEP_PROMPT; idx[i] = i;
     }
     double *t = calloc((size_t)b->reps, sizeof(double));
-    if (!t) return sc_errorf(SC_ERR_MEM, "out of memory");
+    if (!t) { sc_search_work_free(work); return sc_errorf(SC_ERR_MEM, "out of memory"); }
     sc_status st = SC_OK;
     sc_step_record rec = {0};
     int64_t gen_tokens = 0;
     for (int r = 0; r < b->reps && !st; r++) {
-        sc_search_state *s = NULL;
-        if ((st = new_state(b->m, &cfg, &s))) break;
+        sc_search_state *s = NULL;   // a fresh adapter state per repetition: the first step
+        if ((st = sc_search_state_create(b->be, &cfg, 0, b->m->cfg.n_layers, b->m->cfg.hidden, &s))) break;
         double t0 = sc_now_seconds();
-        st = sc_search_step(&run, s, prompts, len, idx, STEP_BATCH, &rec);
+        st = sc_search_step(&run, work, s, prompts, len, idx, STEP_BATCH);
         t[r] = sc_now_seconds() - t0;
+        if (!st) {
+            rec = s->steps[0];
+            gen_tokens = 0;
+            for (int i = 0; i < STEP_BATCH; i++) gen_tokens += rec.gen_len[i];
+        }
         sc_search_state_free(s);
-        if (st) break;
-        gen_tokens = 0;
-        for (int i = 0; i < STEP_BATCH; i++) gen_tokens += rec.gen_len[i];
-        if (r + 1 < b->reps) { free(rec.prompt_idx); free(rec.gen_len); free(rec.gen); free(rec.A); free(rec.B); memset(&rec, 0, sizeof rec); }
     }
     if (!st) {
         fprintf(out, " \"step\": {\"batch\": %d, \"prompt_tokens\": %d, \"new_tokens\": %d, \"adapter\": \"shared\", \"rank\": 2, "
@@ -227,8 +213,8 @@ static sc_status bench_step(const bench_ctx *b, const sc_tokenizer *tok, FILE *o
         json_times(out, t, b->reps);
         fprintf(out, ", \"loss\": %.6g, \"kl\": %.6g, \"nll\": %.6g},\n \"peak_rss_mb_after_step\": %.1f,\n", rec.loss, rec.kl, rec.nll, peak_mb());
     }
-    free(rec.prompt_idx); free(rec.gen_len); free(rec.gen); free(rec.A); free(rec.B);
     free(t);
+    sc_search_work_free(work);
     return st;
 }
 
@@ -285,8 +271,10 @@ int main(int argc, char **argv) {
     }
 
     double t0 = sc_now_seconds();
+    sc_backend *be = sc_backend_cpu_new();
+    if (!be) return fail("");
     sc_model *m = NULL;
-    if (sc_model_load(dir, 0, -1, &m)) return fail("");
+    if (sc_model_load(dir, 0, -1, be, &m)) return fail("");
     double load = sc_now_seconds() - t0;
     sc_tokenizer *tok = NULL;
     if (do_step) {
@@ -295,7 +283,7 @@ int main(int argc, char **argv) {
         if (sc_tok_load(tp, &tok)) { sc_model_free(m); return fail("the step needs DIR/tokenizer.json for its stop ids: "); }
     }
     b.m = m;
-    b.be = sc_backend_cpu();
+    b.be = be;
 
     // Everything goes to a memory stream first so a failure prints no half JSON.
     char *buf = NULL;
@@ -303,10 +291,10 @@ int main(int argc, char **argv) {
     FILE *out = open_memstream(&buf, &blen);
     if (!out) { sc_model_free(m); sc_tok_free(tok); fprintf(stderr, "bench_engine: out of memory\n"); return 1; }
     const sc_model_config *k = &m->cfg;
-    fprintf(out, "{\n \"model\": \"%s\", \"engine\": \"steerclear-cpu\", \"threads\": %d, \"blas\": \"%s\",\n"
+    fprintf(out, "{\n \"model\": \"%s\", \"engine\": \"steerclear-cpu\", \"backend\": \"%s\", \"threads\": %d, \"blas\": \"%s\",\n"
                  " \"load_seconds\": %.3f,\n \"config\": {\"L\": %d, \"C\": %d, \"NH\": %d, \"KVH\": %d, \"HD\": %d, \"I\": %d, \"V\": %d},\n"
                  " \"peak_rss_mb_after_load\": %.1f,\n",
-            m->dir, omp_get_max_threads(), openblas_get_config(), load, k->n_layers, k->hidden, k->n_heads,
+            m->dir, be->name, omp_get_max_threads(), openblas_get_config(), load, k->n_layers, k->hidden, k->n_heads,
             k->n_kv_heads, k->head_dim, k->intermediate, k->vocab, peak_mb());
     sc_status st = SC_OK;
     if (do_prefill) st = bench_prefill(&b, out);
@@ -321,6 +309,7 @@ int main(int argc, char **argv) {
     fclose(out);
     sc_tok_free(tok);
     sc_model_free(m);
+    sc_backend_free(be);
     if (st) { free(buf); return fail(""); }
     fwrite(buf, 1, blen, stdout);
     free(buf);

@@ -5,6 +5,7 @@
 #include "testutil.h"
 #include "steerclear/evaluate.h"
 #include "steerclear/extract.h"
+#include "steerclear/h5.h"
 #include "steerclear/make_model.h"
 #include "steerclear/rng.h"
 #include "steerclear/steer.h"
@@ -61,6 +62,20 @@ static void write_results(const char *path, int L, int C, const float *D, int64_
     CHECK_OK(sc_h5_commit(h));
 }
 
+// The evaluate stage on a run directory, with its own stage context (model from the run).
+static sc_status evaluate_in(const char *run, const char *test, const sc_evaluate_opts *o) {
+    sc_stage_opts so;
+    sc_stage_opts_default(&so);
+    so.run_dir = run;
+    so.test_csv = test;
+    so.need_model = so.need_test = 1;
+    sc_stage *stage = NULL;
+    sc_status st = sc_stage_open(&so, &stage);
+    if (!st) st = sc_evaluate_run(stage, o);
+    sc_stage_free(stage);
+    return st;
+}
+
 static int same_out(const sc_gen_out *a, const sc_gen_out *b) {
     return a->n == b->n && a->stopped == b->stopped && !memcmp(a->ids, b->ids, sizeof(int32_t) * (size_t)a->n);
 }
@@ -105,12 +120,12 @@ int main(void) {
     for (int p = 0; p < N_P; p++) at += snprintf(csv + at, sizeof csv - (size_t)at, "c%d,%s,\"%s\"\n", p, g_prompt_col[p], g_full[p]);
     sc_test_write(g_test, csv, (size_t)at);
 
+    sc_backend *be = sc_test_backend();
     sc_model *m = NULL;
     sc_tokenizer *tok = NULL;
-    CHECK_OK(sc_model_load(g_model, 0, -1, &m));
+    CHECK_OK(sc_model_load(g_model, 0, -1, sc_test_backend(), &m));
     CHECK_OK(sc_tok_load(tokpath, &tok));
     if (!m || !tok) return sc_test_finish("test_evaluate");
-    const sc_backend *be = sc_backend_cpu();
     const int L = m->cfg.n_layers, C = m->cfg.hidden;
     const size_t LC = (size_t)L * C;
     float *D = malloc(sizeof(float) * 2 * LC);
@@ -120,11 +135,11 @@ int main(void) {
     snprintf(results, sizeof results, "%s/results.h5", g_run);
     write_results(results, L, C, D, 0);
     sc_adapter *ads[2] = {NULL, NULL};
-    sc_h5 *h = NULL;
-    CHECK_OK(sc_h5_open(results, 0, &h));
-    CHECK_OK(sc_results_load_adapter(h, 0, L, C, &ads[0]));
-    CHECK_OK(sc_results_load_adapter(h, 1, L, C, &ads[1]));
-    sc_h5_close(h);
+    sc_run *rd = NULL;
+    CHECK_OK(sc_run_open(g_run, SC_RUN_READ, &rd));
+    CHECK_OK(sc_results_load_adapter(rd, be, 0, L, C, &ads[0]));
+    CHECK_OK(sc_results_load_adapter(rd, be, 1, L, C, &ads[1]));
+    sc_run_close(rd);
     if (!ads[0] || !ads[1]) return sc_test_finish("test_evaluate");
 
     int32_t *pt[N_P];
@@ -183,8 +198,6 @@ int main(void) {
     sc_evaluate_opts o;
     sc_evaluate_opts_default(&o);
     const float scales[2] = {2.0f, 0.5f};
-    o.run_dir = g_run;
-    o.test_csv = g_test;
     o.scales = scales;
     o.n_scales = 2;
     o.max_new_tokens = 6;
@@ -194,7 +207,7 @@ int main(void) {
     o.top_k = 0;
     o.top_p = 1.0f;
     o.batch_seqs = 5;
-    CHECK_OK(sc_evaluate_run(&o, be));
+    CHECK_OK(evaluate_in(g_run, g_test, &o));
     const char *files[5] = {"base", "adapter_0000", "adapter_0001", "direction_0000_scale_2", "direction_0000_scale_0.5"};
     const int file_var[5] = {0, 1, 3, 2, -1};   // index into `all` (same seed, streams and prompts)
     char path[4400];
@@ -243,7 +256,7 @@ int main(void) {
         int ss[2] = {0, 1}, tag[1] = {7};
         sc_batch b = {.n_seq = 1, .seq_start = ss, .tag = tag};
         float hrow[64] = {0};
-        CHECK_ERR(hk.forward(hk.user, 0, hrow, 1, C, &b), SC_ERR_INTERNAL, "variant tag 7", "6 variants");
+        CHECK_ERR(hk.forward(hk.user, be, 0, hrow, 1, C, &b), SC_ERR_INTERNAL, "variant tag 7", "6 variants");
         sc_eval_hook_free(eh);
         const sc_eval_variant nodir = {.kind = SC_EVAL_DIRECTION, .scale = 1.0f};
         CHECK_ERR(sc_eval_hook_create(&nodir, 1, L, &eh), SC_ERR_ARG, "variant 0 is a direction without a vector");
@@ -252,24 +265,21 @@ int main(void) {
         sc_evaluate_opts e = o;
         char norun[4300];
         snprintf(norun, sizeof norun, "%s/none", tmp);
-        e.run_dir = norun;
-        CHECK_ERR(sc_evaluate_run(&e, be), SC_ERR_IO, "none/results.h5 does not exist");
+        CHECK_ERR(evaluate_in(norun, g_test, &e), SC_ERR_IO, "none/results.h5 does not exist");
         e = o;
         int four = 4;
         e.searches = &four;
         e.n_searches = 1;
-        CHECK_ERR(sc_evaluate_run(&e, be), SC_ERR_ARG, "search 4 is not finished");
+        CHECK_ERR(evaluate_in(g_run, g_test, &e), SC_ERR_ARG, "search 4 is not finished");
         e = o;
-        e.test_csv = "/nonexistent/t.csv";
-        CHECK_ERR(sc_evaluate_run(&e, be), SC_ERR_IO, "/nonexistent/t.csv");
+        CHECK_ERR(evaluate_in(g_run, "/nonexistent/t.csv", &e), SC_ERR_IO, "/nonexistent/t.csv");
         char badrun[4300], badres[4400];
         snprintf(badrun, sizeof badrun, "%s/badrun", tmp);
         snprintf(badres, sizeof badres, "%s/results.h5", badrun);
         CHECK_OK(sc_mkdir_p(badrun));
         write_results(badres, L, C, D, C + 2);
         e = o;
-        e.run_dir = badrun;
-        CHECK_ERR(sc_evaluate_run(&e, be), SC_ERR_SHAPE, "/directions has shape [2,3,66]", "expected [S,3,64]", "steerclear extract");
+        CHECK_ERR(evaluate_in(badrun, g_test, &e), SC_ERR_SHAPE, "/directions has shape [2,3,66]", "expected [S,3,64]", "steerclear extract");
     }
 
     // 4. the command line

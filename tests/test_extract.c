@@ -4,6 +4,7 @@
 // (results.h5 layout, stored continuations, kept rows, exported files) and its error paths.
 #include "testutil.h"
 #include "steerclear/extract.h"
+#include "steerclear/h5.h"
 #include "steerclear/make_model.h"
 #include "steerclear/npy.h"
 #include "steerclear/rng.h"
@@ -85,9 +86,9 @@ static void write_searches(const char *path, int L, int C, int bad_shape) {
 // A hook that keeps every block's output: store (L, T, C), after `inner` when given.
 typedef struct { const sc_hook *inner; float *store; } keep_ctx;
 
-static sc_status keep_forward(void *user, int block, float *h, int T, int C, const sc_batch *b) {
+static sc_status keep_forward(void *user, sc_backend *be, int block, float *h, int T, int C, const sc_batch *b) {
     keep_ctx *k = user;
-    if (k->inner) SC_TRY(k->inner->forward(k->inner->user, block, h, T, C, b));
+    if (k->inner) SC_TRY(k->inner->forward(k->inner->user, be, block, h, T, C, b));
     memcpy(k->store + (size_t)block * T * C, h, sizeof(float) * (size_t)T * C);
     return SC_OK;
 }
@@ -99,7 +100,7 @@ static void hidden_states(const sc_model *m, const sc_hook *inner, const int32_t
     keep_ctx k = {inner, out};
     sc_hook hk = {.user = &k, .forward = keep_forward};
     float *hidden = malloc(sizeof(float) * (size_t)T * m->cfg.hidden);
-    CHECK_OK(sc_forward(m, sc_backend_cpu(), &b, ids, hidden, NULL, &hk, NULL));
+    CHECK_OK(sc_forward(m, sc_test_backend(), &b, ids, hidden, NULL, &hk, NULL));
     free(hidden);
 }
 
@@ -109,6 +110,24 @@ static void write_ids_json(FILE *f, const int32_t *ids, int n) {
     fputc(']', f);
 }
 
+// The extract stage on a run directory, with its own stage context (model from the run).
+static sc_status extract_in(const char *run, const char *train, const char *test, const sc_extract_opts *o) {
+    sc_stage_opts so;
+    sc_stage_opts_default(&so);
+    so.run_dir = run;
+    so.run_mode = SC_RUN_WRITE;
+    so.train_csv = train;
+    so.test_csv = test;
+    so.need_model = 1;
+    so.need_train = o->use_train;
+    so.need_test = o->use_test;
+    sc_stage *stage = NULL;
+    sc_status st = sc_stage_open(&so, &stage);
+    if (!st) st = sc_extract_run(stage, o);
+    sc_stage_free(stage);
+    return st;
+}
+
 // --- main -------------------------------------------------------------------------------------
 
 int main(void) {
@@ -116,9 +135,9 @@ int main(void) {
     if (!tokpath[0] || !sc_file_exists(tokpath)) { printf("test_extract: SKIP (no tokenizer at $SC_TOKENIZER)\n"); return 77; }
     if (!make_fixture(tokpath)) return sc_test_finish("test_extract");
     sc_model *m = NULL;
-    CHECK_OK(sc_model_load(g_model, 0, -1, &m));
+    CHECK_OK(sc_model_load(g_model, 0, -1, sc_test_backend(), &m));
     if (!m) return sc_test_finish("test_extract");
-    const sc_backend *be = sc_backend_cpu();
+    sc_backend *be = sc_test_backend();
     const int L = m->cfg.n_layers, C = m->cfg.hidden, V = m->cfg.vocab;
     const size_t LC = (size_t)L * C;
     char results[4300];
@@ -141,16 +160,17 @@ int main(void) {
 
     // adapters from the file
     sc_h5 *h = NULL;
+    sc_run *rd = NULL;
     sc_adapter *ads[2] = {NULL, NULL};
-    CHECK_OK(sc_h5_open(results, 0, &h));
+    CHECK_OK(sc_run_open(g_run, SC_RUN_READ, &rd));
     int *list = NULL, n_list = 0;
-    CHECK_OK(sc_results_list_searches(h, &list, &n_list));
+    CHECK_OK(sc_results_list_searches(rd, &list, &n_list));
     CHECK(n_list == 2 && list[0] == 0 && list[1] == 1);
     free(list);
-    CHECK_OK(sc_results_load_adapter(h, 0, L, C, &ads[0]));
-    CHECK_OK(sc_results_load_adapter(h, 1, L, C, &ads[1]));
-    CHECK_ERR(sc_results_load_adapter(h, 3, L, C, &ads[1]), SC_ERR_ARG, "search 3 is not in the file", "/searches/0003");
-    sc_h5_close(h);
+    CHECK_OK(sc_results_load_adapter(rd, be, 0, L, C, &ads[0]));
+    CHECK_OK(sc_results_load_adapter(rd, be, 1, L, C, &ads[1]));
+    CHECK_ERR(sc_results_load_adapter(rd, be, 3, L, C, &ads[1]), SC_ERR_ARG, "search 3 is not in the file", "/searches/0003");
+    sc_run_close(rd);
     if (!ads[0] || !ads[1]) return sc_test_finish("test_extract");
     CHECK(ads[0]->kind == SC_ADAPTER_SHARED && ads[0]->n_sets == 1 && ads[0]->r == 2 && ads[0]->scaling == 2.0f);
     CHECK(ads[1]->kind == SC_ADAPTER_PER_BLOCK && ads[1]->n_sets == L);
@@ -190,7 +210,7 @@ int main(void) {
             hidden_states(m, NULL, seqs[s], T, hb);
             hidden_states(m, &ah, seqs[s], T, ha);
             for (int l = 0; l < L; l++) {
-                CHECK_OK(sc_adapter_update(ads[a], l, hb + (size_t)l * T * C, T, upd));
+                CHECK_OK(sc_adapter_apply(ads[a], l, hb + (size_t)l * T * C, T, upd, 0));
                 for (int t = 0; t < T; t++)
                     for (int c = 0; c < C; c++) {
                         size_t i = ((size_t)l * T + t) * C + c;
@@ -289,14 +309,11 @@ int main(void) {
     // 4. the whole stage on the run directory
     sc_extract_opts o;
     sc_extract_opts_default(&o);
-    o.run_dir = g_run;
-    o.train_csv = g_train;
-    o.test_csv = g_test;
     o.max_new_tokens = 5;
     o.batch_seqs = 2;
     o.top_k = 0;       // no top-k / top-p: sc_sample_token would sort the whole vocabulary per token
     o.top_p = 1.0f;
-    CHECK_OK(sc_extract_run(&o, be));
+    CHECK_OK(extract_in(g_run, g_train, g_test, &o));
     float *D = NULL;
     int32_t *didx = NULL, *vals = NULL, *pset = NULL, *pindex = NULL;
     int64_t *cnt = NULL, *offs = NULL, n_items = 0, dims[SC_H5_MAX_DIMS];
@@ -379,7 +396,7 @@ int main(void) {
         o.searches = &only1;
         o.n_searches = 1;
         o.export_files = 0;
-        CHECK_OK(sc_extract_run(&o, be));
+        CHECK_OK(extract_in(g_run, g_train, g_test, &o));
         float *D2 = NULL;
         CHECK_OK(sc_h5_open(results, 0, &h));
         CHECK_OK(sc_h5_read_f32(h, "/directions", &D2, &nd, dims));
@@ -390,7 +407,7 @@ int main(void) {
         o.mode = SC_DIRECTION_UPDATE_MEAN;
         o.searches = NULL;
         o.n_searches = 0;
-        CHECK_OK(sc_extract_run(&o, be));
+        CHECK_OK(extract_in(g_run, g_train, g_test, &o));
         CHECK_OK(sc_h5_open(results, 0, &h));
         CHECK_OK(sc_h5_read_f32(h, "/directions", &D2, &nd, dims));
         sc_h5_close(h);
@@ -407,7 +424,8 @@ int main(void) {
     {
         char run2[4300];
         snprintf(run2, sizeof run2, "%s/run2", sc_test_tmpdir());
-        CHECK_OK(sc_mkdir_p(run2));
+        sc_run *r2 = NULL;
+        CHECK_OK(sc_run_open(run2, SC_RUN_WRITE, &r2));
         sc_search_config sc;
         sc_search_config_default(&sc);
         sc.searches = 1;
@@ -424,14 +442,14 @@ int main(void) {
         sc_dataset train = {0};
         CHECK_OK(sc_tok_load(tokpath, &tok));
         CHECK_OK(sc_dataset_load(g_train, SC_DATASET_TRAIN, &train));
-        sc_search_run run = {.model = m, .be = be, .tok = tok, .train = &train, .cfg = &sc, .run_dir = run2, .config_json = cfg_json};
+        sc_search_run run = {.model = m, .be = be, .tok = tok, .train = &train, .cfg = &sc, .run = r2, .config_json = cfg_json};
         CHECK_OK(sc_search_run_range(&run, 0, -1));
+        sc_run_close(r2);
         sc_extract_opts e = o;
-        e.run_dir = run2;
         e.mode = SC_DIRECTION_ACTIVATION_DIFF;
         e.max_new_tokens = 3;
         e.export_files = 0;
-        CHECK_OK(sc_extract_run(&e, be));
+        CHECK_OK(extract_in(run2, g_train, g_test, &e));
         char res2[4400];
         snprintf(res2, sizeof res2, "%s/results.h5", run2);
         float *D3 = NULL;
@@ -458,31 +476,31 @@ int main(void) {
         char empty_run[4300];
         snprintf(empty_run, sizeof empty_run, "%s/no_run", sc_test_tmpdir());
         sc_extract_opts e = o;
-        e.run_dir = empty_run;
-        CHECK_ERR(sc_extract_run(&e, be), SC_ERR_IO, "no_run/results.h5 does not exist", "steerclear search");
+        CHECK_ERR(extract_in(empty_run, g_train, g_test, &e), SC_ERR_IO, "no_run/results.h5 does not exist", "steerclear search");
         e = o;
         int five = 5;
         e.searches = &five;
         e.n_searches = 1;
-        CHECK_ERR(sc_extract_run(&e, be), SC_ERR_ARG, "search 5 is not finished", "--searches");
+        CHECK_ERR(extract_in(g_run, g_train, g_test, &e), SC_ERR_ARG, "search 5 is not finished", "--searches");
         e = o;
         e.use_train = e.use_test = 0;
-        CHECK_ERR(sc_extract_run(&e, be), SC_ERR_ARG, "no prompt set", "--sets");
+        CHECK_ERR(extract_in(g_run, g_train, g_test, &e), SC_ERR_ARG, "no prompt set", "--sets");
         e = o;
-        e.test_csv = "/nonexistent/test.csv";
-        CHECK_ERR(sc_extract_run(&e, be), SC_ERR_IO, "/nonexistent/test.csv");
+        CHECK_ERR(extract_in(g_run, g_train, "/nonexistent/test.csv", &e), SC_ERR_IO, "/nonexistent/test.csv");
         int z[1] = {0};
         const int32_t *zs[1] = {seqs[0]};
         float d[1];
         CHECK_ERR(sc_directions_compute(m, be, ads, 1, SC_DIRECTION_ACTIVATION_DIFF, zs, z, 1, 2, d, &ntok), SC_ERR_ARG, "sequence 0 is empty");
         // an adapter stored with the wrong shape
-        char bad[4300];
-        snprintf(bad, sizeof bad, "%s/bad.h5", sc_test_tmpdir());
-        write_searches(bad, L, C, 1);
+        char bad[4300], badres[4400];
+        snprintf(bad, sizeof bad, "%s/badrun", sc_test_tmpdir());
+        snprintf(badres, sizeof badres, "%s/results.h5", bad);
+        sc_run *br = NULL;
+        CHECK_OK(sc_run_open(bad, SC_RUN_WRITE, &br));
+        write_searches(badres, L, C, 1);
         sc_adapter *x = NULL;
-        CHECK_OK(sc_h5_open(bad, 0, &h));
-        CHECK_ERR(sc_results_load_adapter(h, 0, L, C, &x), SC_ERR_SHAPE, "bad.h5", "/searches/0000/adapter/A", "[1,65,2]", "expected [1,64,2]");
-        sc_h5_close(h);
+        CHECK_ERR(sc_results_load_adapter(br, be, 0, L, C, &x), SC_ERR_SHAPE, "badrun/results.h5", "/searches/0000/adapter/A", "[1,65,2]", "expected [1,64,2]");
+        sc_run_close(br);
     }
     // the command line
     {

@@ -16,24 +16,24 @@ static void test_sampler(void) {
     sc_sample_opts o;
     sc_sample_opts_default(&o);
     o.top_k = 1;
-    for (int i = 0; i < 20; i++) { memcpy(l, base, sizeof l); CHECK(sc_sample_token(l, 5, &o, i / 20.0f) == 1); }
+    for (int i = 0; i < 20; i++) { memcpy(l, base, sizeof l); CHECK(sc_sample_token(sc_test_backend(), l, 5, &o, i / 20.0f) == 1); }
     o.top_k = 0; o.top_p = 1e-3f;
-    for (int i = 0; i < 20; i++) { memcpy(l, base, sizeof l); CHECK(sc_sample_token(l, 5, &o, i / 20.0f) == 1); }
+    for (int i = 0; i < 20; i++) { memcpy(l, base, sizeof l); CHECK(sc_sample_token(sc_test_backend(), l, 5, &o, i / 20.0f) == 1); }
     // top-k 2: only ids 1 and 2 ever come out, in the softmax ratio e^3 : e^2.5
     o.top_k = 2; o.top_p = 1.0f;
     int count[5] = {0};
-    for (int i = 0; i < 4000; i++) { memcpy(l, base, sizeof l); count[sc_sample_token(l, 5, &o, sc_rng_uniform(1, 2, (uint64_t)i))]++; }
+    for (int i = 0; i < 4000; i++) { memcpy(l, base, sizeof l); count[sc_sample_token(sc_test_backend(), l, 5, &o, sc_rng_uniform(1, 2, (uint64_t)i))]++; }
     CHECK(count[0] == 0 && count[3] == 0 && count[4] == 0);
     double want = 1.0 / (1.0 + exp(-0.5));   // P(id 1) within {1, 2}
     CHECK_NEAR(count[1] / 4000.0, want, 0.03);
     // a vocabulary limit: ids at or above it are never drawn, even the best one
     o.top_k = 0; o.vocab_limit = 1;
-    for (int i = 0; i < 10; i++) { memcpy(l, base, sizeof l); CHECK(sc_sample_token(l, 5, &o, i / 10.0f) == 0); }
+    for (int i = 0; i < 10; i++) { memcpy(l, base, sizeof l); CHECK(sc_sample_token(sc_test_backend(), l, 5, &o, i / 10.0f) == 0); }
     o.vocab_limit = 0;
     // plain temperature sampling over the whole vocabulary
     o.top_k = 0; o.temperature = 2.0f;
     memset(count, 0, sizeof count);
-    for (int i = 0; i < 8000; i++) { memcpy(l, base, sizeof l); count[sc_sample_token(l, 5, &o, sc_rng_uniform(3, 4, (uint64_t)i))]++; }
+    for (int i = 0; i < 8000; i++) { memcpy(l, base, sizeof l); count[sc_sample_token(sc_test_backend(), l, 5, &o, sc_rng_uniform(3, 4, (uint64_t)i))]++; }
     double z = 0;
     for (int v = 0; v < 5; v++) z += exp(base[v] / 2.0);
     for (int v = 0; v < 5; v++) CHECK_NEAR(count[v] / 8000.0, exp(base[v] / 2.0) / z, 0.02);
@@ -49,9 +49,9 @@ int main(void) {
     mo.seed = 21;
     CHECK_OK(sc_make_model(dir, &mo));
     sc_model *m = NULL;
-    CHECK_OK(sc_model_load(dir, 0, -1, &m));
+    CHECK_OK(sc_model_load(dir, 0, -1, sc_test_backend(), &m));
     if (!m) return sc_test_finish("test_generate");
-    const sc_backend *be = sc_backend_cpu();
+    sc_backend *be = sc_test_backend();
     enum { NP = 4 };
     int32_t pr[NP][12];
     int len[NP] = {3, 9, 6, 12};
@@ -103,7 +103,7 @@ int main(void) {
     // KV cache: prefill 5 tokens then 4 single steps == one full forward of 9 tokens
     const int C = m->cfg.hidden, V = m->cfg.vocab;
     sc_kv_cache *cache = NULL;
-    CHECK_OK(sc_kv_cache_create(m, 1, 16, &cache));
+    CHECK_OK(sc_kv_cache_create(m, be, 1, 16, &cache));
     float *h = malloc(sizeof(float) * 9 * (size_t)C), *lg = malloc(sizeof(float) * 9 * (size_t)V), *lc = malloc(sizeof(float) * (size_t)V);
     int ss[2] = {0, 9};
     sc_batch full = {.n_seq = 1, .seq_start = ss};

@@ -73,9 +73,9 @@ static void run_case(const mcase *mc, int case_index) {
     mo.seed = 100 + (uint64_t)case_index;
     CHECK_OK(sc_make_model(dir, &mo));
     sc_model *m = NULL;
-    CHECK_OK(sc_model_load(dir, 0, -1, &m));
+    CHECK_OK(sc_model_load(dir, 0, -1, sc_test_backend(), &m));
     if (!m) return;
-    const sc_backend *be = sc_backend_cpu();
+    sc_backend *be = sc_test_backend();
     const int V = mc->V, C = mc->C;
 
     // prompts of different lengths, packed in one batch
@@ -108,7 +108,7 @@ static void run_case(const mcase *mc, int case_index) {
 
     // the adapter and a batch of (prompt, continuation) for the loss
     sc_adapter *ad = NULL;
-    CHECK_OK(sc_adapter_create(mc->adapter, mc->L, C, 2, 2.0f, &ad));
+    CHECK_OK(sc_adapter_create(sc_test_backend(), mc->adapter, mc->L, C, 2, 2.0f, &ad));
     sc_rng_normal(11, 1, 0, ad->A, sc_adapter_numel_A(ad));
     sc_rng_normal(11, 2, 0, ad->B, sc_adapter_numel_B(ad));
     for (size_t i = 0; i < sc_adapter_numel_B(ad); i++) ad->B[i] *= 0.1f;
@@ -134,7 +134,7 @@ static void run_case(const mcase *mc, int case_index) {
     float *hp = malloc(sizeof(float) * (size_t)LT * C), *hq = malloc(sizeof(float) * (size_t)LT * C), *dh = calloc((size_t)LT * C, sizeof(float));
     sc_hook hook = sc_adapter_hook(ad);
     sc_activations *acts = NULL;
-    CHECK_OK(sc_activations_create(case_index % 2, &acts));   // with and without checkpointing
+    CHECK_OK(sc_activations_create(m, be, 0, 0, case_index % 2, &acts));   // with and without checkpointing
     CHECK_OK(sc_forward(m, be, &lb, lids, hp, NULL, NULL, NULL));
     CHECK_OK(sc_forward(m, be, &lb, lids, hq, NULL, &hook, acts));
     sc_loss_stats ls;

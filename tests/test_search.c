@@ -24,7 +24,7 @@ static sc_model *make(const char *name, int L, int C, int NH, int KVH, int V, sc
     mo.dtype = dt; mo.seed = 5;
     sc_model *m = NULL;
     CHECK_OK(sc_make_model(dir, &mo));
-    CHECK_OK(sc_model_load(dir, 0, -1, &m));
+    CHECK_OK(sc_model_load(dir, 0, -1, sc_test_backend(), &m));
     return m;
 }
 
@@ -32,14 +32,14 @@ static sc_model *make(const char *name, int L, int C, int NH, int KVH, int V, sc
 typedef struct { int n; const int *seq_start; const int32_t *ids; const int *rows; const int32_t *targets; int n_rows; } lbatch;
 
 static double loss_tf(const sc_model *m, sc_adapter *ad, const lbatch *b, int grad, int checkpoint) {
-    const sc_backend *be = sc_backend_cpu();
+    sc_backend *be = sc_test_backend();
     const int T = b->seq_start[b->n], C = m->cfg.hidden;
     float *hp = malloc(sizeof(float) * (size_t)T * C), *hq = malloc(sizeof(float) * (size_t)T * C), *dh = calloc((size_t)T * C, sizeof(float));
     sc_batch batch = {.n_seq = b->n, .seq_start = b->seq_start};
     sc_hook hook = sc_adapter_hook(ad);
     sc_activations *acts = NULL;
     sc_loss_stats ls = {0};
-    CHECK_OK(sc_activations_create(checkpoint, &acts));
+    CHECK_OK(sc_activations_create(m, be, 0, 0, checkpoint, &acts));
     CHECK_OK(sc_forward(m, be, &batch, b->ids, hp, NULL, NULL, NULL));
     CHECK_OK(sc_forward(m, be, &batch, b->ids, hq, NULL, &hook, grad ? acts : NULL));
     CHECK_OK(sc_divergence_loss(m, be, hp, hq, b->rows, b->targets, b->n_rows, 1.1f, 0.3f, 3, grad ? dh : NULL, &ls));
@@ -54,7 +54,7 @@ static double max_abs(const float *a, size_t n) { double m = 0; for (size_t i = 
 static void test_incremental_equals_teacher_forced(const sc_model *m, sc_adapter_kind kind) {
     const int C = m->cfg.hidden, L = m->cfg.n_layers;
     sc_adapter *ad = NULL;
-    CHECK_OK(sc_adapter_create(kind, L, C, 2, 2.0f, &ad));
+    CHECK_OK(sc_adapter_create(sc_test_backend(), kind, L, C, 2, 2.0f, &ad));
     sc_rng_normal(3, 1, 0, ad->A, sc_adapter_numel_A(ad));
     sc_rng_normal(3, 2, 0, ad->B, sc_adapter_numel_B(ad));
     // two sequences: prompt lengths 4 and 6, continuations of 5 and 3 tokens
@@ -120,8 +120,9 @@ static void test_incremental_equals_teacher_forced(const sc_model *m, sc_adapter
     CHECKF(finite && gmax > 1e3, "at B = 0 dB must be finite and large (the 1/(0 + 1e-8) factor), got max %g", gmax);
     float *mA = calloc(nA, 4), *vA = calloc(nA, 4), *mB = calloc(nB, 4), *vB = calloc(nB, 4);
     sc_adamw_opts ao = {0.1f, 0.9f, 0.999f, 1e-8f, 0.01f};
-    sc_adamw_update(ad->A, ad->dA, mA, vA, nA, &ao, 1);
-    sc_adamw_update(ad->B, ad->dB, mB, vB, nB, &ao, 1);
+    sc_backend *be = sc_test_backend();
+    CHECK_OK(be->op->adamw(be, ad->A, ad->dA, mA, vA, nA, &ao, 1));
+    CHECK_OK(be->op->adamw(be, ad->B, ad->dB, mB, vB, nB, &ao, 1));
     for (size_t i = 0; i < nB; i++) finite &= isfinite(ad->B[i]) && fabsf(ad->B[i]) <= 0.1f + 1e-6f;
     CHECKF(finite, "after the first AdamW step B must be finite with |B| <= lr");
     double l1 = loss_tf(m, ad, &tf, 1, 0);
@@ -134,7 +135,8 @@ static void test_incremental_equals_teacher_forced(const sc_model *m, sc_adapter
 static void test_adamw(void) {
     float p[2] = {1.0f, -2.0f}, g[2] = {0.5f, -0.25f}, m[2] = {0}, v[2] = {0};
     sc_adamw_opts o = {0.1f, 0.9f, 0.999f, 1e-8f, 0.01f};
-    sc_adamw_update(p, g, m, v, 2, &o, 1);
+    sc_backend *be = sc_test_backend();
+    CHECK_OK(be->op->adamw(be, p, g, m, v, 2, &o, 1));
     // step 1: mhat = g, vhat = g^2 -> p = p*(1 - lr*wd) - lr * sign(g) (to ~1e-8)
     CHECK_NEAR(p[0], 1.0 * (1 - 0.001) - 0.1, 1e-6);
     CHECK_NEAR(p[1], -2.0 * (1 - 0.001) + 0.1, 1e-6);
@@ -144,27 +146,25 @@ static void test_checkpoint(const sc_model *m) {
     sc_search_config cfg;
     sc_search_config_default(&cfg);
     cfg.prompts_per_search = 4; cfg.batch_size = 2; cfg.adapter = SC_ADAPTER_PER_BLOCK;
-    sc_search_state *s = sc_calloc(1, sizeof *s, "state");
-    s->search = 3; s->batch = 2; s->steps_total = 2; s->seed = sc_search_seed(&cfg, 3);
-    CHECK_OK(sc_adapter_create(cfg.adapter, m->cfg.n_layers, m->cfg.hidden, cfg.rank, cfg.scaling, &s->adapter));
-    sc_adapter_init(s->adapter, 1);
+    sc_backend *be = sc_test_backend();
+    sc_search_state *s = NULL;
+    CHECK_OK(sc_search_state_create(be, &cfg, 3, m->cfg.n_layers, m->cfg.hidden, &s));
+    if (!s) return;
+    CHECK(s->search == 3 && s->batch == 2 && s->steps_total == 2 && s->seed == sc_search_seed(&cfg, 3));
     size_t nA = sc_adapter_numel_A(s->adapter);
-    s->mA = calloc(nA, 4); s->vA = calloc(nA, 4); s->mB = calloc(nA, 4); s->vB = calloc(nA, 4);
-    s->A0 = calloc(nA, 4); s->B0 = calloc(nA, 4);
-    for (size_t i = 0; i < nA; i++) s->vB[i] = (float)i;
-    s->steps = calloc(2, sizeof(sc_step_record));
+    for (size_t i = 0; i < nA; i++) s->vB[i] = (float)i;   // CPU backend memory is host memory
     sc_step_record *r = &s->steps[0];
     r->loss = -1.5; r->kl = 2; r->nll = 0.5; r->n_pos = 7;
-    r->prompt_idx = malloc(8); r->prompt_idx[0] = 5; r->prompt_idx[1] = 9;
-    r->gen_len = malloc(8); r->gen_len[0] = 3; r->gen_len[1] = 4;
-    r->gen = malloc(28); for (int i = 0; i < 7; i++) r->gen[i] = 100 + i;
-    r->A = calloc(nA, 4); r->B = calloc(nA, 4); r->B[5] = 3.25f;
+    r->prompt_idx[0] = 5; r->prompt_idx[1] = 9;
+    r->gen_len[0] = 3; r->gen_len[1] = 4;
+    for (int i = 0; i < 7; i++) r->gen[i] = 100 + i;
+    memset(r->A, 0, nA * 4); memset(r->B, 0, nA * 4); r->B[5] = 3.25f;
     s->steps_done = 1;
     char path[4200];
     snprintf(path, sizeof path, "%s/search.ckpt", sc_test_tmpdir());
     CHECK_OK(sc_search_checkpoint_save(path, s));
     sc_search_state *back = NULL;
-    CHECK_OK(sc_search_checkpoint_load(path, &cfg, m->cfg.n_layers, m->cfg.hidden, &back));
+    CHECK_OK(sc_search_checkpoint_load(path, &cfg, be, m->cfg.n_layers, m->cfg.hidden, &back));
     if (back) {
         CHECK(back->steps_done == 1 && back->search == 3 && back->steps[0].n_pos == 7 && back->steps[0].gen[6] == 106);
         CHECK(back->steps[0].B[5] == 3.25f && back->vB[nA - 1] == (float)(nA - 1));
@@ -174,13 +174,13 @@ static void test_checkpoint(const sc_model *m) {
     // mismatched config, truncated and foreign files
     sc_search_config other = cfg;
     other.rank = 3;
-    CHECK_ERR(sc_search_checkpoint_load(path, &other, m->cfg.n_layers, m->cfg.hidden, &back), SC_ERR_ARG, path, "rank is 2 in the checkpoint but 3");
+    CHECK_ERR(sc_search_checkpoint_load(path, &other, be, m->cfg.n_layers, m->cfg.hidden, &back), SC_ERR_ARG, path, "rank is 2 in the checkpoint but 3");
     char *data; size_t len;
     CHECK_OK(sc_read_file(path, &data, &len));
     sc_test_write(path, data, len - 10);
-    CHECK_ERR(sc_search_checkpoint_load(path, &cfg, m->cfg.n_layers, m->cfg.hidden, &back), SC_ERR_FORMAT, path, "truncated");
+    CHECK_ERR(sc_search_checkpoint_load(path, &cfg, be, m->cfg.n_layers, m->cfg.hidden, &back), SC_ERR_FORMAT, path, "truncated");
     sc_test_write(path, "hello world, not a checkpoint", 29);
-    CHECK_ERR(sc_search_checkpoint_load(path, &cfg, m->cfg.n_layers, m->cfg.hidden, &back), SC_ERR_FORMAT, path, "magic");
+    CHECK_ERR(sc_search_checkpoint_load(path, &cfg, be, m->cfg.n_layers, m->cfg.hidden, &back), SC_ERR_FORMAT, path, "magic");
     free(data);
     sc_search_state_free(s);
 }

@@ -125,7 +125,7 @@ static void test_load_bf16(void) {
     sc_make_model_opts o = small_opts(SC_DTYPE_BF16, 1);
     CHECK_OK(sc_make_model(tmp_dir("bf16"), &o));
     sc_model *m;
-    CHECK_OK(sc_model_load(g_dir, 0, -1, &m));
+    CHECK_OK(sc_model_load(g_dir, 0, -1, sc_test_backend(), &m));
     if (!m) return;
     CHECK(m->cfg.n_layers == 2 && m->cfg.hidden == 16 && m->cfg.head_dim == 8 && m->cfg.tie_embeddings == 1);
     CHECK(!strcmp(m->cfg.torch_dtype, "bfloat16"));
@@ -174,32 +174,32 @@ static void test_load_bf16(void) {
 static void test_slices(void) {
     const char *dir = tmp_dir("bf16");
     sc_model *m;
-    CHECK_OK(sc_model_load(dir, 0, 1, &m));
+    CHECK_OK(sc_model_load(dir, 0, 1, sc_test_backend(), &m));
     if (m) {
         CHECK(m->has_embed && !m->has_head && m->embed.data && !m->lm_head.data && !m->final_norm);
         CHECK(m->blocks[0].q.data && m->blocks[0].attn_norm && !m->blocks[1].q.data && !m->blocks[1].attn_norm);
         sc_model_free(m);
     }
-    CHECK_OK(sc_model_load(dir, 1, 2, &m));
+    CHECK_OK(sc_model_load(dir, 1, 2, sc_test_backend(), &m));
     if (m) {   // tied: the last stage needs the embedding as its head
         CHECK(!m->has_embed && m->has_head && m->embed.data && m->lm_head.data == m->embed.data && m->final_norm);
         CHECK(!m->blocks[0].q.data && m->blocks[1].q.data);
         sc_model_free(m);
     }
-    CHECK_OK(sc_model_load(dir, 1, 1, &m));
+    CHECK_OK(sc_model_load(dir, 1, 1, sc_test_backend(), &m));
     if (m) { CHECK(!m->has_embed && !m->has_head && !m->embed.data && !m->blocks[1].q.data); sc_model_free(m); }
-    CHECK_ERR(sc_model_load(dir, 2, 1, &m), SC_ERR_ARG, "block slice [2,1) is not within the model's 2 blocks");
-    CHECK_ERR(sc_model_load(dir, 0, 5, &m), SC_ERR_ARG, "block slice [0,5)");
+    CHECK_ERR(sc_model_load(dir, 2, 1, sc_test_backend(), &m), SC_ERR_ARG, "block slice [2,1) is not within the model's 2 blocks");
+    CHECK_ERR(sc_model_load(dir, 0, 5, sc_test_backend(), &m), SC_ERR_ARG, "block slice [0,5)");
     CHECK(m == NULL);
 
     sc_make_model_opts o = small_opts(SC_DTYPE_BF16, 0);
     CHECK_OK(sc_make_model(tmp_dir("untied"), &o));
-    CHECK_OK(sc_model_load(g_dir, 1, 2, &m));
+    CHECK_OK(sc_model_load(g_dir, 1, 2, sc_test_backend(), &m));
     if (m) {
         CHECK(!m->embed.data && m->lm_head.data == sc_st_find(m->st, "lm_head.weight")->data && m->lm_head.rows == 64);
         sc_model_free(m);
     }
-    CHECK_OK(sc_model_load(g_dir, 0, 2, &m));
+    CHECK_OK(sc_model_load(g_dir, 0, 2, sc_test_backend(), &m));
     if (m) { CHECK(m->embed.data && m->lm_head.data && m->lm_head.data != m->embed.data); sc_model_free(m); }
 }
 
@@ -207,7 +207,7 @@ static void test_dtypes(void) {
     sc_make_model_opts o = small_opts(SC_DTYPE_F16, 1);
     CHECK_OK(sc_make_model(tmp_dir("f16"), &o));
     sc_model *m;
-    CHECK_OK(sc_model_load(g_dir, 0, -1, &m));
+    CHECK_OK(sc_model_load(g_dir, 0, -1, sc_test_backend(), &m));
     if (m) {   // F16 matrices become owned F32
         const sc_st_tensor *t = sc_st_find(m->st, "model.layers.0.self_attn.o_proj.weight");
         CHECK(t->dtype == SC_DTYPE_F16 && m->blocks[0].o.dtype == SC_DTYPE_F32 && m->blocks[0].o.data != t->data);
@@ -218,14 +218,14 @@ static void test_dtypes(void) {
     }
     o = small_opts(SC_DTYPE_F32, 1);
     CHECK_OK(sc_make_model(tmp_dir("f32"), &o));
-    CHECK_OK(sc_model_load(g_dir, 0, -1, &m));
+    CHECK_OK(sc_model_load(g_dir, 0, -1, sc_test_backend(), &m));
     if (m) {
         const sc_st_tensor *t = sc_st_find(m->st, "model.layers.1.mlp.gate_proj.weight");
         CHECK(m->blocks[1].gate.dtype == SC_DTYPE_F32 && m->blocks[1].gate.data == t->data);
         sc_model *b;
         char p[8300];
         snprintf(p, sizeof p, "%s/bf16", sc_test_tmpdir());
-        CHECK_OK(sc_model_load(p, 0, -1, &b));
+        CHECK_OK(sc_model_load(p, 0, -1, sc_test_backend(), &b));
         // same seed, same draws: the bf16 model is the f32 model rounded
         if (b) for (int i = 0; i < 384; i++) CHECK(elem(&b->blocks[1].gate, (size_t)i) == sc_bf16_to_f32(sc_f32_to_bf16(elem(&m->blocks[1].gate, (size_t)i))));
         sc_model_free(b);
@@ -262,8 +262,8 @@ static void test_determinism_and_shards(void) {
     CHECK(strstr(idx, "\"total_size\":\t") != NULL);
     free(idx);
     sc_model *ms, *m1;
-    CHECK_OK(sc_model_load(tmp_dir("sharded"), 0, -1, &ms));
-    CHECK_OK(sc_model_load(tmp_dir("bf16"), 0, -1, &m1));
+    CHECK_OK(sc_model_load(tmp_dir("sharded"), 0, -1, sc_test_backend(), &ms));
+    CHECK_OK(sc_model_load(tmp_dir("bf16"), 0, -1, sc_test_backend(), &m1));
     if (ms && m1) {
         CHECK(sc_st_count(ms->st) == sc_st_count(m1->st));
         int shards_seen = 0;
@@ -325,56 +325,56 @@ static void test_errors(void) {
     char dir[8300], p[8400];
     snprintf(dir, sizeof dir, "%s/nothing", sc_test_tmpdir());
     CHECK_OK(sc_mkdir_p(dir));
-    CHECK_ERR(sc_model_load(dir, 0, -1, &m), SC_ERR_IO, "config.json not found", "looked for", "nothing/config.json");
+    CHECK_ERR(sc_model_load(dir, 0, -1, sc_test_backend(), &m), SC_ERR_IO, "config.json not found", "looked for", "nothing/config.json");
     CHECK(m == NULL);
     sc_make_model_opts o = small_opts(SC_DTYPE_BF16, 1);
     o.cfg.head_dim = 8;
     snprintf(p, sizeof p, "%s/config.json", dir);
     CHECK_OK(sc_config_save(p, &o.cfg));
-    CHECK_ERR(sc_model_load(dir, 0, -1, &m), SC_ERR_IO, "no weights found", "nothing/model.safetensors and", "model.safetensors.index.json");
+    CHECK_ERR(sc_model_load(dir, 0, -1, sc_test_backend(), &m), SC_ERR_IO, "no weights found", "nothing/model.safetensors and", "model.safetensors.index.json");
     sc_test_write(p, "{\"model_type\":\"llama\"}", 22);
-    CHECK_ERR(sc_model_load(dir, 0, -1, &m), SC_ERR_FORMAT, "nothing/config.json", "model_type \"llama\"");
+    CHECK_ERR(sc_model_load(dir, 0, -1, sc_test_backend(), &m), SC_ERR_FORMAT, "nothing/config.json", "model_type \"llama\"");
 
     // config disagreeing with the tensors
     sc_model_config cfg = o.cfg;
     cfg.intermediate = 32;
     snprintf(dir, sizeof dir, "%s/inter", sc_test_tmpdir());
     copy_model(dir, NULL, NULL, &cfg);
-    CHECK_ERR(sc_model_load(dir, 0, -1, &m), SC_ERR_SHAPE, "inter/model.safetensors: tensor model.layers.0.mlp.gate_proj.weight: shape [24,16] does not match config [32,16]");
+    CHECK_ERR(sc_model_load(dir, 0, -1, sc_test_backend(), &m), SC_ERR_SHAPE, "inter/model.safetensors: tensor model.layers.0.mlp.gate_proj.weight: shape [24,16] does not match config [32,16]");
     cfg = o.cfg;
     cfg.vocab = 65;
     snprintf(dir, sizeof dir, "%s/vocab", sc_test_tmpdir());
     copy_model(dir, NULL, NULL, &cfg);
-    CHECK_ERR(sc_model_load(dir, 0, -1, &m), SC_ERR_SHAPE, "vocab/model.safetensors: tensor model.embed_tokens.weight: shape [64,16] does not match config [65,16]");
-    CHECK_OK(sc_model_load(dir, 1, 1, &m));   // a middle slice does not read the embedding
+    CHECK_ERR(sc_model_load(dir, 0, -1, sc_test_backend(), &m), SC_ERR_SHAPE, "vocab/model.safetensors: tensor model.embed_tokens.weight: shape [64,16] does not match config [65,16]");
+    CHECK_OK(sc_model_load(dir, 1, 1, sc_test_backend(), &m));   // a middle slice does not read the embedding
     sc_model_free(m);
     cfg = o.cfg;
     cfg.n_kv_heads = 2;
     snprintf(dir, sizeof dir, "%s/kv", sc_test_tmpdir());
     copy_model(dir, NULL, NULL, &cfg);
-    CHECK_ERR(sc_model_load(dir, 1, 2, &m), SC_ERR_SHAPE, "tensor model.layers.1.self_attn.k_proj.weight: shape [8,16] does not match config [16,16]");
+    CHECK_ERR(sc_model_load(dir, 1, 2, sc_test_backend(), &m), SC_ERR_SHAPE, "tensor model.layers.1.self_attn.k_proj.weight: shape [8,16] does not match config [16,16]");
 
     // missing tensors
     snprintf(dir, sizeof dir, "%s/nobias", sc_test_tmpdir());
     copy_model(dir, "model.layers.1.self_attn.k_proj.bias", NULL, &o.cfg);
-    CHECK_ERR(sc_model_load(dir, 0, -1, &m), SC_ERR_FORMAT, "nobias: tensor model.layers.1.self_attn.k_proj.bias not found");
-    CHECK_OK(sc_model_load(dir, 0, 1, &m));   // not needed by block 0
+    CHECK_ERR(sc_model_load(dir, 0, -1, sc_test_backend(), &m), SC_ERR_FORMAT, "nobias: tensor model.layers.1.self_attn.k_proj.bias not found");
+    CHECK_OK(sc_model_load(dir, 0, 1, sc_test_backend(), &m));   // not needed by block 0
     sc_model_free(m);
     snprintf(dir, sizeof dir, "%s/nonorm", sc_test_tmpdir());
     copy_model(dir, "model.norm.weight", NULL, &o.cfg);
-    CHECK_ERR(sc_model_load(dir, 0, -1, &m), SC_ERR_FORMAT, "tensor model.norm.weight not found");
+    CHECK_ERR(sc_model_load(dir, 0, -1, sc_test_backend(), &m), SC_ERR_FORMAT, "tensor model.norm.weight not found");
     // untied config, no lm_head in the file
     cfg = o.cfg;
     cfg.tie_embeddings = 0;
     snprintf(dir, sizeof dir, "%s/nohead", sc_test_tmpdir());
     copy_model(dir, NULL, NULL, &cfg);
-    CHECK_ERR(sc_model_load(dir, 0, -1, &m), SC_ERR_FORMAT, "nohead: tensor lm_head.weight not found", "tie_word_embeddings is false");
-    CHECK_OK(sc_model_load(dir, 0, 1, &m));   // no head in this slice
+    CHECK_ERR(sc_model_load(dir, 0, -1, sc_test_backend(), &m), SC_ERR_FORMAT, "nohead: tensor lm_head.weight not found", "tie_word_embeddings is false");
+    CHECK_OK(sc_model_load(dir, 0, 1, sc_test_backend(), &m));   // no head in this slice
     sc_model_free(m);
     // a non-float matrix
     snprintf(dir, sizeof dir, "%s/i32", sc_test_tmpdir());
     copy_model(dir, NULL, "model.layers.0.self_attn.q_proj.weight", &o.cfg);
-    CHECK_ERR(sc_model_load(dir, 0, -1, &m), SC_ERR_FORMAT, "i32/model.safetensors: tensor model.layers.0.self_attn.q_proj.weight: dtype I32 is not a floating-point type");
+    CHECK_ERR(sc_model_load(dir, 0, -1, sc_test_backend(), &m), SC_ERR_FORMAT, "i32/model.safetensors: tensor model.layers.0.self_attn.q_proj.weight: dtype I32 is not a floating-point type");
 
     // tied config, but lm_head.weight present: the embedding is the head (as transformers ties
     // them after loading), and the ignored tensor is said at debug level
@@ -393,7 +393,7 @@ static void test_errors(void) {
     sc_log_set(capture, NULL);
     sc_log_set_level(SC_LOG_DEBUG);
     g_log[0] = '\0';
-    CHECK_OK(sc_model_load(dir, 1, 2, &m));
+    CHECK_OK(sc_model_load(dir, 1, 2, sc_test_backend(), &m));
     sc_log_set(NULL, NULL);
     sc_log_set_level(SC_LOG_INFO);
     CHECK(strstr(g_log, "lm_head.weight is present but ignored") != NULL);

@@ -30,6 +30,12 @@ int sc_test_finish(const char *name) {
     return sc_test_failures ? 1 : 0;
 }
 
+sc_backend *sc_test_backend(void) {
+    static sc_backend *be;
+    if (!be && !(be = sc_backend_cpu_new())) { fprintf(stderr, "cannot create the CPU backend: %s\n", sc_last_error()); exit(2); }
+    return be;
+}
+
 const char *sc_test_env(const char *name, const char *fallback) {
     const char *v = getenv(name);
     return v && *v ? v : fallback;

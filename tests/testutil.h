@@ -3,7 +3,7 @@
 #ifndef STEERCLEAR_TESTUTIL_H
 #define STEERCLEAR_TESTUTIL_H
 
-#include "steerclear/core.h"
+#include "steerclear/backend.h"
 
 #include <math.h>
 #include <string.h>
@@ -13,6 +13,9 @@ extern int sc_test_checks;
 
 void sc_test_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int sc_test_finish(const char *name);
+// The CPU backend every test of a process shares (created on first use; $SC_CPU_ISA picks the
+// kernels).
+sc_backend *sc_test_backend(void);
 // $SC_SOURCE_DIR etc. with a fallback; path joins into a static buffer per call site.
 const char *sc_test_env(const char *name, const char *fallback);
 // A fresh empty temporary directory (under $TMPDIR or /tmp), removed by sc_test_finish unless

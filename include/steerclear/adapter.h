@@ -5,6 +5,10 @@
 //
 // At B = 0 the update is zero, dL/dA is exactly 0 and dL/dB carries the 1/(0 + 1e-8) factor
 // (about 1e8 times later gradients); everything stays finite and AdamW normalises it.
+//
+// The parameters and their gradients live in the memory of the backend the adapter is made
+// for (host memory on the CPU backend); sc_adapter_get / sc_adapter_set move them to and from
+// the host (checkpoints, the results file).
 #ifndef STEERCLEAR_ADAPTER_H
 #define STEERCLEAR_ADAPTER_H
 
@@ -21,21 +25,26 @@ typedef struct {
     int n_layers, C, r;     // L, hidden size, rank
     int n_sets;             // 1 (shared) or L (per-block)
     float scaling;          // 2 in the study
-    float *A;               // (n_sets, C, r)
+    float *A;               // (n_sets, C, r)  backend memory
     float *B;               // (n_sets, r, C)
     float *dA, *dB;         // gradients, same shapes (accumulated by the hook's backward)
+    sc_backend *be;
 } sc_adapter;
 
-sc_status sc_adapter_create(sc_adapter_kind kind, int n_layers, int C, int r, float scaling, sc_adapter **out);
+sc_status sc_adapter_create(sc_backend *be, sc_adapter_kind kind, int n_layers, int C, int r, float scaling, sc_adapter **out);
 void sc_adapter_free(sc_adapter *a);
-// A ~ N(0,1) from the counter-based RNG at `seed`, B = 0.
-void sc_adapter_init(sc_adapter *a, uint64_t seed);
-void sc_adapter_zero_grad(sc_adapter *a);
+// A ~ N(0,1) from the counter-based RNG at `seed`, B = 0, gradients 0.
+sc_status sc_adapter_init(sc_adapter *a, uint64_t seed);
+sc_status sc_adapter_zero_grad(sc_adapter *a);
 size_t sc_adapter_numel_A(const sc_adapter *a);   // n_sets * C * r
 size_t sc_adapter_numel_B(const sc_adapter *a);   // n_sets * r * C
-// The hook that applies the adapter (forward) and accumulates dA, dB (backward).
+// Copy A and B to host arrays (either may be NULL), or set them from host arrays.
+sc_status sc_adapter_get(const sc_adapter *a, float *A, float *B);
+sc_status sc_adapter_set(sc_adapter *a, const float *A, const float *B);
+// The hook that applies the adapter to every row (forward) and accumulates dA, dB (backward).
 sc_hook sc_adapter_hook(sc_adapter *a);
-// update[T,C] = scaling * u / (||u|| + eps) for h[T,C] at block `block` (used by `update-mean`).
-sc_status sc_adapter_update(const sc_adapter *a, int block, const float *h, int T, float *update);
+// update[T,C] = scaling * u / (||u|| + eps) for h[T,C] at block `block` (used by `update-mean`);
+// accumulate != 0 adds it to update instead (update may be h: applies the adapter in place).
+sc_status sc_adapter_apply(const sc_adapter *a, int block, const float *h, int T, float *update, int accumulate);
 
 #endif

@@ -3,6 +3,8 @@
 #ifndef STEERCLEAR_CLI_H
 #define STEERCLEAR_CLI_H
 
+#include <stddef.h>
+
 int sc_cmd_tokenize(int argc, char **argv);
 int sc_cmd_make_model(int argc, char **argv);
 int sc_cmd_logits(int argc, char **argv);
@@ -18,6 +20,8 @@ int sc_cli_fail(const char *cmd);
 int sc_cli_parse_int(const char *opt, const char *s, int min, int *out);
 int sc_cli_parse_float(const char *opt, const char *s, float *out);
 int sc_cli_parse_u64(const char *opt, const char *s, unsigned long long *out);   // e.g. --seed
+// A memory size such as 16G or 800M (backend.h, sc_parse_size).
+int sc_cli_parse_size(const char *opt, const char *s, size_t *out);
 // A list of search indices such as "0,3,5-7" (malloc'ed into *out).
 int sc_cli_parse_list(const char *s, int **out, int *n);
 

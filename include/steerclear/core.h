@@ -64,6 +64,12 @@ int sc_file_exists(const char *path);
 // Timing
 double sc_now_seconds(void);       // monotonic
 
+// ---------------------------------------------------------------------------------------
+// Element types (of tensors in files and in memory)
+typedef enum { SC_DTYPE_F32 = 0, SC_DTYPE_F16, SC_DTYPE_BF16, SC_DTYPE_I32, SC_DTYPE_I64 } sc_dtype;
+size_t sc_dtype_size(sc_dtype dt);
+const char *sc_dtype_name(sc_dtype dt);   // "F32", "F16", "BF16", "I32", "I64"
+
 // bf16 / f16 conversion (round to nearest even)
 static inline float sc_bf16_to_f32(uint16_t h) {
     union { uint32_t u; float f; } v; v.u = (uint32_t)h << 16; return v.f;

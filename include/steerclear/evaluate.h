@@ -18,15 +18,15 @@
 #define STEERCLEAR_EVALUATE_H
 
 #include "steerclear/adapter.h"
-#include "steerclear/dataset.h"
 #include "steerclear/generate.h"
+#include "steerclear/stage.h"
 
 typedef enum { SC_EVAL_BASE = 0, SC_EVAL_ADAPTER, SC_EVAL_DIRECTION } sc_eval_kind;
 
 typedef struct {
     sc_eval_kind kind;
     sc_adapter *adapter;        // SC_EVAL_ADAPTER
-    const float *directions;    // SC_EVAL_DIRECTION: (L, C), unscaled
+    const float *directions;    // SC_EVAL_DIRECTION: (L, C), unscaled, backend memory
     float scale;                // SC_EVAL_DIRECTION
 } sc_eval_variant;
 
@@ -39,9 +39,9 @@ sc_hook sc_eval_hook_get(sc_eval_hook *eh);
 void sc_eval_hook_free(sc_eval_hook *eh);
 
 // Generate every (variant, prompt) pair: out[v * n_prompts + p] (free each .ids). The pairs are
-// taken variant-major in chunks of at most batch_seqs sequences, one sc_generate per chunk.
+// taken variant-major in chunks of at most batch_seqs sequences, all through one generator.
 // stream: per prompt RNG stream (NULL = prompt index p).
-sc_status sc_evaluate_generate(const sc_model *m, const sc_backend *be, const sc_eval_variant *variants, int n_variants,
+sc_status sc_evaluate_generate(const sc_model *m, sc_backend *be, const sc_eval_variant *variants, int n_variants,
                                const int32_t *const *prompts, const int *prompt_len, int n_prompts, const uint64_t *stream,
                                const sc_sample_opts *o, int batch_seqs, sc_gen_out *out);
 
@@ -50,9 +50,6 @@ sc_status sc_evaluate_write_json(const char *path, const sc_dataset *test, const
                                  char *const *original, char *const *output);
 
 typedef struct {
-    const char *run_dir;        // RUN_DIR with results.h5 (required)
-    const char *model_dir;      // NULL: the results file's root attr "model"
-    const char *test_csv;       // NULL: datasets/test.csv
     const float *scales;        // NULL: {2}
     int n_scales;
     int max_new_tokens;         // 100
@@ -71,8 +68,9 @@ typedef struct {
 void sc_evaluate_opts_default(sc_evaluate_opts *o);
 // "2", "0.5", "-4": the X of direction_NNNN_scale_X.json.
 void sc_evaluate_scale_name(float scale, char *buf, size_t n);
-// The whole stage. Directions come from results.h5 /directions (see extract.h); searches
-// without an extracted direction get only their adapter evaluated (with a warning).
-sc_status sc_evaluate_run(const sc_evaluate_opts *o, const sc_backend *be);
+// The whole stage on a stage context (its model, tokenizer, test set and run directory).
+// Directions come from results.h5 (see extract.h); searches without an extracted direction
+// get only their adapter evaluated (with a warning).
+sc_status sc_evaluate_run(sc_stage *stage, const sc_evaluate_opts *o);
 
 #endif

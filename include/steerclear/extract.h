@@ -18,12 +18,13 @@
 //   /extract/prompt_set      i32 [n]        0 = train, 1 = test
 //   /extract/prompt_index    i32 [n]        row of that set
 // Exported files: RUN_DIR/directions/search_NNNN.safetensors and search_NNNN.gguf.
-// Leaves out: MPI distribution of the searches (one process does them all).
+// The results module (results.h) writes all of it. Leaves out: MPI distribution of the
+// searches (one process does them all).
 #ifndef STEERCLEAR_EXTRACT_H
 #define STEERCLEAR_EXTRACT_H
 
 #include "steerclear/adapter.h"
-#include "steerclear/h5.h"
+#include "steerclear/stage.h"
 
 typedef enum { SC_DIRECTION_ACTIVATION_DIFF = 0, SC_DIRECTION_UPDATE_MEAN = 1 } sc_direction_mode;
 const char *sc_direction_mode_name(sc_direction_mode m);   // "activation-diff" / "update-mean"
@@ -33,26 +34,12 @@ sc_status sc_direction_mode_parse(const char *s, sc_direction_mode *out);
 // position 0). dirs: [n_adapters][L][C] float (the means); *n_tokens receives the number of
 // tokens averaged over. batch_seqs bounds how many sequences run through the model at once.
 // Needs the whole model (m->first == 0, m->last == L).
-sc_status sc_directions_compute(const sc_model *m, const sc_backend *be, sc_adapter *const *adapters, int n_adapters,
+sc_status sc_directions_compute(const sc_model *m, sc_backend *be, sc_adapter *const *adapters, int n_adapters,
                                 sc_direction_mode mode, const int32_t *const *seqs, const int *seq_len, int n_seqs,
                                 int batch_seqs, float *dirs, int64_t *n_tokens);
 
-// The finished searches in a results file: indices (ascending, malloc'ed) of every
-// /searches/NNNN group.
-sc_status sc_results_list_searches(sc_h5 *h, int **searches, int *n);
-// Load the final adapter of one search (/searches/NNNN/adapter/{A,B} and the group's attrs
-// adapter, rank, scaling), checking the shapes against n_layers and C.
-sc_status sc_results_load_adapter(sc_h5 *h, int search, int n_layers, int C, sc_adapter **out);
-// The run config's search seed ("search": {"seed": S} in the root attr "config"); 1234 when
-// the config or the key is absent. The default sampling seed of extract and evaluate.
-uint64_t sc_results_run_seed(const char *config_json);
-
 typedef struct {
-    const char *run_dir;        // RUN_DIR with results.h5 (required)
-    const char *model_dir;      // NULL: the results file's root attr "model"
-    const char *train_csv;      // NULL: datasets/train.csv
-    const char *test_csv;       // NULL: datasets/test.csv
-    int use_train, use_test;    // which sets give the prompts (full_prompt column)
+    int use_train, use_test;    // which of the stage's sets give the prompts (full_prompt column)
     sc_direction_mode mode;
     int max_new_tokens;         // 50
     float temperature;          // 0.7
@@ -67,8 +54,8 @@ typedef struct {
 } sc_extract_opts;
 
 void sc_extract_opts_default(sc_extract_opts *o);
-// The whole stage: load model, tokenizer (MODEL_DIR/tokenizer.json), prompts, sample, compute,
-// write results.h5 and the exported files.
-sc_status sc_extract_run(const sc_extract_opts *o, const sc_backend *be);
+// The whole stage on a stage context (its model, tokenizer, the chosen prompt sets and its run
+// directory): sample, compute, write results.h5 and the exported files.
+sc_status sc_extract_run(sc_stage *stage, const sc_extract_opts *o);
 
 #endif

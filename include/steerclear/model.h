@@ -9,7 +9,7 @@
 #ifndef STEERCLEAR_MODEL_H
 #define STEERCLEAR_MODEL_H
 
-#include "steerclear/core.h"
+#include "steerclear/backend.h"
 #include "steerclear/safetensors.h"
 
 // ---------------------------------------------------------------------------------------
@@ -36,16 +36,11 @@ sc_status sc_config_load(const char *path, sc_model_config *cfg);
 sc_status sc_config_save(const char *path, const sc_model_config *cfg);
 
 // ---------------------------------------------------------------------------------------
-// Weights. Matrices keep the file's layout [rows, cols] = [out, in] (nn.Linear) and, for
-// F32 and BF16, stay in the mmapped file (zero copy: a 14B checkpoint needs no second
-// copy). F16 matrices are converted once to F32. Vectors (norms, biases) are F32 copies.
-typedef struct {
-    const void *data;
-    sc_dtype dtype;        // SC_DTYPE_F32 or SC_DTYPE_BF16 only
-    int64_t rows, cols;
-    const float *f32;      // optional F32 copy of a BF16 matrix (sc_model_cache_f32), else NULL
-} sc_mat;
-
+// Weights. Matrices (sc_mat, backend.h) keep the file's layout [rows, cols] = [out, in]
+// (nn.Linear) and, for F32 and BF16, stay in the mmapped file (zero copy: a 14B checkpoint
+// needs no second copy); F16 matrices are converted once to F32. The backend the model is
+// loaded for prepares its own form of them (weights_prepare). Vectors (norms, biases) are F32
+// copies on the host.
 typedef struct {
     float *attn_norm;      // (C)       input_layernorm.weight
     sc_mat q;              // (NH*HD, C)  self_attn.q_proj.weight
@@ -70,6 +65,7 @@ typedef struct {
     float *final_norm;     // (C)     model.norm.weight
     sc_mat lm_head;        // (V, C)  lm_head.weight, or embed when tied
     sc_block_weights *blocks;  // indexed by global block index l in [first, last); others zeroed
+    sc_backend *be;        // the backend the matrices are prepared for
     // ownership
     sc_safetensors *st;
     void **owned; size_t n_owned, cap_owned;
@@ -77,16 +73,10 @@ typedef struct {
 } sc_model;
 
 // Load config.json and the tensors of blocks [first, last) from a Hugging Face directory
-// (last = -1 means all blocks). Every disagreement between config and tensors is an error
-// naming the file, the tensor and both shapes.
-sc_status sc_model_load(const char *dir, int first, int last, sc_model **out);
+// (last = -1 means all blocks) and prepare the matrices for backend `be` (which must outlive
+// the model). Every disagreement between config and tensors is an error naming the file, the
+// tensor and both shapes.
+sc_status sc_model_load(const char *dir, int first, int last, sc_backend *be, sc_model **out);
 void sc_model_free(sc_model *m);
-
-// Keep an F32 copy of every BF16 matrix when all copies fit in budget_bytes: products over
-// many rows (prefill, training) then skip re-widening the weights on every call, while
-// decoding keeps streaming BF16 (half the bytes). Returns SC_OK and does nothing when the
-// copies would not fit. sc_model_load calls it with the budget from $SC_F32_CACHE_MB, or
-// 40% of physical memory capped at 8 GiB when unset (0 disables it).
-sc_status sc_model_cache_f32(sc_model *m, size_t budget_bytes);
 
 #endif

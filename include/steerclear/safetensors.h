@@ -8,10 +8,6 @@
 
 #include "steerclear/core.h"
 
-typedef enum { SC_DTYPE_F32 = 0, SC_DTYPE_F16, SC_DTYPE_BF16, SC_DTYPE_I32, SC_DTYPE_I64 } sc_dtype;
-size_t sc_dtype_size(sc_dtype dt);
-const char *sc_dtype_name(sc_dtype dt);   // "F32", "F16", "BF16", "I32", "I64"
-
 #define SC_ST_MAX_DIMS 8
 typedef struct {
     const char *name;            // tensor name, owned by the file object

@@ -33,7 +33,8 @@ typedef struct {
     float top_p;               // 1 = off
     uint64_t seed;             // run seed; search s uses sc_seed_mix(seed, s)
     int checkpoint_activations;   // recompute blocks in backward: 1, 0, or -1 = auto (only when
-                                  // keeping every block's activations would pass 25% of RAM)
+                                  // keeping every block's activations for the largest batch would
+                                  // take more than a third of the rank's memory budget)
     int loss_chunk;            // rows of logits per loss chunk (32)
 } sc_search_config;
 
@@ -45,41 +46,50 @@ sc_status sc_search_config_validate(const sc_search_config *c);
 cJSON *sc_search_config_to_json(const sc_search_config *c);
 uint64_t sc_search_seed(const sc_search_config *c, int search);
 
-// One step's record (what the HDF5 file keeps per step).
+// One step's record (what the HDF5 file keeps per step), in host memory allocated with the
+// search state (a step allocates nothing).
 typedef struct {
     double loss, kl, nll;
     int64_t n_pos;
     int32_t *prompt_idx;       // (batch) rows of the train set
     int32_t *gen_len;          // (batch)
-    int32_t *gen;              // concatenated sampled ids
+    int32_t *gen;              // concatenated sampled ids (room for batch * max_new_tokens)
     float *A, *B;              // adapter after the step
 } sc_step_record;
 
 // Everything needed to continue a search bit for bit (the checkpoint file's content).
 typedef struct {
-    int search, steps_total, steps_done, batch;
+    int search, steps_total, steps_done, batch, max_new;
     uint64_t seed;
-    sc_adapter *adapter;
-    float *mA, *vA, *mB, *vB;  // AdamW moments
-    float *A0, *B0;            // adapter before the first step
-    sc_step_record *steps;     // (steps_done)
+    sc_adapter *adapter;       // backend memory
+    float *mA, *vA, *mB, *vB;  // AdamW moments, backend memory (one allocation at mA)
+    float *A0, *B0;            // host: the adapter before the first step
+    sc_step_record *steps;     // (steps_total), the first steps_done filled
+    void *record_mem;          // host storage behind every record
 } sc_search_state;
 
+// A new search `search` of the config on backend be: adapter drawn from the search's seed,
+// moments 0, room for every step's record.
+sc_status sc_search_state_create(sc_backend *be, const sc_search_config *cfg, int search, int n_layers, int C,
+                                 sc_search_state **out);
 void sc_search_state_free(sc_search_state *s);
 // Checkpoint file: magic "SCSRCHK1", version, sizes, then the state; written atomically.
 sc_status sc_search_checkpoint_save(const char *path, const sc_search_state *s);
 // Load and check it matches (kind, rank, C, L, steps, batch, seed); mismatches are errors
 // naming the file and the field.
-sc_status sc_search_checkpoint_load(const char *path, const sc_search_config *cfg, int n_layers, int C,
+sc_status sc_search_checkpoint_load(const char *path, const sc_search_config *cfg, sc_backend *be, int n_layers, int C,
                                     sc_search_state **out);
+
+typedef struct sc_run sc_run;
 
 typedef struct {
     const sc_model *model;
-    const sc_backend *be;
+    sc_backend *be;
     const sc_tokenizer *tok;
     const sc_dataset *train;
     const sc_search_config *cfg;
-    const char *run_dir;       // RUN_DIR: checkpoints/ and results.h5 live here
+    sc_run *run;               // the run directory: checkpoints/ and results.h5
+    const char *model_dir;     // recorded in results.h5 (NULL: model->dir)
     const char *config_json;   // resolved run config, stored in results.h5
     int resume;                // continue from checkpoints instead of refusing them
     volatile sig_atomic_t *stop;   // set by a signal handler: stop after the current step
@@ -90,8 +100,17 @@ typedef struct {
 // (the last finished step is checkpointed).
 sc_status sc_search_run_range(const sc_search_run *run, int first, int last);
 
-// One optimizer step of `state` on the given prompts (token ids); fills rec. Exposed for tests.
-sc_status sc_search_step(const sc_search_run *run, sc_search_state *state, const int32_t *const *prompts,
-                         const int *prompt_len, const int32_t *prompt_idx, int n, sc_step_record *rec);
+// The run state of optimizer steps (generator, saved activations, hidden buffers, workspace),
+// sized once for prompts of up to max_prompt tokens: a step allocates nothing.
+typedef struct sc_search_work sc_search_work;
+sc_status sc_search_work_create(const sc_search_run *run, int max_prompt, sc_search_work **out);
+void sc_search_work_free(sc_search_work *w);
+// Whether the work recomputes blocks in backward (checkpoint_activations, "auto" resolved).
+int sc_search_work_checkpointing(const sc_search_work *w);
+
+// One optimizer step of `state` on the given prompts (token ids): its record goes to
+// state->steps[state->steps_done] and steps_done grows by one. Exposed for tests.
+sc_status sc_search_step(const sc_search_run *run, sc_search_work *w, sc_search_state *state, const int32_t *const *prompts,
+                         const int *prompt_len, const int32_t *prompt_idx, int n);
 
 #endif

@@ -7,7 +7,7 @@
 #include "steerclear/engine.h"
 
 typedef struct {
-    const float *directions;   // (L, C) one vector per block, unscaled
+    const float *directions;   // (L, C) one vector per block, unscaled (backend memory)
     float scale;
     int first, last;           // blocks that are steered; last = -1: up to L
 } sc_steer_variant;

@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +20,7 @@ static void usage(FILE *f) {
         "\n"
         "  --run DIR             run directory with results.h5 (required)\n"
         "  --model DIR           model directory (default: the results file's \"model\" attribute)\n"
-        "  --test CSV            test prompts (default datasets/test.csv)\n"
+        "  --test CSV            test prompts (default: the run config's, else the shipped datasets/test.csv)\n"
         "  --scales LIST         direction scales, e.g. 2,4,0.5 (default 2)\n"
         "  --max-new-tokens N    default 100\n"
         "  --temperature X       default 0.7\n"
@@ -32,7 +31,8 @@ static void usage(FILE *f) {
         "  --searches LIST       e.g. 0,3,5-7 (default: every finished search)\n"
         "  --batch N             sequences per generation batch (default 64)\n"
         "  --no-adapters         skip the adapter variants\n"
-        "  --no-directions       skip the direction variants\n");
+        "  --no-directions       skip the direction variants\n"
+        "  --memory-budget SIZE  memory this process may use, e.g. 16G (default: 80%% of RAM / ranks on the node)\n");
 }
 
 
@@ -60,7 +60,7 @@ static int parse_scales(const char *s, float **out, int *n) {
 
 int sc_cmd_evaluate(int argc, char **argv) {
     enum { O_RUN = 1000, O_MODEL, O_TEST, O_SCALES, O_MAXNEW, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_LIMIT,
-           O_SEARCHES, O_BATCH, O_NOADAPT, O_NODIR, O_HELP };
+           O_SEARCHES, O_BATCH, O_NOADAPT, O_NODIR, O_BUDGET, O_HELP };
     static const struct option longopts[] = {
         {"run", required_argument, 0, O_RUN}, {"model", required_argument, 0, O_MODEL},
         {"test", required_argument, 0, O_TEST}, {"scales", required_argument, 0, O_SCALES},
@@ -69,10 +69,14 @@ int sc_cmd_evaluate(int argc, char **argv) {
         {"seed", required_argument, 0, O_SEED}, {"limit", required_argument, 0, O_LIMIT},
         {"searches", required_argument, 0, O_SEARCHES}, {"batch", required_argument, 0, O_BATCH},
         {"no-adapters", no_argument, 0, O_NOADAPT}, {"no-directions", no_argument, 0, O_NODIR},
+        {"memory-budget", required_argument, 0, O_BUDGET},
         {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0},
     };
     sc_evaluate_opts o;
     sc_evaluate_opts_default(&o);
+    sc_stage_opts so;
+    sc_stage_opts_default(&so);
+    sc_stage *stage = NULL;
     int *searches = NULL;
     float *scales = NULL;
     optind = 1;
@@ -81,9 +85,10 @@ int sc_cmd_evaluate(int argc, char **argv) {
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         int ok = 1;
         switch (c) {
-        case O_RUN: o.run_dir = optarg; break;
-        case O_MODEL: o.model_dir = optarg; break;
-        case O_TEST: o.test_csv = optarg; break;
+        case O_RUN: so.run_dir = optarg; break;
+        case O_MODEL: so.model_dir = optarg; break;
+        case O_TEST: so.test_csv = optarg; break;
+        case O_BUDGET: ok = sc_cli_parse_size("--memory-budget", optarg, &so.backend.memory_budget); break;
         case O_SCALES: free(scales); scales = NULL; ok = parse_scales(optarg, &scales, &o.n_scales); break;
         case O_MAXNEW: ok = sc_cli_parse_int("--max-new-tokens", optarg, 1, &o.max_new_tokens); break;
         case O_TEMP: ok = sc_cli_parse_float("--temperature", optarg, &o.temperature); break;
@@ -109,16 +114,19 @@ int sc_cmd_evaluate(int argc, char **argv) {
         if (!ok) goto fail;
     }
     if (optind < argc) { sc_errorf(SC_ERR_ARG, "unexpected argument '%s'", argv[optind]); goto fail; }
-    if (!o.run_dir) { sc_errorf(SC_ERR_ARG, "--run RUN_DIR is required"); goto fail; }
+    if (!so.run_dir) { sc_errorf(SC_ERR_ARG, "--run RUN_DIR is required"); goto fail; }
     o.searches = searches;
     o.scales = scales;
-    if (sc_evaluate_run(&o, sc_backend_cpu()) != SC_OK) goto fail;
-    printf("%s/eval\n", o.run_dir);
+    so.run_mode = SC_RUN_READ;
+    so.need_model = so.need_test = 1;
+    if (sc_stage_open(&so, &stage) != SC_OK || sc_evaluate_run(stage, &o) != SC_OK) goto fail;
+    printf("%s/eval\n", so.run_dir);
     rc = 0;
     goto out;
 fail:
     rc = sc_cli_fail("evaluate");
 out:
+    sc_stage_free(stage);
     free(searches);
     free(scales);
     return rc;

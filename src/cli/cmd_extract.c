@@ -4,7 +4,6 @@
 #include "steerclear/extract.h"
 
 #include <getopt.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +19,8 @@ static void usage(FILE *f) {
         "\n"
         "  --run DIR             run directory with results.h5 (required)\n"
         "  --model DIR           model directory (default: the results file's \"model\" attribute)\n"
-        "  --train CSV           train prompts (default datasets/train.csv)\n"
-        "  --test CSV            test prompts (default datasets/test.csv)\n"
+        "  --train CSV           train prompts (default: the run config's, else the shipped datasets/train.csv)\n"
+        "  --test CSV            test prompts (default: the run config's, else the shipped datasets/test.csv)\n"
         "  --mode M              activation-diff (default) | update-mean\n"
         "  --sets LIST           train,test (default) | train | test\n"
         "  --max-new-tokens N    continuation length (default 50; 0 = prompts only)\n"
@@ -31,15 +30,14 @@ static void usage(FILE *f) {
         "  --seed S              sampling seed (default: the run's search seed)\n"
         "  --searches LIST       e.g. 0,3,5-7 (default: every finished search)\n"
         "  --batch N             sequences per forward pass (default 16)\n"
-        "  --no-export           skip the safetensors / GGUF files\n");
+        "  --no-export           skip the safetensors / GGUF files\n"
+        "  --memory-budget SIZE  memory this process may use, e.g. 16G (default: 80%% of RAM / ranks on the node)\n");
 }
-
-
 
 
 int sc_cmd_extract(int argc, char **argv) {
     enum { O_RUN = 1000, O_MODEL, O_TRAIN, O_TEST, O_MODE, O_SETS, O_MAXNEW, O_TEMP, O_TOPK, O_TOPP, O_SEED,
-           O_SEARCHES, O_BATCH, O_NOEXPORT, O_HELP };
+           O_SEARCHES, O_BATCH, O_NOEXPORT, O_BUDGET, O_HELP };
     static const struct option longopts[] = {
         {"run", required_argument, 0, O_RUN}, {"model", required_argument, 0, O_MODEL},
         {"train", required_argument, 0, O_TRAIN}, {"test", required_argument, 0, O_TEST},
@@ -48,10 +46,13 @@ int sc_cmd_extract(int argc, char **argv) {
         {"top-k", required_argument, 0, O_TOPK}, {"top-p", required_argument, 0, O_TOPP},
         {"seed", required_argument, 0, O_SEED}, {"searches", required_argument, 0, O_SEARCHES},
         {"batch", required_argument, 0, O_BATCH}, {"no-export", no_argument, 0, O_NOEXPORT},
+        {"memory-budget", required_argument, 0, O_BUDGET},
         {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0},
     };
     sc_extract_opts o;
     sc_extract_opts_default(&o);
+    sc_stage_opts so;
+    sc_stage_opts_default(&so);
     int *searches = NULL;
     optind = 1;
     opterr = 0;
@@ -59,10 +60,11 @@ int sc_cmd_extract(int argc, char **argv) {
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         int ok = 1;
         switch (c) {
-        case O_RUN: o.run_dir = optarg; break;
-        case O_MODEL: o.model_dir = optarg; break;
-        case O_TRAIN: o.train_csv = optarg; break;
-        case O_TEST: o.test_csv = optarg; break;
+        case O_RUN: so.run_dir = optarg; break;
+        case O_MODEL: so.model_dir = optarg; break;
+        case O_TRAIN: so.train_csv = optarg; break;
+        case O_TEST: so.test_csv = optarg; break;
+        case O_BUDGET: ok = sc_cli_parse_size("--memory-budget", optarg, &so.backend.memory_budget); break;
         case O_MODE: ok = sc_direction_mode_parse(optarg, &o.mode) == SC_OK; break;
         case O_SETS:
             if (!strcmp(optarg, "train,test") || !strcmp(optarg, "test,train")) o.use_train = o.use_test = 1;
@@ -92,11 +94,18 @@ int sc_cmd_extract(int argc, char **argv) {
         if (!ok) { free(searches); return sc_cli_fail("extract"); }
     }
     if (optind < argc) { free(searches); sc_errorf(SC_ERR_ARG, "unexpected argument '%s'", argv[optind]); return sc_cli_fail("extract"); }
-    if (!o.run_dir) { free(searches); sc_errorf(SC_ERR_ARG, "--run RUN_DIR is required"); return sc_cli_fail("extract"); }
+    if (!so.run_dir) { free(searches); sc_errorf(SC_ERR_ARG, "--run RUN_DIR is required"); return sc_cli_fail("extract"); }
     o.searches = searches;
-    sc_status st = sc_extract_run(&o, sc_backend_cpu());
+    so.run_mode = SC_RUN_WRITE;
+    so.need_model = 1;
+    so.need_train = o.use_train;
+    so.need_test = o.use_test;
+    sc_stage *stage = NULL;
+    sc_status st = sc_stage_open(&so, &stage);
+    if (!st) st = sc_extract_run(stage, &o);
+    sc_stage_free(stage);
     free(searches);
     if (st != SC_OK) return sc_cli_fail("extract");
-    printf("%s/results.h5\n", o.run_dir);
+    printf("%s/results.h5\n", so.run_dir);
     return 0;
 }

@@ -2,8 +2,8 @@
 // `steerclear logits` (write the logits of a text as .npy).
 #include "steerclear/cli.h"
 #include "steerclear/generate.h"
-#include "steerclear/h5.h"
 #include "steerclear/npy.h"
+#include "steerclear/results.h"
 #include "steerclear/safetensors.h"
 #include "steerclear/steer.h"
 #include "steerclear/tok.h"
@@ -13,12 +13,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-static sc_status load_model_and_tok(const char *dir, sc_model **m, sc_tokenizer **tok) {
+static sc_status load_model_and_tok(const char *dir, size_t budget, sc_backend **be, sc_model **m, sc_tokenizer **tok) {
     char path[4200];
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-    SC_TRY(sc_model_load(dir, 0, -1, m));
-    sc_status st = sc_tok_load(path, tok);
-    if (st) { sc_model_free(*m); *m = NULL; }
+    sc_backend_opts bo;
+    sc_backend_opts_default(&bo);
+    bo.memory_budget = budget;
+    SC_TRY(sc_backend_create(&bo, be));
+    sc_status st = sc_model_load(dir, 0, -1, *be, m);
+    if (!st) st = sc_tok_load(path, tok);
+    if (st) { sc_model_free(*m); *m = NULL; sc_backend_free(*be); *be = NULL; }
     return st;
 }
 
@@ -28,25 +32,17 @@ static sc_status load_directions(const char *spec, const char *file, int L, int 
     float *d = calloc((size_t)L * C, sizeof(float));
     if (!d) return sc_errorf(SC_ERR_MEM, "out of memory");
     if (spec) {
-        char run[4096];
         const char *colon = strrchr(spec, ':');
         if (!colon || colon == spec) { free(d); return sc_errorf(SC_ERR_ARG, "--direction '%s': expected RUN_DIR:SEARCH, e.g. results/run1:3", spec); }
         int search = 0;
         if (!sc_cli_parse_int("--direction SEARCH", colon + 1, 0, &search)) { free(d); return SC_ERR_ARG; }
-        snprintf(run, sizeof run, "%.*s/results.h5", (int)(colon - spec), spec);
-        sc_h5 *h = NULL;
-        sc_status st = sc_h5_open(run, 0, &h);
+        char run_dir[4096];
+        snprintf(run_dir, sizeof run_dir, "%.*s", (int)(colon - spec), spec);
+        sc_run *run = NULL;
+        sc_status st = sc_run_open(run_dir, SC_RUN_READ, &run);
+        if (!st) st = sc_results_read_direction(run, search, L, C, d);   // search N, through /direction_searches
+        sc_run_close(run);
         if (st) { free(d); return st; }
-        float *all = NULL;
-        int nd = 0;
-        int64_t dims[8];
-        st = sc_h5_read_f32(h, "/directions", &all, &nd, dims);
-        sc_h5_close(h);
-        if (st) { free(d); return sc_error_wrap(st, "(run `steerclear extract --run %.*s` first) ", (int)(colon - spec), spec); }
-        if (nd != 3 || dims[1] != L || dims[2] != C) { free(all); free(d); return sc_errorf(SC_ERR_SHAPE, "%s: /directions has shape [%lld,%lld,%lld], the model needs [S,%d,%d]", run, (long long)dims[0], (long long)(nd > 1 ? dims[1] : 0), (long long)(nd > 2 ? dims[2] : 0), L, C); }
-        if (search < 0 || search >= dims[0]) { free(all); free(d); return sc_errorf(SC_ERR_ARG, "%s: search %d is not among the %lld searches", run, search, (long long)dims[0]); }
-        memcpy(d, all + (size_t)search * L * C, sizeof(float) * (size_t)L * C);
-        free(all);
     } else {
         sc_safetensors *st_file = NULL;
         SC_TRY(sc_st_open_file(file, &st_file));
@@ -70,7 +66,8 @@ static void generate_usage(FILE *f) {
                "  --top-p P (1.0 = off)          --seed S (0)            --greedy\n"
                "  --chat                wrap TEXT as a user turn of the chat template\n"
                "  --direction RUN_DIR:SEARCH | --direction-file F.safetensors   steer with a direction\n"
-               "  --scale X (2.0)       --blocks FIRST:LAST  (steer blocks [FIRST, LAST) only)\n");
+               "  --scale X (2.0)       --blocks FIRST:LAST  (steer blocks [FIRST, LAST) only)\n"
+               "  --memory-budget SIZE  memory this process may use, e.g. 16G\n");
 }
 
 int sc_cmd_generate(int argc, char **argv) {
@@ -80,13 +77,15 @@ int sc_cmd_generate(int argc, char **argv) {
     so.max_new_tokens = 64;
     float scale = 2.0f;
     int chat = 0, first = 0, last = -1;
+    size_t budget = 0;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"prompt", required_argument, 0, 'p'},
         {"max-new-tokens", required_argument, 0, 'n'}, {"temperature", required_argument, 0, 't'},
         {"top-k", required_argument, 0, 'k'}, {"top-p", required_argument, 0, 'P'}, {"seed", required_argument, 0, 's'},
         {"greedy", no_argument, 0, 'g'}, {"chat", no_argument, 0, 'c'}, {"direction", required_argument, 0, 'd'},
         {"direction-file", required_argument, 0, 'f'}, {"scale", required_argument, 0, 'x'},
-        {"blocks", required_argument, 0, 'b'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"blocks", required_argument, 0, 'b'}, {"memory-budget", required_argument, 0, 'M'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -104,6 +103,7 @@ int sc_cmd_generate(int argc, char **argv) {
         case 'd': dir_spec = optarg; break;
         case 'f': dir_file = optarg; break;
         case 'x': ok = sc_cli_parse_float("--scale", optarg, &scale); break;
+        case 'M': ok = sc_cli_parse_size("--memory-budget", optarg, &budget); break;
         case 'b': if (sscanf(optarg, "%d:%d", &first, &last) != 2) { fprintf(stderr, "steerclear generate: --blocks '%s': expected FIRST:LAST\n", optarg); return 2; } break;
         case 'h': generate_usage(stdout); return 0;
         default: generate_usage(stderr); return 2;
@@ -116,13 +116,14 @@ int sc_cmd_generate(int argc, char **argv) {
         return 2;
     }
     if (dir_spec && dir_file) { fprintf(stderr, "steerclear generate: give --direction or --direction-file, not both\n"); return 2; }
+    sc_backend *be = NULL;
     sc_model *m = NULL;
     sc_tokenizer *tok = NULL;
-    if (load_model_and_tok(model, &m, &tok)) return sc_cli_fail("generate");
+    if (load_model_and_tok(model, budget, &be, &m, &tok)) return sc_cli_fail("generate");
     int rc = 1;
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    float *dirs = NULL;
+    float *dirs = NULL, *dirs_dev = NULL;
     sc_gen_out out = {0};
     char *text = NULL, *wrapped = NULL;
     const char *input = prompt;
@@ -140,19 +141,26 @@ int sc_cmd_generate(int argc, char **argv) {
     sc_steer steer = {&var, 1, m->cfg.n_layers};
     sc_hook hook = sc_steer_hook(&steer);
     if (dir_spec || dir_file) {
-        if (load_directions(dir_spec, dir_file, m->cfg.n_layers, m->cfg.hidden, &dirs)) { sc_cli_fail("generate"); goto done; }
-        var.directions = dirs; var.scale = scale; var.first = first; var.last = last;
+        const size_t LC = (size_t)m->cfg.n_layers * m->cfg.hidden;
+        if (load_directions(dir_spec, dir_file, m->cfg.n_layers, m->cfg.hidden, &dirs) ||
+            sc_backend_alloc_floats(be, LC, "directions", &dirs_dev) || be->op->upload(be, dirs_dev, dirs, sizeof(float) * LC)) {
+            sc_cli_fail("generate");
+            goto done;
+        }
+        var.directions = dirs_dev; var.scale = scale; var.first = first; var.last = last;
     }
     int len = (int)n_ids;
     const int32_t *pp = ids;
-    if (sc_generate(m, sc_backend_cpu(), &pp, &len, 1, NULL, NULL, &so, dirs ? &hook : NULL, &out)) { sc_cli_fail("generate"); goto done; }
+    if (sc_generate(m, be, &pp, &len, 1, NULL, NULL, &so, dirs ? &hook : NULL, &out)) { sc_cli_fail("generate"); goto done; }
     if (sc_tok_decode(tok, out.ids, (size_t)out.n, 1, &text)) { sc_cli_fail("generate"); goto done; }
     printf("%s\n", text);
     rc = 0;
 done:
+    if (be) be->op->free(be, dirs_dev);
     free(ids); free(dirs); free(out.ids); free(text); free(wrapped);
     sc_tok_free(tok);
     sc_model_free(m);
+    sc_backend_free(be);
     return rc;
 }
 
@@ -169,9 +177,10 @@ int sc_cmd_logits(int argc, char **argv) {
         else { fprintf(c == 'h' ? stdout : stderr, "usage: steerclear logits --model DIR --text TEXT --out F.npy\n  writes float32 logits [tokens, vocab]\n"); return c == 'h' ? 0 : 2; }
     }
     if (!model || !text || !out) { fprintf(stderr, "steerclear logits: --model, --text and --out are required\n"); return 2; }
+    sc_backend *be = NULL;
     sc_model *m = NULL;
     sc_tokenizer *tok = NULL;
-    if (load_model_and_tok(model, &m, &tok)) return sc_cli_fail("logits");
+    if (load_model_and_tok(model, 0, &be, &m, &tok)) return sc_cli_fail("logits");
     int rc = 1;
     int32_t *ids = NULL;
     size_t n = 0;
@@ -180,17 +189,26 @@ int sc_cmd_logits(int argc, char **argv) {
     if (n == 0) { fprintf(stderr, "steerclear logits: the text is empty\n"); goto done; }
     int ss[2] = {0, (int)n};
     sc_batch b = {.n_seq = 1, .seq_start = ss};
-    hidden = malloc(sizeof(float) * n * (size_t)m->cfg.hidden);
     logits = malloc(sizeof(float) * n * (size_t)m->cfg.vocab);
-    if (!hidden || !logits) { fprintf(stderr, "steerclear logits: out of memory for %zu x %d logits\n", n, m->cfg.vocab); goto done; }
-    if (sc_forward(m, sc_backend_cpu(), &b, ids, hidden, NULL, NULL, NULL) || sc_head(m, sc_backend_cpu(), hidden, NULL, (int)n, NULL, logits)) { sc_cli_fail("logits"); goto done; }
+    if (sc_backend_alloc_floats(be, n * (size_t)m->cfg.hidden, "hidden states", &hidden) || !logits) { fprintf(stderr, "steerclear logits: out of memory for %zu x %d logits\n", n, m->cfg.vocab); goto done; }
+    float *dlogits = NULL;
+    if (sc_backend_alloc_floats(be, n * (size_t)m->cfg.vocab, "logits", &dlogits) ||
+        sc_forward(m, be, &b, ids, hidden, NULL, NULL, NULL) || sc_head(m, be, hidden, NULL, (int)n, NULL, dlogits) ||
+        be->op->download(be, logits, dlogits, sizeof(float) * n * (size_t)m->cfg.vocab)) {
+        be->op->free(be, dlogits);
+        sc_cli_fail("logits");
+        goto done;
+    }
+    be->op->free(be, dlogits);
     int64_t shape[2] = {(int64_t)n, m->cfg.vocab};
     if (sc_npy_write_f32(out, logits, 2, shape)) { sc_cli_fail("logits"); goto done; }
     fprintf(stderr, "steerclear logits: wrote %s [%zu, %d]\n", out, n, m->cfg.vocab);
     rc = 0;
 done:
-    free(ids); free(hidden); free(logits);
+    if (be) be->op->free(be, hidden);
+    free(ids); free(logits);
     sc_tok_free(tok);
     sc_model_free(m);
+    sc_backend_free(be);
     return rc;
 }

@@ -1,8 +1,9 @@
-// cmd_search.c — `steerclear search`: parse options and the JSON config, save the resolved
-// config in RUN_DIR, load model, tokenizer and train set, run the searches. SIGTERM / SIGINT
-// stop after the current optimizer step (already checkpointed); --resume continues.
+// cmd_search.c — `steerclear search`: parse options and the JSON config, build the stage
+// context (backend, model, tokenizer, train set, run directory), save the resolved config in
+// RUN_DIR, run the searches. SIGTERM / SIGINT stop after the current optimizer step (already
+// checkpointed); --resume continues.
 #include "steerclear/cli.h"
-#include "steerclear/search.h"
+#include "steerclear/stage.h"
 
 #include <cjson/cJSON.h>
 #include <getopt.h>
@@ -15,14 +16,26 @@ static volatile sig_atomic_t stop_requested = 0;
 static void on_signal(int sig) { (void)sig; stop_requested = 1; }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: steerclear search --model DIR --train CSV --out RUN_DIR [options]\n"
-               "  --config F.json        settings: {\"search\": {...}} or the keys directly (see README)\n"
+    fprintf(f, "usage: steerclear search --model DIR --out RUN_DIR [--train CSV] [options]\n"
+               "  --config F.json        settings: {\"model\", \"train\", \"test\", \"memory_budget\", \"search\": {...}} (see README);\n"
+               "                         relative paths in it are taken from the folder of F.json\n"
+               "  --train CSV            train prompts (default: the run config's, else the shipped datasets/train.csv)\n"
                "  --searches N (20)      --adapter shared|per-block (shared)   --rank R (2)\n"
                "  --seed S (1234)        --batch-size N (12)   --prompts-per-search N (192)\n"
                "  --max-new-tokens N (128)   --lr X (0.1)   --epochs N (1)\n"
                "  --first-search I --last-search J   run only searches [I, J)\n"
+               "  --memory-budget SIZE   memory this process may use, e.g. 16G (default: 80%% of RAM / ranks on the node)\n"
                "  --resume               continue the searches checkpointed in RUN_DIR\n"
                "Command-line options override the config file; the resolved config is saved to RUN_DIR/config.json.\n");
+}
+
+// A path key of the config file, resolved against the file's folder into out ("" when absent).
+static int config_path(const cJSON *file, const char *key, const char *base, char *out, size_t n) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(file, key);
+    out[0] = '\0';
+    if (!v) return 1;
+    if (!cJSON_IsString(v) || !v->valuestring[0]) { sc_errorf(SC_ERR_ARG, "config: \"%s\" must be a non-empty path string", key); return 0; }
+    return sc_path_resolve(v->valuestring, base, out, n) == SC_OK;
 }
 
 int sc_cmd_search(int argc, char **argv) {
@@ -31,7 +44,7 @@ int sc_cmd_search(int argc, char **argv) {
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    const char *model = NULL, *train = NULL, *out = NULL, *config = NULL;
+    const char *model_opt = NULL, *train_opt = NULL, *out = NULL, *config = NULL, *budget_opt = NULL;
     int resume = 0, first = 0, last = -1;
     sc_search_config cfg;
     sc_search_config_default(&cfg);
@@ -43,14 +56,15 @@ int sc_cmd_search(int argc, char **argv) {
         {"seed", required_argument, 0, 4}, {"batch-size", required_argument, 0, 5}, {"prompts-per-search", required_argument, 0, 6},
         {"max-new-tokens", required_argument, 0, 7}, {"lr", required_argument, 0, 8}, {"epochs", required_argument, 0, 9},
         {"first-search", required_argument, 0, 10}, {"last-search", required_argument, 0, 11},
+        {"memory-budget", required_argument, 0, 12},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     static const char *keys[] = {NULL, "searches", "adapter", "rank", "seed", "batch_size", "prompts_per_search", "max_new_tokens", "lr", "epochs"};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'm': model = optarg; break;
-        case 't': train = optarg; break;
+        case 'm': model_opt = optarg; break;
+        case 't': train_opt = optarg; break;
         case 'o': out = optarg; break;
         case 'c': config = optarg; break;
         case 'r': resume = 1; break;
@@ -64,6 +78,7 @@ int sc_cmd_search(int argc, char **argv) {
         }
         case 10: if (!sc_cli_parse_int("--first-search", optarg, 0, &first)) { sc_cli_fail("search"); cJSON_Delete(over); return 2; } break;
         case 11: if (!sc_cli_parse_int("--last-search", optarg, 1, &last)) { sc_cli_fail("search"); cJSON_Delete(over); return 2; } break;
+        case 12: budget_opt = optarg; break;
         case 'h': usage(stdout); cJSON_Delete(over); return 0;
         default: usage(stderr); cJSON_Delete(over); return 2;
         }
@@ -74,10 +89,11 @@ int sc_cmd_search(int argc, char **argv) {
     if (!config && resume && sc_file_exists(saved)) config = saved;   // resume with the run's own config
     cJSON *file = NULL;
     int rc = 1;
-    sc_model *m = NULL;
-    sc_tokenizer *tok = NULL;
-    sc_dataset ds = {0};
+    sc_stage *stage = NULL;
     char *resolved = NULL;
+    char model[4096] = "", train[4096] = "", test[4096] = "", base[4096];
+    sc_stage_opts so;
+    sc_stage_opts_default(&so);
     if (config) {
         char *text;
         if (sc_read_file(config, &text, NULL)) { sc_cli_fail("search"); goto done; }
@@ -86,28 +102,53 @@ int sc_cmd_search(int argc, char **argv) {
         if (!file) { fprintf(stderr, "steerclear search: %s: not valid JSON near '%.30s'\n", config, cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() : ""); goto done; }
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(file, "search");
         if (s && sc_search_config_from_json(s, config, &cfg)) { sc_cli_fail("search"); goto done; }
-        const cJSON *jm = cJSON_GetObjectItemCaseSensitive(file, "model"), *jt = cJSON_GetObjectItemCaseSensitive(file, "train");
-        if (!model && cJSON_IsString(jm)) model = jm->valuestring;
-        if (!train && cJSON_IsString(jt)) train = jt->valuestring;
+        if (sc_path_dir_of(config, base, sizeof base) || !config_path(file, "model", base, model, sizeof model) ||
+            !config_path(file, "train", base, train, sizeof train) || !config_path(file, "test", base, test, sizeof test)) {
+            sc_error_wrap(SC_ERR_ARG, "%s: ", config);
+            sc_cli_fail("search");
+            goto done;
+        }
+        const cJSON *mb = cJSON_GetObjectItemCaseSensitive(file, "memory_budget");
+        if (mb && !budget_opt) {
+            if (!cJSON_IsString(mb)) { fprintf(stderr, "steerclear search: %s: \"memory_budget\" must be a string such as \"16G\"\n", config); goto done; }
+            if (sc_parse_size(mb->valuestring, &so.backend.memory_budget)) { sc_error_wrap(SC_ERR_ARG, "%s: memory_budget: ", config); sc_cli_fail("search"); goto done; }
+        }
     }
     if (sc_search_config_from_json(over, "command line", &cfg)) { sc_cli_fail("search"); goto done; }
-    if (!model || !train) { fprintf(stderr, "steerclear search: --model and --train are required (or \"model\" and \"train\" in --config)\n"); rc = 2; goto done; }
+    if ((model_opt && sc_path_resolve(model_opt, NULL, model, sizeof model)) || (train_opt && sc_path_resolve(train_opt, NULL, train, sizeof train))) { sc_cli_fail("search"); goto done; }
+    if (budget_opt && !sc_cli_parse_size("--memory-budget", budget_opt, &so.backend.memory_budget)) { sc_cli_fail("search"); rc = 2; goto done; }
+    if (!model[0]) { fprintf(stderr, "steerclear search: --model is required (or \"model\" in --config)\n"); rc = 2; goto done; }
+    if (!train[0]) snprintf(train, sizeof train, "%s", sc_default_dataset("train.csv"));
     if (first < 0 || (last >= 0 && last <= first)) { fprintf(stderr, "steerclear search: --first-search %d --last-search %d is an empty range\n", first, last); rc = 2; goto done; }
+    {   // a run directory that already has searches needs --resume; refuse before writing anything
+        char ck[4300];
+        snprintf(ck, sizeof ck, "%s/checkpoints", out);
+        snprintf(base, sizeof base, "%s/results.h5", out);
+        if (!resume && (sc_file_exists(base) || sc_file_exists(ck))) {
+            fprintf(stderr, "steerclear search: %s already has searches (results.h5 or checkpoints/); add --resume to continue it, or choose a new --out\n", out);
+            goto done;
+        }
+    }
 
-    // the resolved config, saved before any work
+    // the stage context, then the resolved config, saved before any search starts
+    so.run_dir = out;
+    so.run_mode = SC_RUN_WRITE;
+    so.model_dir = model;
+    so.train_csv = train;
+    so.need_model = so.need_train = 1;
+    if (sc_stage_open(&so, &stage)) { sc_cli_fail("search"); goto done; }
     cJSON *res = cJSON_CreateObject();
-    cJSON_AddStringToObject(res, "model", model);
-    cJSON_AddStringToObject(res, "train", train);
+    cJSON_AddStringToObject(res, "model", stage->model_dir);
+    cJSON_AddStringToObject(res, "train", stage->train_csv);
+    if (test[0]) cJSON_AddStringToObject(res, "test", test);
     cJSON_AddItemToObject(res, "search", sc_search_config_to_json(&cfg));
     resolved = cJSON_Print(res);
     cJSON_Delete(res);
-    if (sc_mkdir_p(out) || sc_write_file_atomic(saved, resolved, strlen(resolved))) { sc_cli_fail("search"); goto done; }
+    if (sc_run_write_config(stage->run, resolved)) { sc_cli_fail("search"); goto done; }
 
-    char tokpath[4200];
-    snprintf(tokpath, sizeof tokpath, "%s/tokenizer.json", model);
-    if (sc_model_load(model, 0, -1, &m) || sc_tok_load(tokpath, &tok) || sc_dataset_load(train, SC_DATASET_TRAIN, &ds)) { sc_cli_fail("search"); goto done; }
-    sc_search_run run = {.model = m, .be = sc_backend_cpu(), .tok = tok, .train = &ds, .cfg = &cfg, .run_dir = out,
-                         .config_json = resolved, .resume = resume, .stop = &stop_requested};
+    sc_search_run run = {.model = stage->model, .be = stage->be, .tok = stage->tok, .train = &stage->train, .cfg = &cfg,
+                         .run = stage->run, .model_dir = stage->model_dir, .config_json = resolved, .resume = resume,
+                         .stop = &stop_requested};
     sc_status st = sc_search_run_range(&run, first, last);
     if (st == SC_ERR_INTERRUPTED) { fprintf(stderr, "steerclear search: %s\n", sc_last_error()); rc = 3; goto done; }
     if (st) { sc_cli_fail("search"); goto done; }
@@ -117,8 +158,6 @@ done:
     cJSON_Delete(over);
     cJSON_Delete(file);
     free(resolved);
-    sc_dataset_free(&ds);
-    sc_tok_free(tok);
-    sc_model_free(m);
+    sc_stage_free(stage);
     return rc;
 }

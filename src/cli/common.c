@@ -1,6 +1,6 @@
 // common.c — helpers shared by the subcommands.
 #include "steerclear/cli.h"
-#include "steerclear/core.h"
+#include "steerclear/backend.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -68,5 +68,10 @@ int sc_cli_parse_u64(const char *opt, const char *s, unsigned long long *out) {
     unsigned long long v = strtoull(s, &end, 10);
     if (errno || end == s || *end || s[0] == '-') { sc_errorf(SC_ERR_ARG, "%s '%s' is not a non-negative integer", opt, s); return 0; }
     *out = v;
+    return 1;
+}
+
+int sc_cli_parse_size(const char *opt, const char *s, size_t *out) {
+    if (sc_parse_size(s, out) != SC_OK) { sc_error_wrap(SC_ERR_ARG, "%s: ", opt); return 0; }
     return 1;
 }

@@ -25,31 +25,6 @@
 #define SC_ST_MAX_HEADER ((uint64_t)100 * 1024 * 1024)   // 100 MB: real headers are < 1 MB
 #define SC_ST_MAX_EXACT 9007199254740992.0                // 2^53: JSON numbers stay exact below
 
-// ---------------------------------------------------------------------------------------
-// dtypes
-
-size_t sc_dtype_size(sc_dtype dt) {
-    switch (dt) {
-    case SC_DTYPE_F32: return 4;
-    case SC_DTYPE_F16: return 2;
-    case SC_DTYPE_BF16: return 2;
-    case SC_DTYPE_I32: return 4;
-    case SC_DTYPE_I64: return 8;
-    }
-    return 0;
-}
-
-const char *sc_dtype_name(sc_dtype dt) {
-    switch (dt) {
-    case SC_DTYPE_F32: return "F32";
-    case SC_DTYPE_F16: return "F16";
-    case SC_DTYPE_BF16: return "BF16";
-    case SC_DTYPE_I32: return "I32";
-    case SC_DTYPE_I64: return "I64";
-    }
-    return "?";
-}
-
 static int dtype_from_name(const char *s, sc_dtype *out) {
     static const sc_dtype all[] = {SC_DTYPE_F32, SC_DTYPE_F16, SC_DTYPE_BF16, SC_DTYPE_I32, SC_DTYPE_I64};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)

@@ -1,9 +1,9 @@
-// generate.c — greedy / temperature / top-k / top-p sampling and batched generation with a
-// KV cache: one prefill of all prompts, then one row per live sequence per step.
+// generate.c — batched generation with a KV cache: the host bookkeeping (sc_gen), one block
+// slice's run state (sc_gen_stage) and the whole-model generator (see steerclear/generate.h).
+// A prefill of all prompts, then one row per live sequence per step.
 #include "steerclear/generate.h"
 #include "steerclear/rng.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,152 +23,274 @@ void sc_sample_opts_for_tokenizer(sc_sample_opts *o, const sc_tokenizer *tok, in
     o->vocab_limit = sc_tok_vocab_size(tok);
 }
 
-typedef struct { float p; int32_t id; } cand;
-
-static int cand_desc(const void *a, const void *b) {
-    const cand *x = a, *y = b;
-    if (x->p != y->p) return x->p < y->p ? 1 : -1;
-    return x->id < y->id ? -1 : x->id > y->id;   // ties: lower id first (deterministic)
+sc_sampling sc_sample_opts_sampling(const sc_sample_opts *o) {
+    sc_sampling s = {.greedy = o->greedy, .temperature = o->temperature, .top_k = o->top_k, .top_p = o->top_p,
+                     .vocab_limit = o->vocab_limit};
+    return s;
 }
 
-int32_t sc_sample_token(float *logits, int V, const sc_sample_opts *o, float u) {
-    if (o->vocab_limit > 0 && o->vocab_limit < V) V = o->vocab_limit;
-    int32_t best = 0;
-    for (int v = 1; v < V; v++) if (logits[v] > logits[best]) best = v;
-    if (o->greedy) return best;
-    const float inv_t = 1.0f / (o->temperature > 0 ? o->temperature : 1.0f);
-    const float mx = logits[best];
-    int k = (o->top_k > 0 && o->top_k < V) ? o->top_k : V;
-    int use_sort = k < V || (o->top_p > 0 && o->top_p < 1.0f);
-    if (!use_sort) {   // plain softmax sampling over the whole vocabulary
-        double sum = 0;
-        for (int v = 0; v < V; v++) { logits[v] = expf((logits[v] - mx) * inv_t); sum += logits[v]; }
-        double target = u * sum, acc = 0;
-        for (int v = 0; v < V; v++) { acc += logits[v]; if (acc > target) return v; }
-        return best;
-    }
-    cand *c = malloc(sizeof(cand) * (size_t)V);
-    if (!c) return best;   // out of memory: fall back to greedy rather than fail mid-generation
-    if (k < V) {
-        // the k best by a min-heap (root = worst kept), O(V log k), then sort only those
-        for (int v = 0; v < V; v++) {
-            cand x = {(logits[v] - mx) * inv_t, v};
-            if (v < k) {
-                int i = v;
-                c[i] = x;
-                while (i > 0 && cand_desc(&c[(i - 1) / 2], &c[i]) < 0) { cand t = c[i]; c[i] = c[(i - 1) / 2]; c[(i - 1) / 2] = t; i = (i - 1) / 2; }
-            } else if (cand_desc(&x, &c[0]) < 0) {   // better than the worst kept
-                c[0] = x;
-                int i = 0;
-                for (;;) {
-                    int l = 2 * i + 1, r = l + 1, w = i;
-                    if (l < k && cand_desc(&c[l], &c[w]) > 0) w = l;
-                    if (r < k && cand_desc(&c[r], &c[w]) > 0) w = r;
-                    if (w == i) break;
-                    cand t = c[i]; c[i] = c[w]; c[w] = t; i = w;
-                }
-            }
-        }
-        qsort(c, (size_t)k, sizeof(cand), cand_desc);
-    } else {
-        for (int v = 0; v < V; v++) { c[v].p = (logits[v] - mx) * inv_t; c[v].id = v; }
-        qsort(c, (size_t)V, sizeof(cand), cand_desc);   // descending scaled logits
-    }
-    double sum = 0;
-    for (int i = 0; i < k; i++) { c[i].p = expf(c[i].p); sum += c[i].p; }
-    int keep = k;
-    if (o->top_p > 0 && o->top_p < 1.0f) {   // smallest prefix whose mass reaches top_p
-        double acc = 0;
-        for (int i = 0; i < k; i++) {
-            acc += c[i].p / sum;
-            if (acc >= o->top_p) { keep = i + 1; break; }
-        }
-        sum = 0;
-        for (int i = 0; i < keep; i++) sum += c[i].p;
-    }
-    double target = u * sum, acc = 0;
-    int32_t pick = c[0].id;
-    for (int i = 0; i < keep; i++) { acc += c[i].p; if (acc > target) { pick = c[i].id; break; } }
-    free(c);
-    return pick;
+int32_t sc_sample_token(sc_backend *be, float *logits, int V, const sc_sample_opts *o, float u) {
+    sc_sampling s = sc_sample_opts_sampling(o);
+    int32_t id = 0;
+    if (be->op->sample(be, logits, 1, V, &s, &u, &id)) return -1;
+    return id;
 }
 
-static int is_stop(const sc_sample_opts *o, int32_t id) {
-    for (int i = 0; i < o->n_stop; i++) if (o->stop_ids[i] == id) return 1;
+// --- Host bookkeeping -------------------------------------------------------------------------
+
+struct sc_gen {
+    sc_gen_plan plan;
+    // the current generation
+    int n, max_new, step, n_live;
+    uint64_t seed;
+    const int32_t *stop_ids; int n_stop;
+    uint64_t *stream;      // (max_seqs)
+    int *tag_of;           // (max_seqs) per prompt, -1 = none
+    int has_tag;
+    int *len;              // (max_seqs) positions filled in each sequence's cache slot
+    int *live;             // (max_seqs) prompts still generating, in batch order
+    int32_t *out;          // (max_seqs, max_new) generated ids
+    int *out_n, *stopped;  // (max_seqs)
+    // the next forward pass
+    sc_batch batch;
+    int *seq_start;        // (max_seqs + 1)
+    int *pos0, *slot, *tags, *rows;   // (max_seqs)
+    int32_t *ids;          // (max_seqs * max_prompt)
+    float *u;              // (max_seqs)
+    int prefill;           // the next pass is the prefill (sample rows = last row of each prompt)
+};
+
+void sc_gen_free(sc_gen *g) {
+    if (!g) return;
+    free(g->stream); free(g->tag_of); free(g->len); free(g->live); free(g->out); free(g->out_n); free(g->stopped);
+    free(g->seq_start); free(g->pos0); free(g->slot); free(g->tags); free(g->rows); free(g->ids); free(g->u);
+    free(g);
+}
+
+sc_status sc_gen_create(const sc_gen_plan *plan, sc_gen **out) {
+    *out = NULL;
+    if (plan->max_seqs < 1 || plan->max_prompt < 1 || plan->max_new < 0)
+        return sc_errorf(SC_ERR_INTERNAL, "generation plan: %d sequences, prompts of %d tokens, %d new tokens", plan->max_seqs, plan->max_prompt, plan->max_new);
+    sc_gen *g = sc_calloc(1, sizeof *g, "generation state");
+    if (!g) return SC_ERR_MEM;
+    g->plan = *plan;
+    const size_t S = (size_t)plan->max_seqs;
+    g->stream = malloc(sizeof(uint64_t) * S);
+    g->tag_of = malloc(sizeof(int) * S);
+    g->len = malloc(sizeof(int) * S);
+    g->live = malloc(sizeof(int) * S);
+    g->out = malloc(sizeof(int32_t) * S * (size_t)(plan->max_new > 0 ? plan->max_new : 1));
+    g->out_n = calloc(S, sizeof(int));
+    g->stopped = calloc(S, sizeof(int));
+    g->seq_start = malloc(sizeof(int) * (S + 1));
+    g->pos0 = malloc(sizeof(int) * S);
+    g->slot = malloc(sizeof(int) * S);
+    g->tags = malloc(sizeof(int) * S);
+    g->rows = malloc(sizeof(int) * S);
+    g->ids = malloc(sizeof(int32_t) * S * (size_t)plan->max_prompt);
+    g->u = malloc(sizeof(float) * S);
+    if (!g->stream || !g->tag_of || !g->len || !g->live || !g->out || !g->out_n || !g->stopped || !g->seq_start ||
+        !g->pos0 || !g->slot || !g->tags || !g->rows || !g->ids || !g->u) {
+        sc_gen_free(g);
+        return sc_errorf(SC_ERR_MEM, "out of memory for the generation state of %zu sequences", S);
+    }
+    *out = g;
+    return SC_OK;
+}
+
+// The uniforms of the current step for the sequences about to be sampled.
+static void draw_uniforms(sc_gen *g) {
+    for (int i = 0; i < g->n_live; i++) g->u[i] = sc_rng_uniform(g->seed, g->stream[g->live[i]], (uint64_t)g->step);
+}
+
+sc_status sc_gen_start(sc_gen *g, const int32_t *const *prompts, const int *prompt_len, int n,
+                       const uint64_t *stream, const int *tag, const sc_sample_opts *o) {
+    if (n < 1) return sc_errorf(SC_ERR_ARG, "generate: no prompts");
+    if (n > g->plan.max_seqs) return sc_errorf(SC_ERR_INTERNAL, "generate: %d prompts, the generator was made for %d", n, g->plan.max_seqs);
+    if (o->max_new_tokens < 0 || o->max_new_tokens > g->plan.max_new)
+        return sc_errorf(SC_ERR_INTERNAL, "generate: %d new tokens, the generator was made for %d", o->max_new_tokens, g->plan.max_new);
+    for (int s = 0; s < n; s++) {
+        if (prompt_len[s] <= 0) return sc_errorf(SC_ERR_ARG, "generate: prompt %d is empty", s);
+        if (prompt_len[s] > g->plan.max_prompt)
+            return sc_errorf(SC_ERR_ARG, "generate: prompt %d has %d tokens, the generator was made for at most %d", s, prompt_len[s], g->plan.max_prompt);
+    }
+    g->n = n;
+    g->max_new = o->max_new_tokens;
+    g->seed = o->seed;
+    g->stop_ids = o->stop_ids;
+    g->n_stop = o->n_stop;
+    g->step = 0;
+    g->has_tag = tag != NULL;
+    g->prefill = 1;
+    g->seq_start[0] = 0;
+    for (int s = 0; s < n; s++) {
+        g->stream[s] = stream ? stream[s] : (uint64_t)s;
+        g->tag_of[s] = tag ? tag[s] : -1;
+        g->out_n[s] = 0;
+        g->stopped[s] = 0;
+        memcpy(g->ids + g->seq_start[s], prompts[s], sizeof(int32_t) * (size_t)prompt_len[s]);
+        g->seq_start[s + 1] = g->seq_start[s] + prompt_len[s];
+        g->pos0[s] = 0;
+        g->slot[s] = s;
+        g->tags[s] = g->tag_of[s];
+        g->rows[s] = g->seq_start[s + 1] - 1;
+        g->live[s] = s;
+        g->len[s] = prompt_len[s];
+    }
+    g->n_live = g->max_new > 0 ? n : 0;
+    g->batch = (sc_batch){.n_seq = n, .seq_start = g->seq_start, .pos0 = g->pos0, .slot = g->slot, .tag = g->has_tag ? g->tags : NULL};
+    draw_uniforms(g);
+    return SC_OK;
+}
+
+int sc_gen_done(const sc_gen *g) { return g->n_live == 0; }
+const sc_batch *sc_gen_batch(const sc_gen *g) { return &g->batch; }
+const int32_t *sc_gen_ids(const sc_gen *g) { return g->ids; }
+const int *sc_gen_sample_rows(const sc_gen *g) { return g->prefill ? g->rows : NULL; }
+int sc_gen_n_sample(const sc_gen *g) { return g->n_live; }
+const float *sc_gen_uniforms(const sc_gen *g) { return g->u; }
+
+static int is_stop(const sc_gen *g, int32_t id) {
+    for (int i = 0; i < g->n_stop; i++) if (g->stop_ids[i] == id) return 1;
     return 0;
 }
 
-sc_status sc_generate(const sc_model *m, const sc_backend *be, const int32_t *const *prompts, const int *prompt_len,
+sc_status sc_gen_advance(sc_gen *g, const int32_t *tokens) {
+    // record one token per live sequence (tokens[i] belongs to live[i])
+    int next_live = 0;
+    for (int i = 0; i < g->n_live; i++) {
+        const int s = g->live[i];
+        const int32_t tok = tokens[i];
+        if (tok < 0) return sc_errorf(SC_ERR_INTERNAL, "generate: sampling gave no token for sequence %d", s);
+        g->out[(size_t)s * g->plan.max_new + g->out_n[s]++] = tok;
+        if (is_stop(g, tok)) g->stopped[s] = 1;
+        else if (g->out_n[s] < g->max_new) g->live[next_live++] = s;
+    }
+    g->n_live = next_live;
+    g->step++;
+    g->prefill = 0;
+    // the next pass: one row per live sequence, at the position after its last one
+    for (int i = 0; i < g->n_live; i++) {
+        const int s = g->live[i];
+        g->ids[i] = g->out[(size_t)s * g->plan.max_new + g->out_n[s] - 1];
+        g->seq_start[i] = i;
+        g->pos0[i] = g->len[s];
+        g->slot[i] = s;
+        g->tags[i] = g->tag_of[s];
+        g->len[s]++;
+    }
+    g->seq_start[g->n_live] = g->n_live;
+    g->batch.n_seq = g->n_live;
+    draw_uniforms(g);
+    return SC_OK;
+}
+
+const int32_t *sc_gen_output(const sc_gen *g, int s, int *n, int *stopped) {
+    if (n) *n = g->out_n[s];
+    if (stopped) *stopped = g->stopped[s];
+    return g->out + (size_t)s * g->plan.max_new;
+}
+
+// --- One block slice --------------------------------------------------------------------------
+
+void sc_gen_stage_free(sc_gen_stage *st) {
+    if (!st) return;
+    sc_kv_cache_free(st->cache);
+    st->be->op->free(st->be, st->hidden);
+    st->be->op->free(st->be, st->logits);
+    free(st->tokens);
+    free(st);
+}
+
+sc_status sc_gen_stage_create(const sc_model *m, sc_backend *be, const sc_gen_plan *plan, sc_gen_stage **out) {
+    *out = NULL;
+    sc_gen_stage *st = sc_calloc(1, sizeof *st, "generation stage");
+    if (!st) return SC_ERR_MEM;
+    st->m = m;
+    st->be = be;
+    st->max_rows = plan->max_seqs * plan->max_prompt;
+    sc_status rc = sc_kv_cache_create(m, be, plan->max_seqs, plan->max_prompt + plan->max_new + 1, &st->cache);
+    if (!rc) rc = sc_backend_alloc_floats(be, (size_t)st->max_rows * m->cfg.hidden, "generation hidden rows", &st->hidden);
+    if (!rc && m->has_head) rc = sc_backend_alloc_floats(be, (size_t)plan->max_seqs * m->cfg.vocab, "generation logits", &st->logits);
+    if (!rc && !(st->tokens = malloc(sizeof(int32_t) * (size_t)plan->max_seqs))) rc = sc_errorf(SC_ERR_MEM, "out of memory");
+    if (rc) { sc_gen_stage_free(st); return rc; }
+    *out = st;
+    return SC_OK;
+}
+
+sc_status sc_gen_stage_forward(sc_gen_stage *st, const sc_gen *g, const sc_hook *hook) {
+    if (sc_gen_done(g)) return SC_OK;
+    const sc_batch *b = sc_gen_batch(g);
+    if (b->seq_start[b->n_seq] > st->max_rows)
+        return sc_errorf(SC_ERR_INTERNAL, "generate: %d rows, the stage was made for %d", b->seq_start[b->n_seq], st->max_rows);
+    return sc_forward(st->m, st->be, b, st->m->has_embed ? sc_gen_ids(g) : NULL, st->hidden, st->cache, hook, NULL);
+}
+
+sc_status sc_gen_stage_sample(sc_gen_stage *st, const sc_gen *g, const sc_sample_opts *o) {
+    if (!st->m->has_head) return sc_errorf(SC_ERR_INTERNAL, "generate: sampling needs the slice holding the head, not [%d,%d)", st->m->first, st->m->last);
+    const int n = sc_gen_n_sample(g);
+    if (n == 0) return SC_OK;
+    SC_TRY(sc_head(st->m, st->be, st->hidden, sc_gen_sample_rows(g), n, NULL, st->logits));
+    sc_sampling s = sc_sample_opts_sampling(o);
+    return st->be->op->sample(st->be, st->logits, n, st->m->cfg.vocab, &s, sc_gen_uniforms(g), st->tokens);
+}
+
+// --- A whole model ----------------------------------------------------------------------------
+
+void sc_generator_free(sc_generator *G) {
+    if (!G) return;
+    sc_gen_free(G->gen);
+    sc_gen_stage_free(G->stage);
+    free(G);
+}
+
+sc_status sc_generator_create(const sc_model *m, sc_backend *be, const sc_gen_plan *plan, sc_generator **out) {
+    *out = NULL;
+    if (!m->has_embed || !m->has_head) return sc_errorf(SC_ERR_INTERNAL, "a generator needs the whole model, not the slice [%d,%d)", m->first, m->last);
+    sc_generator *G = sc_calloc(1, sizeof *G, "generator");
+    if (!G) return SC_ERR_MEM;
+    G->plan = *plan;
+    sc_status st = sc_gen_create(plan, &G->gen);
+    if (!st) st = sc_gen_stage_create(m, be, plan, &G->stage);
+    if (st) { sc_generator_free(G); return st; }
+    *out = G;
+    return SC_OK;
+}
+
+sc_status sc_generator_run(sc_generator *G, const int32_t *const *prompts, const int *prompt_len, int n,
+                           const uint64_t *stream, const int *tag, const sc_sample_opts *o, const sc_hook *hook) {
+    SC_TRY(sc_gen_start(G->gen, prompts, prompt_len, n, stream, tag, o));
+    while (!sc_gen_done(G->gen)) {
+        SC_TRY(sc_gen_stage_forward(G->stage, G->gen, hook));
+        SC_TRY(sc_gen_stage_sample(G->stage, G->gen, o));
+        SC_TRY(sc_gen_advance(G->gen, G->stage->tokens));
+    }
+    return SC_OK;
+}
+
+sc_status sc_generate(const sc_model *m, sc_backend *be, const int32_t *const *prompts, const int *prompt_len,
                       int n, const uint64_t *stream, const int *tag, const sc_sample_opts *o, const sc_hook *hook,
                       sc_gen_out *out) {
-    if (!m->has_embed || !m->has_head) return sc_errorf(SC_ERR_INTERNAL, "generate needs the whole model, not the slice [%d,%d)", m->first, m->last);
-    const int C = m->cfg.hidden, V = m->cfg.vocab, max_new = o->max_new_tokens;
-    int max_prompt = 0, T = 0;
+    if (n < 1) return sc_errorf(SC_ERR_ARG, "generate: no prompts");
+    sc_gen_plan plan = {.max_seqs = n, .max_prompt = 1, .max_new = o->max_new_tokens > 0 ? o->max_new_tokens : 0};
     for (int s = 0; s < n; s++) {
-        if (prompt_len[s] <= 0) return sc_errorf(SC_ERR_ARG, "generate: prompt %d is empty", s);
-        if (prompt_len[s] > max_prompt) max_prompt = prompt_len[s];
-        T += prompt_len[s];
         memset(&out[s], 0, sizeof out[s]);
+        if (prompt_len[s] <= 0) return sc_errorf(SC_ERR_ARG, "generate: prompt %d is empty", s);
+        if (prompt_len[s] > plan.max_prompt) plan.max_prompt = prompt_len[s];
     }
-    sc_kv_cache *cache = NULL;
-    SC_TRY(sc_kv_cache_create(m, n, max_prompt + max_new + 1, &cache));
-    sc_status st = SC_OK;
-    int *seq_start = malloc(sizeof(int) * (size_t)(n + 1)), *pos0 = calloc((size_t)n, sizeof(int));
-    int *slot = malloc(sizeof(int) * (size_t)n), *tags = malloc(sizeof(int) * (size_t)n), *rows = malloc(sizeof(int) * (size_t)n);
-    int32_t *ids = malloc(sizeof(int32_t) * (size_t)T);
-    float *hidden = malloc(sizeof(float) * (size_t)T * C + 64), *logits = malloc(sizeof(float) * (size_t)n * V + 64);
-    int *live = malloc(sizeof(int) * (size_t)n), *len = malloc(sizeof(int) * (size_t)n);
-    if (!seq_start || !pos0 || !slot || !tags || !rows || !ids || !hidden || !logits || !live || !len) { st = sc_errorf(SC_ERR_MEM, "out of memory generating for %d prompts", n); goto done; }
-    for (int s = 0; s < n; s++) {
-        out[s].ids = malloc(sizeof(int32_t) * (size_t)(max_new > 0 ? max_new : 1));
-        if (!out[s].ids) { st = sc_errorf(SC_ERR_MEM, "out of memory for generated ids"); goto done; }
+    sc_generator *G = NULL;
+    SC_TRY(sc_generator_create(m, be, &plan, &G));
+    sc_status st = sc_generator_run(G, prompts, prompt_len, n, stream, tag, o, hook);
+    for (int s = 0; s < n && !st; s++) {
+        int k = 0, stopped = 0;
+        const int32_t *ids = sc_gen_output(G->gen, s, &k, &stopped);
+        out[s].ids = malloc(sizeof(int32_t) * (size_t)(k > 0 ? k : 1));
+        if (!out[s].ids) { st = sc_errorf(SC_ERR_MEM, "out of memory for generated ids"); break; }
+        memcpy(out[s].ids, ids, sizeof(int32_t) * (size_t)k);
+        out[s].n = k;
+        out[s].stopped = stopped;
     }
-    // prefill
-    seq_start[0] = 0;
-    for (int s = 0; s < n; s++) {
-        memcpy(ids + seq_start[s], prompts[s], sizeof(int32_t) * (size_t)prompt_len[s]);
-        seq_start[s + 1] = seq_start[s] + prompt_len[s];
-        slot[s] = s; tags[s] = tag ? tag[s] : -1; rows[s] = seq_start[s + 1] - 1;
-        live[s] = s; len[s] = prompt_len[s];
-    }
-    int n_live = max_new > 0 ? n : 0;
-    sc_batch batch = {.n_seq = n, .seq_start = seq_start, .pos0 = pos0, .slot = slot, .tag = tag ? tags : NULL};
-    if (n_live) {
-        st = sc_forward(m, be, &batch, ids, hidden, cache, hook, NULL);
-        if (st) goto done;
-        st = sc_head(m, be, hidden, rows, n, NULL, logits);
-        if (st) goto done;
-    }
-    for (int step = 0; n_live > 0; step++) {
-        // sample one token for every live sequence (logits row i belongs to live[i])
-        int next_live = 0;
-        for (int i = 0; i < n_live; i++) {
-            int s = live[i];
-            float u = sc_rng_uniform(o->seed, stream ? stream[s] : (uint64_t)s, (uint64_t)step);
-            int32_t tok = sc_sample_token(logits + (size_t)i * V, V, o, u);
-            out[s].ids[out[s].n++] = tok;
-            if (is_stop(o, tok)) out[s].stopped = 1;
-            else if (out[s].n < max_new) live[next_live++] = s;
-        }
-        n_live = next_live;
-        if (!n_live) break;
-        // one row per live sequence
-        for (int i = 0; i < n_live; i++) {
-            int s = live[i];
-            ids[i] = out[s].ids[out[s].n - 1];
-            seq_start[i] = i; pos0[i] = len[s]; slot[i] = s; tags[i] = tag ? tag[s] : -1;
-            len[s]++;
-        }
-        seq_start[n_live] = n_live;
-        batch.n_seq = n_live;
-        st = sc_forward(m, be, &batch, ids, hidden, cache, hook, NULL);
-        if (st) goto done;
-        st = sc_head(m, be, hidden, NULL, n_live, NULL, logits);
-        if (st) goto done;
-    }
-done:
     if (st) for (int s = 0; s < n; s++) { free(out[s].ids); out[s].ids = NULL; out[s].n = 0; }
-    free(seq_start); free(pos0); free(slot); free(tags); free(rows); free(ids); free(hidden); free(logits); free(live); free(len);
-    sc_kv_cache_free(cache);
+    sc_generator_free(G);
     return st;
 }

@@ -12,7 +12,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -186,66 +185,41 @@ static sc_status load_all(sc_model *m, const char *dir, int first, int last) {
 }
 
 // ---------------------------------------------------------------------------------------
-// F32 copies of BF16 matrices
+// The backend's form of the matrices
 
-static size_t f32_cache_budget(void) {
-    const char *env = getenv("SC_F32_CACHE_MB");
-    if (env && *env) return (size_t)strtoull(env, NULL, 10) << 20;
-    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    if (pages <= 0 || page <= 0) return 0;
-    // 40% of physical memory, at most 8 GiB: small models (0.5B-1.5B) get the copies, while a
-    // 7B or 14B checkpoint is never held twice (BF16 mapping + F32 copy) by default.
-    double budget = (double)pages * (double)page * 0.4, cap = 8.0 * 1073741824.0;
-    return (size_t)(budget < cap ? budget : cap);
-}
-
-static void mats_of(sc_model *m, sc_mat **list, size_t *n) {
-    *n = 0;
-    if (m->embed.data) list[(*n)++] = &m->embed;
-    if (m->has_head && m->lm_head.data && m->lm_head.data != m->embed.data) list[(*n)++] = &m->lm_head;
+// Every distinct matrix of the slice (a tied head is the embedding: listed once).
+static size_t mats_of(sc_model *m, sc_mat **list) {
+    size_t n = 0;
+    if (m->embed.data) list[n++] = &m->embed;
+    if (m->has_head && m->lm_head.data && m->lm_head.data != m->embed.data) list[n++] = &m->lm_head;
     for (int l = m->first; l < m->last; l++) {
         sc_block_weights *b = &m->blocks[l];
         sc_mat *mm[] = {&b->q, &b->k, &b->v, &b->o, &b->gate, &b->up, &b->down};
-        for (size_t i = 0; i < sizeof mm / sizeof mm[0]; i++) list[(*n)++] = mm[i];
+        for (size_t i = 0; i < sizeof mm / sizeof mm[0]; i++) list[n++] = mm[i];
     }
+    return n;
 }
 
-sc_status sc_model_cache_f32(sc_model *m, size_t budget_bytes) {
-    size_t cap = 2 + 7 * (size_t)(m->last - m->first), n = 0, bytes = 0;
-    sc_mat **list = malloc(sizeof(sc_mat *) * cap);
+static sc_status with_mats(sc_model *m, int prepare) {
+    sc_mat **list = malloc(sizeof(sc_mat *) * (2 + 7 * (size_t)(m->last - m->first)));
     if (!list) return sc_errorf(SC_ERR_MEM, "out of memory");
-    mats_of(m, list, &n);
-    for (size_t i = 0; i < n; i++)
-        if (list[i]->dtype == SC_DTYPE_BF16 && !list[i]->f32) bytes += (size_t)(list[i]->rows * list[i]->cols) * sizeof(float);
-    if (bytes == 0 || bytes > budget_bytes) {
-        if (bytes) sc_log(SC_LOG_DEBUG, "%s: F32 weight copies need %.1f GiB, over the %.1f GiB budget: products widen BF16 per call", m->dir, bytes / 1073741824.0, budget_bytes / 1073741824.0);
-        free(list);
-        return SC_OK;
-    }
-    for (size_t i = 0; i < n; i++) {
-        sc_mat *w = list[i];
-        if (w->dtype != SC_DTYPE_BF16 || w->f32) continue;
-        int64_t count = w->rows * w->cols;
-        float *f = malloc(sizeof(float) * (size_t)count);
-        if (!f) { free(list); return sc_errorf(SC_ERR_MEM, "%s: out of memory for F32 weight copies (%.1f GiB); set SC_F32_CACHE_MB=0 to run without them", m->dir, bytes / 1073741824.0); }
-        const uint16_t *src = w->data;
-        #pragma omp parallel for schedule(static)
-        for (int64_t j = 0; j < count; j++) f[j] = sc_bf16_to_f32(src[j]);
-        sc_status st = own(m, f);
-        if (st) { free(list); return st; }
-        w->f32 = f;
-    }
-    if (m->has_head && m->lm_head.data == m->embed.data) m->lm_head.f32 = m->embed.f32;
+    size_t n = mats_of(m, list);
+    sc_status st = SC_OK;
+    if (prepare) st = m->be->op->weights_prepare(m->be, list, n);
+    else m->be->op->weights_release(m->be, list, n);
     free(list);
+    if (st) return sc_error_wrap(st, "%s: preparing the weights for the %s backend: ", m->dir, m->be->name);
+    if (m->has_head && m->lm_head.data == m->embed.data) m->lm_head.prepared = m->embed.prepared;   // tied
     return SC_OK;
 }
 
-sc_status sc_model_load(const char *dir, int first, int last, sc_model **out) {
+sc_status sc_model_load(const char *dir, int first, int last, sc_backend *be, sc_model **out) {
     *out = NULL;
+    if (!be) return sc_errorf(SC_ERR_INTERNAL, "%s: loading a model needs a backend", dir);
     sc_model *m = calloc(1, sizeof *m);
     if (!m) return sc_errorf(SC_ERR_MEM, "out of memory loading %s", dir);
     sc_status rc = load_all(m, dir, first, last);
-    if (rc == SC_OK) rc = sc_model_cache_f32(m, f32_cache_budget());
+    if (rc == SC_OK) { m->be = be; rc = with_mats(m, 1); }
     if (rc != SC_OK) { sc_model_free(m); return rc; }
     *out = m;
     return SC_OK;
@@ -253,6 +227,7 @@ sc_status sc_model_load(const char *dir, int first, int last, sc_model **out) {
 
 void sc_model_free(sc_model *m) {
     if (!m) return;
+    if (m->be && m->blocks) with_mats(m, 0);
     for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
     free(m->blocks);

@@ -1,5 +1,7 @@
-// checkpoint.c — the per-search checkpoint: everything needed to continue a search bit for
-// bit, rewritten atomically (temporary file + fsync + rename) after every optimizer step.
+// checkpoint.c — the search state (adapter and AdamW moments in backend memory, every step's
+// record in host memory allocated up front) and the per-search checkpoint: everything needed
+// to continue a search bit for bit, rewritten atomically (temporary file + fsync + rename)
+// after every optimizer step.
 //
 // Layout (little-endian): "SCSRCHK1", u32 version, u32 kind, u32 rank, u32 C, u32 L,
 // u32 steps_total, u32 steps_done, u32 batch, u32 search, u64 seed, u64 payload bytes;
@@ -14,37 +16,89 @@
 #define CKPT_MAGIC "SCSRCHK1"
 #define CKPT_VERSION 1u
 
+// --- State --------------------------------------------------------------------------------------
+
+void sc_search_state_free(sc_search_state *s) {
+    if (!s) return;
+    if (s->adapter) s->adapter->be->op->free(s->adapter->be, s->mA);
+    sc_adapter_free(s->adapter);
+    free(s->A0);
+    free(s->steps);
+    free(s->record_mem);
+    free(s);
+}
+
+// Host storage of every step's record, carved from one block.
+static sc_status alloc_records(sc_search_state *s, size_t nA, size_t nB) {
+    const size_t b = (size_t)s->batch, g = b * (size_t)(s->max_new > 0 ? s->max_new : 1);
+    const size_t ints = 2 * b + g, per = ints * sizeof(int32_t) + (nA + nB) * sizeof(float);
+    const size_t n = (size_t)(s->steps_total > 0 ? s->steps_total : 1);
+    s->steps = calloc(n, sizeof(sc_step_record));
+    s->record_mem = malloc(per * n);
+    if (!s->steps || !s->record_mem) return sc_errorf(SC_ERR_MEM, "out of memory for the records of %d steps (%.1f MiB)", s->steps_total, per * n / 1048576.0);
+    char *p = s->record_mem;
+    for (size_t i = 0; i < n; i++) {
+        sc_step_record *r = &s->steps[i];
+        float *f = (float *)p;
+        r->A = f; r->B = f + nA;
+        int32_t *q = (int32_t *)(f + nA + nB);
+        r->prompt_idx = q; r->gen_len = q + b; r->gen = q + 2 * b;
+        p += per;
+    }
+    return SC_OK;
+}
+
+sc_status sc_search_state_create(sc_backend *be, const sc_search_config *cfg, int search, int n_layers, int C,
+                                 sc_search_state **out) {
+    *out = NULL;
+    sc_search_state *s = sc_calloc(1, sizeof *s, "search state");
+    if (!s) return SC_ERR_MEM;
+    s->search = search;
+    s->steps_total = cfg->prompts_per_search / cfg->batch_size * cfg->epochs;
+    s->batch = cfg->batch_size;
+    s->max_new = cfg->max_new_tokens;
+    s->seed = sc_search_seed(cfg, search);
+    sc_status st = sc_adapter_create(be, cfg->adapter, n_layers, C, cfg->rank, cfg->scaling, &s->adapter);
+    if (st) { free(s); return st; }
+    const size_t nA = sc_adapter_numel_A(s->adapter), nB = sc_adapter_numel_B(s->adapter);
+    if (!st) st = sc_adapter_init(s->adapter, s->seed);
+    if (!st) st = sc_backend_alloc_floats(be, 2 * (nA + nB), "AdamW moments", &s->mA);
+    if (!st) {
+        s->vA = s->mA + nA; s->mB = s->vA + nA; s->vB = s->mB + nB;
+        st = be->op->memset(be, s->mA, 0, sizeof(float) * 2 * (nA + nB));
+    }
+    if (!st && !(s->A0 = malloc(sizeof(float) * (nA + nB)))) st = sc_errorf(SC_ERR_MEM, "out of memory");
+    if (!st) { s->B0 = s->A0 + nA; st = sc_adapter_get(s->adapter, s->A0, s->B0); }
+    if (!st) st = alloc_records(s, nA, nB);
+    if (st) { sc_search_state_free(s); return st; }
+    *out = s;
+    return SC_OK;
+}
+
+// --- Save ---------------------------------------------------------------------------------------
+
 typedef struct { char *p; size_t n, cap; int oom; } wbuf;
 
-static void put(wbuf *b, const void *src, size_t n) {
-    if (b->oom) return;
+static void *grow(wbuf *b, size_t n) {
+    if (b->oom) return NULL;
     if (b->n + n > b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 1 << 16;
         while (cap < b->n + n) cap *= 2;
         char *q = realloc(b->p, cap);
-        if (!q) { b->oom = 1; return; }
+        if (!q) { b->oom = 1; return NULL; }
         b->p = q; b->cap = cap;
     }
-    memcpy(b->p + b->n, src, n);
+    void *at = b->p + b->n;
     b->n += n;
+    return at;
 }
+static void put(wbuf *b, const void *src, size_t n) { void *at = grow(b, n); if (at) memcpy(at, src, n); }
 static void put_u32(wbuf *b, uint32_t v) { put(b, &v, 4); }
 static void put_u64(wbuf *b, uint64_t v) { put(b, &v, 8); }
 
-void sc_search_state_free(sc_search_state *s) {
-    if (!s) return;
-    sc_adapter_free(s->adapter);
-    free(s->mA); free(s->vA); free(s->mB); free(s->vB); free(s->A0); free(s->B0);
-    for (int i = 0; i < s->steps_done; i++) {
-        free(s->steps[i].prompt_idx); free(s->steps[i].gen_len); free(s->steps[i].gen);
-        free(s->steps[i].A); free(s->steps[i].B);
-    }
-    free(s->steps);
-    free(s);
-}
-
 sc_status sc_search_checkpoint_save(const char *path, const sc_search_state *s) {
     const sc_adapter *a = s->adapter;
+    sc_backend *be = a->be;
     const size_t nA = sc_adapter_numel_A(a), nB = sc_adapter_numel_B(a);
     wbuf b = {0};
     put(&b, CKPT_MAGIC, 8);
@@ -54,8 +108,17 @@ sc_status sc_search_checkpoint_save(const char *path, const sc_search_state *s) 
     put_u64(&b, s->seed);
     size_t payload_at = b.n;
     put_u64(&b, 0);
-    const float *arrays[] = {a->A, a->B, s->mA, s->vA, s->mB, s->vB, s->A0, s->B0};
-    for (int i = 0; i < 8; i++) put(&b, arrays[i], sizeof(float) * (i % 2 == 0 ? nA : nB));
+    // A, B, mA, vA, mB, vB from backend memory, then A0, B0 from the host
+    void *A = grow(&b, sizeof(float) * nA), *B = grow(&b, sizeof(float) * nB);
+    sc_status st = b.oom ? SC_OK : sc_adapter_get(a, A, B);
+    const float *moments[4] = {s->mA, s->vA, s->mB, s->vB};
+    for (int i = 0; i < 4 && !st; i++) {
+        size_t bytes = sizeof(float) * (i < 2 ? nA : nB);
+        void *at = grow(&b, bytes);
+        if (at) st = be->op->download(be, at, moments[i], bytes);
+    }
+    put(&b, s->A0, sizeof(float) * nA);
+    put(&b, s->B0, sizeof(float) * nB);
     for (int i = 0; i < s->steps_done; i++) {
         const sc_step_record *r = &s->steps[i];
         put(&b, &r->loss, 8); put(&b, &r->kl, 8); put(&b, &r->nll, 8); put(&b, &r->n_pos, 8);
@@ -67,13 +130,16 @@ sc_status sc_search_checkpoint_save(const char *path, const sc_search_state *s) 
         put(&b, r->A, sizeof(float) * nA);
         put(&b, r->B, sizeof(float) * nB);
     }
+    if (st) { free(b.p); return st; }
     if (b.oom) { free(b.p); return sc_errorf(SC_ERR_MEM, "%s: out of memory building the checkpoint", path); }
     uint64_t payload = b.n - payload_at - 8;
     memcpy(b.p + payload_at, &payload, 8);
-    sc_status st = sc_write_file_atomic(path, b.p, b.n);
+    st = sc_write_file_atomic(path, b.p, b.n);
     free(b.p);
     return st;
 }
+
+// --- Load ---------------------------------------------------------------------------------------
 
 typedef struct { const char *p; size_t n, at; } rbuf;
 static int get(rbuf *b, void *dst, size_t n) {
@@ -82,9 +148,16 @@ static int get(rbuf *b, void *dst, size_t n) {
     b->at += n;
     return 1;
 }
+static const void *view(rbuf *b, size_t n) {
+    if (b->at + n > b->n) return NULL;
+    const void *p = b->p + b->at;
+    b->at += n;
+    return p;
+}
 
-sc_status sc_search_checkpoint_load(const char *path, const sc_search_config *cfg, int n_layers, int C,
+sc_status sc_search_checkpoint_load(const char *path, const sc_search_config *cfg, sc_backend *be, int n_layers, int C,
                                     sc_search_state **out) {
+    *out = NULL;
     char *data; size_t len;
     SC_TRY(sc_read_file(path, &data, &len));
     rbuf b = {data, len, 0};
@@ -105,36 +178,35 @@ sc_status sc_search_checkpoint_load(const char *path, const sc_search_config *cf
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)
         if (checks[i].got != checks[i].want) { st = sc_errorf(SC_ERR_ARG, "%s: %s is %lld in the checkpoint but %lld in this run's config; resume with the same config, or start a new run directory", path, checks[i].what, checks[i].got, checks[i].want); goto fail; }
     if (seed != sc_search_seed(cfg, (int)h[8])) { st = sc_errorf(SC_ERR_ARG, "%s: the checkpoint was made with another seed; resume with the same config, or start a new run directory", path); goto fail; }
-    s = sc_calloc(1, sizeof *s, "search state");
-    if (!s) { st = SC_ERR_MEM; goto fail; }
-    s->search = (int)h[8]; s->steps_total = (int)h[5]; s->steps_done = 0; s->batch = (int)h[7]; s->seed = seed;
-    if ((st = sc_adapter_create(cfg->adapter, n_layers, C, cfg->rank, cfg->scaling, &s->adapter))) goto fail;
+    if ((st = sc_search_state_create(be, cfg, (int)h[8], n_layers, C, &s))) goto fail;
     const size_t nA = sc_adapter_numel_A(s->adapter), nB = sc_adapter_numel_B(s->adapter);
-    float **arrays[] = {&s->adapter->A, &s->adapter->B, &s->mA, &s->vA, &s->mB, &s->vB, &s->A0, &s->B0};
-    for (int i = 0; i < 8; i++) {
-        size_t n = i % 2 == 0 ? nA : nB;
-        if (i >= 2) { *arrays[i] = malloc(sizeof(float) * n); if (!*arrays[i]) { st = sc_errorf(SC_ERR_MEM, "out of memory"); goto fail; } }
-        if (!get(&b, *arrays[i], sizeof(float) * n)) { st = sc_errorf(SC_ERR_FORMAT, "%s: truncated adapter state", path); goto fail; }
+    const float *A = view(&b, sizeof(float) * nA), *B = view(&b, sizeof(float) * nB);
+    if (!A || !B) { st = sc_errorf(SC_ERR_FORMAT, "%s: truncated adapter state", path); goto fail; }
+    if ((st = sc_adapter_set(s->adapter, A, B))) goto fail;
+    float *moments[4] = {s->mA, s->vA, s->mB, s->vB};
+    for (int i = 0; i < 4; i++) {
+        size_t bytes = sizeof(float) * (i < 2 ? nA : nB);
+        const void *src = view(&b, bytes);
+        if (!src) { st = sc_errorf(SC_ERR_FORMAT, "%s: truncated adapter state", path); goto fail; }
+        if ((st = be->op->upload(be, moments[i], src, bytes))) goto fail;
     }
-    int done = (int)h[6];
-    s->steps = calloc((size_t)(s->steps_total > 0 ? s->steps_total : 1), sizeof(sc_step_record));
-    if (!s->steps || done > s->steps_total) { st = sc_errorf(SC_ERR_FORMAT, "%s: %d steps done of %d", path, done, s->steps_total); goto fail; }
+    if (!get(&b, s->A0, sizeof(float) * nA) || !get(&b, s->B0, sizeof(float) * nB)) { st = sc_errorf(SC_ERR_FORMAT, "%s: truncated adapter state", path); goto fail; }
+    const int done = (int)h[6];
+    if (done > s->steps_total) { st = sc_errorf(SC_ERR_FORMAT, "%s: %d steps done of %d", path, done, s->steps_total); goto fail; }
     for (int i = 0; i < done; i++) {
         sc_step_record *r = &s->steps[i];
-        s->steps_done = i + 1;   // so that free() releases this record too
-        r->prompt_idx = malloc(4 * (size_t)s->batch); r->gen_len = malloc(4 * (size_t)s->batch);
-        r->A = malloc(sizeof(float) * nA); r->B = malloc(sizeof(float) * nB);
-        if (!r->prompt_idx || !r->gen_len || !r->A || !r->B) { st = sc_errorf(SC_ERR_MEM, "out of memory"); goto fail; }
         if (!get(&b, &r->loss, 8) || !get(&b, &r->kl, 8) || !get(&b, &r->nll, 8) || !get(&b, &r->n_pos, 8) ||
             !get(&b, r->prompt_idx, 4 * (size_t)s->batch) || !get(&b, r->gen_len, 4 * (size_t)s->batch)) { st = sc_errorf(SC_ERR_FORMAT, "%s: truncated step %d", path, i); goto fail; }
         size_t ng = 0;
         for (int j = 0; j < s->batch; j++) {
-            if (r->gen_len[j] < 0 || r->gen_len[j] > 1 << 20) { st = sc_errorf(SC_ERR_FORMAT, "%s: step %d: bad token count", path, i); goto fail; }
+            if (r->gen_len[j] < 0 || r->gen_len[j] > s->max_new) {
+                st = sc_errorf(SC_ERR_FORMAT, "%s: step %d: %d sampled tokens for one prompt, but max_new_tokens is %d (another config, or a corrupt file)", path, i, r->gen_len[j], s->max_new);
+                goto fail;
+            }
             ng += (size_t)r->gen_len[j];
         }
-        r->gen = malloc(4 * (ng ? ng : 1));
-        if (!r->gen) { st = sc_errorf(SC_ERR_MEM, "out of memory"); goto fail; }
         if (!get(&b, r->gen, 4 * ng) || !get(&b, r->A, sizeof(float) * nA) || !get(&b, r->B, sizeof(float) * nB)) { st = sc_errorf(SC_ERR_FORMAT, "%s: truncated step %d", path, i); goto fail; }
+        s->steps_done = i + 1;
     }
     if (b.at != len) { st = sc_errorf(SC_ERR_FORMAT, "%s: %zu unexpected bytes after the last step", path, len - b.at); goto fail; }
     free(data);

@@ -4,9 +4,7 @@
 // Leaves out: judging, scale sweeps, resuming a half-finished evaluation (files are
 // rewritten whole; a crash leaves the previous ones intact).
 #include "steerclear/evaluate.h"
-#include "steerclear/extract.h"
 #include "steerclear/steer.h"
-#include "steerclear/tok.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -21,28 +19,24 @@ struct sc_eval_hook {
     sc_steer_variant *sv;
     int *steer_of;               // (n) variant -> index in sv, -1 when not a direction
     sc_hook steer_hook;
-    int *tags; int tag_cap;      // per-call scratch: tags remapped for the steer hook
-    float *upd; size_t upd_cap;  // (rows, C) scratch for adapter updates
 };
 
-static sc_status eval_hook_forward(void *user, int block, float *h, int T, int C, const sc_batch *batch) {
+static sc_status eval_hook_forward(void *user, sc_backend *be, int block, float *h, int T, int C, const sc_batch *batch) {
     sc_eval_hook *eh = user;
-    (void)T;
     if (!batch || !batch->tag) return SC_OK;   // untagged rows are not steered
     const int ns = batch->n_seq;
     for (int i = 0; i < ns; i++)
         if (batch->tag[i] >= eh->n) return sc_errorf(SC_ERR_INTERNAL, "evaluate: sequence %d has variant tag %d but there are %d variants", i, batch->tag[i], eh->n);
-    if (eh->steer.n_variants > 0) {
-        if (ns > eh->tag_cap) {
-            int *nt = realloc(eh->tags, sizeof(int) * (size_t)ns);
-            if (!nt) return sc_errorf(SC_ERR_MEM, "out of memory for %d tags", ns);
-            eh->tags = nt;
-            eh->tag_cap = ns;
-        }
-        for (int i = 0; i < ns; i++) eh->tags[i] = batch->tag[i] >= 0 ? eh->steer_of[batch->tag[i]] : -1;
+    if (eh->steer.n_variants > 0) {   // the tags remapped to the steer hook's variants
+        sc_arena_mark mh = sc_arena_mark_get(&be->host);
+        int *tags = SC_ARENA_INTS(&be->host, ns, "steering tags");
+        if (!tags) return SC_ERR_MEM;
+        for (int i = 0; i < ns; i++) tags[i] = batch->tag[i] >= 0 ? eh->steer_of[batch->tag[i]] : -1;
         sc_batch b2 = *batch;
-        b2.tag = eh->tags;
-        SC_TRY(eh->steer_hook.forward(eh->steer_hook.user, block, h, T, C, &b2));
+        b2.tag = tags;
+        sc_status st = eh->steer_hook.forward(eh->steer_hook.user, be, block, h, T, C, &b2);
+        sc_arena_reset(&be->host, mh);
+        SC_TRY(st);
     }
     // adapters: one update per run of consecutive sequences with the same adapter variant
     for (int i = 0; i < ns;) {
@@ -50,16 +44,8 @@ static sc_status eval_hook_forward(void *user, int block, float *h, int T, int C
         if (t < 0 || eh->v[t].kind != SC_EVAL_ADAPTER) { i++; continue; }
         while (j < ns && batch->tag[j] == t) j++;
         const int r0 = batch->seq_start[i], rows = batch->seq_start[j] - r0;
-        size_t need = (size_t)rows * C;
-        if (need > eh->upd_cap) {
-            float *nu = realloc(eh->upd, sizeof(float) * need);
-            if (!nu) return sc_errorf(SC_ERR_MEM, "out of memory for an adapter update of %d rows", rows);
-            eh->upd = nu;
-            eh->upd_cap = need;
-        }
         float *hr = h + (size_t)r0 * C;
-        SC_TRY(sc_adapter_update(eh->v[t].adapter, block, hr, rows, eh->upd));
-        for (size_t k = 0; k < need; k++) hr[k] += eh->upd[k];
+        SC_TRY(sc_adapter_apply(eh->v[t].adapter, block, hr, rows, hr, 1));
         i = j;
     }
     return SC_OK;
@@ -67,7 +53,7 @@ static sc_status eval_hook_forward(void *user, int block, float *h, int T, int C
 
 void sc_eval_hook_free(sc_eval_hook *eh) {
     if (!eh) return;
-    free(eh->sv); free(eh->steer_of); free(eh->tags); free(eh->upd);
+    free(eh->sv); free(eh->steer_of);
     free(eh);
 }
 
@@ -105,37 +91,55 @@ sc_hook sc_eval_hook_get(sc_eval_hook *eh) {
 
 // --- Batched generation -----------------------------------------------------------------------
 
-sc_status sc_evaluate_generate(const sc_model *m, const sc_backend *be, const sc_eval_variant *variants, int n_variants,
+sc_status sc_evaluate_generate(const sc_model *m, sc_backend *be, const sc_eval_variant *variants, int n_variants,
                                const int32_t *const *prompts, const int *prompt_len, int n_prompts, const uint64_t *stream,
                                const sc_sample_opts *o, int batch_seqs, sc_gen_out *out) {
     if (batch_seqs < 1) return sc_errorf(SC_ERR_ARG, "evaluate: batch of %d sequences: must be at least 1", batch_seqs);
     const int total = n_variants * n_prompts;
     for (int k = 0; k < total; k++) memset(&out[k], 0, sizeof out[k]);
     if (total == 0) return SC_OK;
+    sc_gen_plan plan = {.max_seqs = batch_seqs < total ? batch_seqs : total, .max_prompt = 1, .max_new = o->max_new_tokens};
+    for (int p = 0; p < n_prompts; p++) {
+        if (prompt_len[p] <= 0) return sc_errorf(SC_ERR_ARG, "evaluate: prompt %d is empty", p);
+        if (prompt_len[p] > plan.max_prompt) plan.max_prompt = prompt_len[p];
+    }
     sc_eval_hook *eh = NULL;
+    sc_generator *G = NULL;
     SC_TRY(sc_eval_hook_create(variants, n_variants, m->cfg.n_layers, &eh));
     sc_hook hook = sc_eval_hook_get(eh);
-    const int32_t **cp = malloc(sizeof(int32_t *) * (size_t)batch_seqs);
-    int *cl = malloc(sizeof(int) * (size_t)batch_seqs), *ct = malloc(sizeof(int) * (size_t)batch_seqs);
-    uint64_t *cs = malloc(sizeof(uint64_t) * (size_t)batch_seqs);
+    const int nb_max = plan.max_seqs;
+    const int32_t **cp = malloc(sizeof(int32_t *) * (size_t)nb_max);
+    int *cl = malloc(sizeof(int) * (size_t)nb_max), *ct = malloc(sizeof(int) * (size_t)nb_max);
+    uint64_t *cs = malloc(sizeof(uint64_t) * (size_t)nb_max);
     sc_status st = SC_OK;
     if (!cp || !cl || !ct || !cs) st = sc_errorf(SC_ERR_MEM, "out of memory");
+    if (!st) st = sc_generator_create(m, be, &plan, &G);
     const double t0 = sc_now_seconds();
-    for (int k0 = 0; k0 < total && !st; k0 += batch_seqs) {
-        int nb = total - k0 < batch_seqs ? total - k0 : batch_seqs;
+    for (int k0 = 0; k0 < total && !st; k0 += nb_max) {
+        int nb = total - k0 < nb_max ? total - k0 : nb_max;
         for (int j = 0; j < nb; j++) {
             int v = (k0 + j) / n_prompts, p = (k0 + j) % n_prompts;
             cp[j] = prompts[p]; cl[j] = prompt_len[p]; ct[j] = v;
             cs[j] = stream ? stream[p] : (uint64_t)p;
         }
-        if ((st = sc_generate(m, be, cp, cl, nb, cs, ct, o, &hook, out + k0))) {
+        if ((st = sc_generator_run(G, cp, cl, nb, cs, ct, o, &hook))) {
             sc_error_wrap(st, "evaluate: generating sequences %d..%d of %d: ", k0, k0 + nb - 1, total);
             break;
+        }
+        for (int j = 0; j < nb && !st; j++) {
+            int n = 0, stopped = 0;
+            const int32_t *ids = sc_gen_output(G->gen, j, &n, &stopped);
+            sc_gen_out *dst = &out[k0 + j];
+            if (!(dst->ids = malloc(sizeof(int32_t) * (size_t)(n > 0 ? n : 1)))) { st = sc_errorf(SC_ERR_MEM, "out of memory"); break; }
+            memcpy(dst->ids, ids, sizeof(int32_t) * (size_t)n);
+            dst->n = n;
+            dst->stopped = stopped;
         }
         sc_log(SC_LOG_INFO, "evaluate: %d/%d sequences generated (%.1f s)", k0 + nb, total, sc_now_seconds() - t0);
     }
     if (st) for (int k = 0; k < total; k++) { free(out[k].ids); memset(&out[k], 0, sizeof out[k]); }
     free(cp); free(cl); free(ct); free(cs);
+    sc_generator_free(G);
     sc_eval_hook_free(eh);
     return st;
 }
@@ -184,44 +188,39 @@ void sc_evaluate_scale_name(float scale, char *buf, size_t n) { snprintf(buf, n,
 
 typedef struct { int search; int kind; float scale; } variant_info;   // for file names
 
-sc_status sc_evaluate_run(const sc_evaluate_opts *o, const sc_backend *be) {
-    if (!o->run_dir) return sc_errorf(SC_ERR_ARG, "evaluate: no run directory given (--run RUN_DIR)");
+sc_status sc_evaluate_run(sc_stage *stage, const sc_evaluate_opts *o) {
     if (o->batch_seqs < 1) return sc_errorf(SC_ERR_ARG, "evaluate: batch of %d sequences: must be at least 1", o->batch_seqs);
     if (o->max_new_tokens < 1) return sc_errorf(SC_ERR_ARG, "evaluate: max_new_tokens %d must be at least 1", o->max_new_tokens);
     if (!(o->temperature > 0)) return sc_errorf(SC_ERR_ARG, "evaluate: temperature %g must be positive", (double)o->temperature);
     if (!(o->top_p > 0 && o->top_p <= 1)) return sc_errorf(SC_ERR_ARG, "evaluate: top_p %g must be in (0, 1]", (double)o->top_p);
     if (o->top_k < 0) return sc_errorf(SC_ERR_ARG, "evaluate: top_k %d must be 0 (off) or positive", o->top_k);
     if (o->limit < 0) return sc_errorf(SC_ERR_ARG, "evaluate: limit %d must not be negative", o->limit);
+    if (!stage->model) return sc_errorf(SC_ERR_INTERNAL, "evaluate: the stage context has no model");
     static const float default_scale = 2.0f;
     const float *scales = o->scales ? o->scales : &default_scale;
     const int n_scales = o->scales ? o->n_scales : 1;
+    sc_run *run = stage->run;
+    sc_backend *be = stage->be;
+    const sc_model *m = stage->model;
+    const sc_dataset *test = &stage->test;
     char path[4096];
-    snprintf(path, sizeof path, "%s/results.h5", o->run_dir);
-    if (!sc_file_exists(path)) return sc_errorf(SC_ERR_IO, "%s does not exist: run `steerclear search` (and `steerclear extract`) into this run directory first", path);
+    SC_TRY(sc_run_path(run, "results.h5", path, sizeof path));
+    if (!sc_results_exists(run)) return sc_errorf(SC_ERR_IO, "%s does not exist: run `steerclear search` (and `steerclear extract`) into this run directory first", path);
 
     sc_status st = SC_OK;
-    sc_h5 *h = NULL;
-    char *model_attr = NULL, *config = NULL;
-    int *all = NULL, S = 0, n_sel = 0, *sel = NULL, n_var = 0, n_p = 0;
-    sc_model *m = NULL;
-    sc_tokenizer *tok = NULL;
+    sc_results_meta meta = {0};
+    int *all = NULL, S = 0, n_sel = 0, *sel = NULL, n_var = 0, n_p = 0, *have = NULL;
     sc_adapter **ads = NULL;
-    float *D = NULL;
-    int32_t *D_idx = NULL;
-    int64_t *D_cnt = NULL, D_rows = 0;
+    float *D = NULL, *D_dev = NULL;
     sc_eval_variant *var = NULL;
     variant_info *vinfo = NULL;
-    sc_dataset test = {0};
     int32_t **ptok = NULL;
     int *plen = NULL, *pid = NULL;
     uint64_t *streams = NULL;
     sc_gen_out *gen = NULL;
     char **texts = NULL;
-    if ((st = sc_h5_open(path, 0, &h))) return st;
-    if ((st = sc_results_list_searches(h, &all, &S))) goto done;
-    if (!o->model_dir && (st = sc_h5_read_attr_str(h, "/", "model", &model_attr))) { sc_error_wrap(st, "finding the model (or pass --model DIR): "); goto done; }
-    if (sc_h5_read_attr_str(h, "/", "config", &config)) { config = NULL; sc_error_clear(); }
-    const char *model_dir = o->model_dir ? o->model_dir : model_attr;
+    if ((st = sc_results_list_searches(run, &all, &S))) goto done;
+    if ((st = sc_results_read_meta(run, &meta))) goto done;
     n_sel = o->searches ? o->n_searches : S;
     sel = malloc(sizeof(int) * (size_t)(n_sel + 1));
     if (!sel) { st = sc_errorf(SC_ERR_MEM, "out of memory"); goto done; }
@@ -231,25 +230,19 @@ sc_status sc_evaluate_run(const sc_evaluate_opts *o, const sc_backend *be) {
         for (int s = 0; s < S; s++) found |= all[s] == sel[j];
         if (!found) { st = sc_errorf(SC_ERR_ARG, "%s: search %d is not finished in this run (%d finished searches); leave it out of --searches", path, sel[j], S); goto done; }
     }
-    if ((st = sc_model_load(model_dir, 0, -1, &m))) { sc_error_wrap(st, "loading the model for evaluation: "); goto done; }
     const int L = m->cfg.n_layers, C = m->cfg.hidden;
-    // directions (extract.h layout)
+    const size_t LC = (size_t)L * C;
+    // directions of the chosen searches, in backend memory (the steering hook reads them there)
     if (o->directions && n_sel > 0) {
-        if (!sc_h5_exists(h, "/directions")) {
+        if (!sc_results_has_directions(run)) {
             sc_log(SC_LOG_WARN, "%s has no /directions: evaluating without directions (run `steerclear extract` first to include them)", path);
         } else {
-            int nd = 0, ni = 0, nc = 0;
-            int64_t dd[SC_H5_MAX_DIMS], di[SC_H5_MAX_DIMS], dc[SC_H5_MAX_DIMS];
-            if ((st = sc_h5_read_f32(h, "/directions", &D, &nd, dd))) goto done;
-            if ((st = sc_h5_read_i32(h, "/direction_searches", &D_idx, &ni, di))) goto done;
-            if ((st = sc_h5_read_i64(h, "/direction_token_counts", &D_cnt, &nc, dc))) goto done;
-            if (nd != 3 || dd[1] != L || dd[2] != C || ni != 1 || di[0] != dd[0] || nc != 1 || dc[0] != dd[0]) {
-                st = sc_errorf(SC_ERR_SHAPE, "%s: /directions has shape [%lld,%lld,%lld] (with %lld search indices and %lld counts), expected [S,%d,%d]; re-run `steerclear extract`",
-                               path, (long long)dd[0], (long long)(nd > 1 ? dd[1] : 0), (long long)(nd > 2 ? dd[2] : 0),
-                               (long long)di[0], (long long)dc[0], L, C);
-                goto done;
-            }
-            D_rows = dd[0];
+            D = malloc(sizeof(float) * LC * (size_t)n_sel);
+            have = calloc((size_t)n_sel, sizeof(int));
+            if (!D || !have) { st = sc_errorf(SC_ERR_MEM, "out of memory"); goto done; }
+            if ((st = sc_results_read_directions(run, sel, n_sel, L, C, D, have))) goto done;
+            if ((st = sc_backend_alloc_floats(be, LC * (size_t)n_sel, "directions", &D_dev))) goto done;
+            if ((st = be->op->upload(be, D_dev, D, sizeof(float) * LC * (size_t)n_sel))) goto done;
         }
     }
     // variants: base, adapters, directions x scales
@@ -261,28 +254,20 @@ sc_status sc_evaluate_run(const sc_evaluate_opts *o, const sc_backend *be) {
     var[n_var] = (sc_eval_variant){.kind = SC_EVAL_BASE};
     vinfo[n_var++] = (variant_info){.search = -1, .kind = SC_EVAL_BASE};
     for (int j = 0; j < n_sel && o->adapters; j++) {
-        if ((st = sc_results_load_adapter(h, sel[j], L, C, &ads[j]))) goto done;
+        if ((st = sc_results_load_adapter(run, be, sel[j], L, C, &ads[j]))) goto done;
         var[n_var] = (sc_eval_variant){.kind = SC_EVAL_ADAPTER, .adapter = ads[j]};
         vinfo[n_var++] = (variant_info){.search = sel[j], .kind = SC_EVAL_ADAPTER};
     }
-    for (int j = 0; j < n_sel && D; j++) {
-        int64_t row = -1;
-        for (int64_t k = 0; k < D_rows; k++) if (D_idx[k] == sel[j]) row = k;
-        if (row < 0 || D_cnt[row] <= 0) { sc_log(SC_LOG_WARN, "search %d has no extracted direction: only its adapter is evaluated", sel[j]); continue; }
+    for (int j = 0; j < n_sel && D_dev; j++) {
+        if (!have[j]) { sc_log(SC_LOG_WARN, "search %d has no extracted direction: only its adapter is evaluated", sel[j]); continue; }
         for (int k = 0; k < n_scales; k++) {
-            var[n_var] = (sc_eval_variant){.kind = SC_EVAL_DIRECTION, .directions = D + (size_t)row * L * C, .scale = scales[k]};
+            var[n_var] = (sc_eval_variant){.kind = SC_EVAL_DIRECTION, .directions = D_dev + LC * (size_t)j, .scale = scales[k]};
             vinfo[n_var++] = (variant_info){.search = sel[j], .kind = SC_EVAL_DIRECTION, .scale = scales[k]};
         }
     }
-    sc_h5_close(h);
-    h = NULL;
     // test prompts
-    char tpath[4200];
-    snprintf(tpath, sizeof tpath, "%s/tokenizer.json", model_dir);
-    if ((st = sc_tok_load(tpath, &tok))) goto done;
-    const char *test_csv = o->test_csv ? o->test_csv : "datasets/test.csv";
-    if ((st = sc_dataset_load(test_csv, SC_DATASET_TEST, &test))) goto done;
-    n_p = o->limit > 0 && (size_t)o->limit < test.n ? o->limit : (int)test.n;
+    n_p = o->limit > 0 && (size_t)o->limit < test->n ? o->limit : (int)test->n;
+    if (n_p == 0) { st = sc_errorf(SC_ERR_ARG, "evaluate: the stage has no test prompts"); goto done; }
     ptok = calloc((size_t)n_p, sizeof *ptok);
     plen = calloc((size_t)n_p, sizeof *plen);
     pid = calloc((size_t)n_p, sizeof *pid);
@@ -292,9 +277,9 @@ sc_status sc_evaluate_run(const sc_evaluate_opts *o, const sc_backend *be) {
     if (!ptok || !plen || !pid || !streams || !gen || !texts) { st = sc_errorf(SC_ERR_MEM, "out of memory"); goto done; }
     for (int p = 0; p < n_p; p++) {
         size_t nt = 0;
-        const char *text = test.items[p].full_prompt;
-        if ((st = sc_tok_encode(tok, text, strlen(text), &ptok[p], &nt))) { sc_error_wrap(st, "%s line %d: ", test_csv, test.items[p].line); goto done; }
-        if (nt == 0) { st = sc_errorf(SC_ERR_FORMAT, "%s line %d: full_prompt encodes to no tokens", test_csv, test.items[p].line); goto done; }
+        const char *text = test->items[p].full_prompt;
+        if ((st = sc_tok_encode(stage->tok, text, strlen(text), &ptok[p], &nt))) { sc_error_wrap(st, "%s line %d: ", stage->test_csv, test->items[p].line); goto done; }
+        if (nt == 0) { st = sc_errorf(SC_ERR_FORMAT, "%s line %d: full_prompt encodes to no tokens", stage->test_csv, test->items[p].line); goto done; }
         plen[p] = (int)nt;
         pid[p] = p;
         streams[p] = (uint64_t)p;
@@ -303,20 +288,19 @@ sc_status sc_evaluate_run(const sc_evaluate_opts *o, const sc_backend *be) {
     int32_t stops[2];
     sc_sample_opts so;
     sc_sample_opts_default(&so);
-    sc_sample_opts_for_tokenizer(&so, tok, stops);
+    sc_sample_opts_for_tokenizer(&so, stage->tok, stops);
     so.max_new_tokens = o->max_new_tokens;
     so.temperature = o->temperature;
     so.top_k = o->top_k;
     so.top_p = o->top_p;
-    so.seed = o->seed_set ? o->seed : sc_results_run_seed(config);
+    so.seed = o->seed_set ? o->seed : sc_results_run_seed(meta.config_json);
     sc_log(SC_LOG_INFO, "evaluate: %d variants x %d prompts, %d new tokens, batches of %d", n_var, n_p, o->max_new_tokens, o->batch_seqs);
     if ((st = sc_evaluate_generate(m, be, var, n_var, (const int32_t *const *)ptok, plen, n_p, streams, &so, o->batch_seqs, gen))) goto done;
     for (int k = 0; k < n_var * n_p; k++)
-        if ((st = sc_tok_decode(tok, gen[k].ids, (size_t)gen[k].n, 1, &texts[k]))) { sc_error_wrap(st, "decoding output %d: ", k); goto done; }
+        if ((st = sc_tok_decode(stage->tok, gen[k].ids, (size_t)gen[k].n, 1, &texts[k]))) { sc_error_wrap(st, "decoding output %d: ", k); goto done; }
     // write
     char dir[4200], fpath[4400], sname[64];
-    snprintf(dir, sizeof dir, "%s/eval", o->run_dir);
-    if ((st = sc_mkdir_p(dir))) goto done;
+    if ((st = sc_run_path(run, "eval", dir, sizeof dir)) || (st = sc_mkdir_p(dir))) goto done;
     for (int v = 0; v < n_var; v++) {
         if (vinfo[v].kind == SC_EVAL_BASE) snprintf(fpath, sizeof fpath, "%s/base.json", dir);
         else if (vinfo[v].kind == SC_EVAL_ADAPTER) snprintf(fpath, sizeof fpath, "%s/adapter_%04d.json", dir, vinfo[v].search);
@@ -324,19 +308,17 @@ sc_status sc_evaluate_run(const sc_evaluate_opts *o, const sc_backend *be) {
             sc_evaluate_scale_name(vinfo[v].scale, sname, sizeof sname);
             snprintf(fpath, sizeof fpath, "%s/direction_%04d_scale_%s.json", dir, vinfo[v].search, sname);
         }
-        if ((st = sc_evaluate_write_json(fpath, &test, pid, n_p, texts, texts + (size_t)v * n_p))) goto done;
+        if ((st = sc_evaluate_write_json(fpath, test, pid, n_p, texts, texts + (size_t)v * n_p))) goto done;
     }
     sc_log(SC_LOG_INFO, "evaluate: wrote %d files to %s", n_var, dir);
 done:
-    if (h) sc_h5_close(h);
     if (ads) for (int j = 0; j < n_sel; j++) sc_adapter_free(ads[j]);
     if (ptok) for (int p = 0; p < n_p; p++) free(ptok[p]);
     if (gen) for (int k = 0; k < n_var * n_p; k++) free(gen[k].ids);
     if (texts) for (int k = 0; k < n_var * n_p; k++) free(texts[k]);
-    free(ads); free(all); free(sel); free(model_attr); free(config); free(D); free(D_idx); free(D_cnt);
+    be->op->free(be, D_dev);
+    free(ads); free(all); free(sel); free(D); free(have);
     free(var); free(vinfo); free(ptok); free(plen); free(pid); free(streams); free(gen); free(texts);
-    sc_dataset_free(&test);
-    sc_tok_free(tok);
-    sc_model_free(m);
+    sc_results_meta_free(&meta);
     return st;
 }

@@ -1,15 +1,13 @@
-// extract.c — direction extraction: a capture hook that sums each block's output in double,
-// base and adapted teacher-forced passes over the same sequences, the base model's sampled
-// continuations, and the results-file / export side (see steerclear/extract.h).
+// extract.c — direction extraction: a capture hook that sums each block's output in double
+// (the backend's col_sum), base and adapted teacher-forced passes over the same sequences, the
+// base model's sampled continuations, and the stage that writes them through the results
+// module and exports them (see steerclear/extract.h).
 // Leaves out: spreading searches over MPI ranks; partial reuse of stored continuations
 // (sampling is seeded, so a re-run draws the same ones).
 #include "steerclear/extract.h"
-#include "steerclear/dataset.h"
 #include "steerclear/export.h"
 #include "steerclear/generate.h"
-#include "steerclear/tok.h"
 
-#include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,44 +24,30 @@ sc_status sc_direction_mode_parse(const char *s, sc_direction_mode *out) {
 
 // --- Capture hook -----------------------------------------------------------------------------
 
-// Column sums of h [T,C] added into sum [C] in double; each column is summed in row order, so
-// the result does not depend on the number of threads.
-static void add_column_sums(double *sum, const float *h, int T, int C) {
-    const int cb = 64;
-    #pragma omp parallel for schedule(static) if ((size_t)T * C >= ((size_t)1 << 16))
-    for (int c0 = 0; c0 < C; c0 += cb) {
-        int c1 = c0 + cb < C ? c0 + cb : C;
-        for (int t = 0; t < T; t++) {
-            const float *row = h + (size_t)t * C;
-            for (int c = c0; c < c1; c++) sum[c] += row[c];
-        }
-    }
-}
-
 typedef struct {
     const sc_hook *inner;          // applied first (the adapter), NULL for the base model
-    double *sum;                   // (L, C) sums of the block outputs, NULL: not recorded
+    double *sum;                   // (L, C) sums of the block outputs (backend memory), NULL: not recorded
     sc_adapter *const *adapters;   // update-mean: the adapters evaluated on these outputs
     int n_adapters;
-    double *upd_sum;               // (n_adapters, L, C)
-    float *upd;                    // (T, C) scratch
+    double *upd_sum;               // (n_adapters, L, C) backend memory
+    float *upd;                    // (T, C) scratch, backend memory
     int L;
 } capture;
 
-static sc_status capture_forward(void *user, int block, float *h, int T, int C, const sc_batch *batch) {
+static sc_status capture_forward(void *user, sc_backend *be, int block, float *h, int T, int C, const sc_batch *batch) {
     capture *cp = user;
-    if (cp->inner && cp->inner->forward) SC_TRY(cp->inner->forward(cp->inner->user, block, h, T, C, batch));
-    if (cp->sum) add_column_sums(cp->sum + (size_t)block * C, h, T, C);
+    if (cp->inner && cp->inner->forward) SC_TRY(cp->inner->forward(cp->inner->user, be, block, h, T, C, batch));
+    if (cp->sum) SC_TRY(be->op->col_sum(be, cp->sum + (size_t)block * C, h, T, C));
     for (int a = 0; a < cp->n_adapters; a++) {
-        SC_TRY(sc_adapter_update(cp->adapters[a], block, h, T, cp->upd));
-        add_column_sums(cp->upd_sum + ((size_t)a * cp->L + block) * C, cp->upd, T, C);
+        SC_TRY(sc_adapter_apply(cp->adapters[a], block, h, T, cp->upd, 0));
+        SC_TRY(be->op->col_sum(be, cp->upd_sum + ((size_t)a * cp->L + block) * C, cp->upd, T, C));
     }
     return SC_OK;
 }
 
 // --- Directions -------------------------------------------------------------------------------
 
-sc_status sc_directions_compute(const sc_model *m, const sc_backend *be, sc_adapter *const *adapters, int n_adapters,
+sc_status sc_directions_compute(const sc_model *m, sc_backend *be, sc_adapter *const *adapters, int n_adapters,
                                 sc_direction_mode mode, const int32_t *const *seqs, const int *seq_len, int n_seqs,
                                 int batch_seqs, float *dirs, int64_t *n_tokens) {
     const int L = m->cfg.n_layers, C = m->cfg.hidden;
@@ -89,16 +73,21 @@ sc_status sc_directions_compute(const sc_model *m, const sc_backend *be, sc_adap
     if (total == 0) return sc_errorf(SC_ERR_ARG, "directions: no tokens to average over (no sequences given)");
 
     const size_t LC = (size_t)L * C;
-    sc_status st = SC_OK;
-    double *base_sum = calloc(LC, sizeof(double)), *ad_sum = calloc(LC * (size_t)n_adapters, sizeof(double));
-    float *hidden = malloc(sizeof(float) * (size_t)max_T * C + 64);
-    float *upd = mode == SC_DIRECTION_UPDATE_MEAN ? malloc(sizeof(float) * (size_t)max_T * C + 64) : NULL;
+    const sc_backend_ops *op = be->op;
+    // sums (backend memory, double): the base model's, then each adapter's
+    double *sums = NULL, *base_sum, *ad_sum;
+    float *hidden = NULL, *upd = NULL;
+    double *host_sums = malloc(sizeof(double) * LC * (size_t)(n_adapters + 1));
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)max_T);
     int *seq_start = malloc(sizeof(int) * (size_t)(batch_seqs + 1));
-    if (!base_sum || !ad_sum || !hidden || !ids || !seq_start || (mode == SC_DIRECTION_UPDATE_MEAN && !upd)) {
-        st = sc_errorf(SC_ERR_MEM, "directions: out of memory for a batch of %d tokens", max_T);
-        goto done;
-    }
+    sc_status st = op->alloc(be, sizeof(double) * LC * (size_t)(n_adapters + 1), "direction sums", (void **)&sums);
+    if (!st) st = sc_backend_alloc_floats(be, (size_t)max_T * C * (mode == SC_DIRECTION_UPDATE_MEAN ? 2 : 1), "direction hidden rows", &hidden);
+    if (!st && (!host_sums || !ids || !seq_start)) st = sc_errorf(SC_ERR_MEM, "directions: out of memory for a batch of %d tokens", max_T);
+    if (!st) st = op->memset(be, sums, 0, sizeof(double) * LC * (size_t)(n_adapters + 1));
+    if (st) goto done;
+    base_sum = sums;
+    ad_sum = sums + LC;
+    if (mode == SC_DIRECTION_UPDATE_MEAN) upd = hidden + (size_t)max_T * C;
     for (int b0 = 0; b0 < n_seqs && !st; b0 += batch_seqs) {
         int nb = n_seqs - b0 < batch_seqs ? n_seqs - b0 : batch_seqs;
         seq_start[0] = 0;
@@ -124,86 +113,18 @@ sc_status sc_directions_compute(const sc_model *m, const sc_backend *be, sc_adap
         }
     }
     if (st) goto done;
+    if ((st = op->download(be, host_sums, sums, sizeof(double) * LC * (size_t)(n_adapters + 1)))) goto done;
     // mean of differences = difference of the double sums / N (the sums are linear)
     for (int a = 0; a < n_adapters; a++)
         for (size_t i = 0; i < LC; i++) {
-            double v = ad_sum[LC * (size_t)a + i] - (mode == SC_DIRECTION_ACTIVATION_DIFF ? base_sum[i] : 0.0);
+            double v = host_sums[LC * (size_t)(a + 1) + i] - (mode == SC_DIRECTION_ACTIVATION_DIFF ? host_sums[i] : 0.0);
             dirs[LC * (size_t)a + i] = (float)(v / (double)total);
         }
     *n_tokens = total;
 done:
-    free(base_sum); free(ad_sum); free(hidden); free(upd); free(ids); free(seq_start);
-    return st;
-}
-
-// --- Results file -----------------------------------------------------------------------------
-
-#define SC_MAX_SEARCH_INDEX 10000   // /searches/NNNN: four digits
-
-sc_status sc_results_list_searches(sc_h5 *h, int **searches, int *n) {
-    *searches = NULL;
-    *n = 0;
-    if (!sc_h5_exists(h, "/searches")) return SC_OK;
-    int cap = 16, cnt = 0;
-    int *v = malloc(sizeof(int) * (size_t)cap);
-    if (!v) return sc_errorf(SC_ERR_MEM, "out of memory");
-    for (int s = 0; s < SC_MAX_SEARCH_INDEX; s++) {
-        char grp[64];
-        snprintf(grp, sizeof grp, "/searches/%04d", s);
-        if (!sc_h5_exists(h, grp)) continue;
-        if (cnt == cap) {
-            int *nv = realloc(v, sizeof(int) * (size_t)(cap *= 2));
-            if (!nv) { free(v); return sc_errorf(SC_ERR_MEM, "out of memory"); }
-            v = nv;
-        }
-        v[cnt++] = s;
-    }
-    *searches = v;
-    *n = cnt;
-    return SC_OK;
-}
-
-sc_status sc_results_load_adapter(sc_h5 *h, int search, int n_layers, int C, sc_adapter **out) {
-    char grp[64], pa[96], pb[96];
-    snprintf(grp, sizeof grp, "/searches/%04d", search);
-    snprintf(pa, sizeof pa, "%s/adapter/A", grp);
-    snprintf(pb, sizeof pb, "%s/adapter/B", grp);
-    const char *file = sc_h5_filename(h);
-    if (!sc_h5_exists(h, grp))
-        return sc_errorf(SC_ERR_ARG, "%s: search %d is not in the file (no group %s); run it first or leave it out of --searches", file, search, grp);
-    char *kind_s = NULL;
-    int64_t rank = 0;
-    double scaling = 0;
-    SC_TRY(sc_h5_read_attr_str(h, grp, "adapter", &kind_s));
-    sc_adapter_kind kind;
-    sc_status st = sc_adapter_kind_parse(kind_s, &kind);
-    free(kind_s);
-    if (st) return sc_error_wrap(st, "%s: %s attr adapter: ", file, grp);
-    SC_TRY(sc_h5_read_attr_i64(h, grp, "rank", &rank));
-    SC_TRY(sc_h5_read_attr_f64(h, grp, "scaling", &scaling));
-    float *A = NULL, *B = NULL;
-    int nda = 0, ndb = 0;
-    int64_t da[SC_H5_MAX_DIMS], db[SC_H5_MAX_DIMS];
-    SC_TRY(sc_h5_read_f32(h, pa, &A, &nda, da));
-    if ((st = sc_h5_read_f32(h, pb, &B, &ndb, db))) { free(A); return st; }
-    const int64_t sets = kind == SC_ADAPTER_SHARED ? 1 : n_layers;
-    if (nda != 3 || da[0] != sets || da[1] != C || da[2] != rank) {
-        st = sc_errorf(SC_ERR_SHAPE, "%s: %s has %d dims [%lld,%lld,%lld], expected [%lld,%d,%lld] for a %s rank-%lld adapter on a model of %d blocks and hidden size %d; was the search run with another model?",
-                       file, pa, nda, (long long)da[0], (long long)(nda > 1 ? da[1] : 0), (long long)(nda > 2 ? da[2] : 0),
-                       (long long)sets, C, (long long)rank, sc_adapter_kind_name(kind), (long long)rank, n_layers, C);
-    } else if (ndb != 3 || db[0] != sets || db[1] != rank || db[2] != C) {
-        st = sc_errorf(SC_ERR_SHAPE, "%s: %s has %d dims [%lld,%lld,%lld], expected [%lld,%lld,%d]",
-                       file, pb, ndb, (long long)db[0], (long long)(ndb > 1 ? db[1] : 0), (long long)(ndb > 2 ? db[2] : 0),
-                       (long long)sets, (long long)rank, C);
-    }
-    sc_adapter *a = NULL;
-    if (!st) st = sc_adapter_create(kind, n_layers, C, (int)rank, (float)scaling, &a);
-    if (!st) {
-        memcpy(a->A, A, sizeof(float) * sc_adapter_numel_A(a));
-        memcpy(a->B, B, sizeof(float) * sc_adapter_numel_B(a));
-        *out = a;
-    }
-    free(A); free(B);
+    op->free(be, sums);
+    op->free(be, hidden);
+    free(host_sums); free(ids); free(seq_start);
     return st;
 }
 
@@ -220,15 +141,6 @@ void sc_extract_opts_default(sc_extract_opts *o) {
     o->seed = 1234;
     o->batch_seqs = 16;
     o->export_files = 1;
-}
-
-uint64_t sc_results_run_seed(const char *config_json) {
-    uint64_t seed = 1234;
-    cJSON *cfg = config_json ? cJSON_Parse(config_json) : NULL;
-    const cJSON *s = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(cfg, "search"), "seed");
-    if (cJSON_IsNumber(s) && s->valuedouble >= 0) seed = (uint64_t)s->valuedouble;
-    cJSON_Delete(cfg);
-    return seed;
 }
 
 static const char *base_name(const char *path) {
@@ -254,35 +166,32 @@ static void seq_list_free(seq_list *s) {
 }
 
 // Tokenize the prompts of the chosen sets and append a base-model continuation to each.
-static sc_status build_sequences(const sc_extract_opts *o, const sc_model *m, const sc_backend *be, const sc_tokenizer *tok,
-                                 uint64_t seed, seq_list *out) {
-    const char *paths[2] = {o->train_csv ? o->train_csv : "datasets/train.csv", o->test_csv ? o->test_csv : "datasets/test.csv"};
+static sc_status build_sequences(const sc_extract_opts *o, const sc_stage *stage, uint64_t seed, seq_list *out) {
+    const sc_dataset *ds[2] = {&stage->train, &stage->test};
+    const char *paths[2] = {stage->train_csv, stage->test_csv};
     const int use[2] = {o->use_train, o->use_test};
-    sc_dataset ds[2] = {{0}};
     sc_status st = SC_OK;
     memset(out, 0, sizeof *out);
     int n = 0;
-    for (int k = 0; k < 2; k++) {
-        if (!use[k]) continue;
-        if ((st = sc_dataset_load(paths[k], k ? SC_DATASET_TEST : SC_DATASET_TRAIN, &ds[k]))) goto done;
-        n += (int)ds[k].n;
-    }
+    for (int k = 0; k < 2; k++) if (use[k]) n += (int)ds[k]->n;
+    if (n == 0) return sc_errorf(SC_ERR_ARG, "extract: the chosen prompt sets are empty or were not loaded");
     out->seq = calloc((size_t)n, sizeof(int32_t *));
     out->len = calloc((size_t)n, sizeof(int)); out->prompt_len = calloc((size_t)n, sizeof(int));
     out->set = calloc((size_t)n, sizeof(int32_t)); out->index = calloc((size_t)n, sizeof(int32_t));
-    if (!out->seq || !out->len || !out->prompt_len || !out->set || !out->index) { st = sc_errorf(SC_ERR_MEM, "out of memory"); goto done; }
+    if (!out->seq || !out->len || !out->prompt_len || !out->set || !out->index) { seq_list_free(out); return sc_errorf(SC_ERR_MEM, "out of memory"); }
     out->n = n;
-    int i = 0;
+    int i = 0, max_prompt = 1;
     for (int k = 0; k < 2; k++)
-        for (size_t r = 0; use[k] && r < ds[k].n; r++, i++) {
-            const char *text = ds[k].items[r].full_prompt;
+        for (size_t r = 0; use[k] && r < ds[k]->n; r++, i++) {
+            const char *text = ds[k]->items[r].full_prompt;
             size_t nt = 0;
-            if ((st = sc_tok_encode(tok, text, strlen(text), &out->seq[i], &nt))) {
-                sc_error_wrap(st, "%s line %d: ", paths[k], ds[k].items[r].line);
+            if ((st = sc_tok_encode(stage->tok, text, strlen(text), &out->seq[i], &nt))) {
+                sc_error_wrap(st, "%s line %d: ", paths[k], ds[k]->items[r].line);
                 goto done;
             }
-            if (nt == 0) { st = sc_errorf(SC_ERR_FORMAT, "%s line %d: full_prompt encodes to no tokens", paths[k], ds[k].items[r].line); goto done; }
+            if (nt == 0) { st = sc_errorf(SC_ERR_FORMAT, "%s line %d: full_prompt encodes to no tokens", paths[k], ds[k]->items[r].line); goto done; }
             out->prompt_len[i] = out->len[i] = (int)nt;
+            if ((int)nt > max_prompt) max_prompt = (int)nt;
             out->set[i] = k;
             out->index[i] = (int32_t)r;
         }
@@ -291,40 +200,41 @@ static sc_status build_sequences(const sc_extract_opts *o, const sc_model *m, co
     int32_t stops[2];
     sc_sample_opts so;
     sc_sample_opts_default(&so);
-    sc_sample_opts_for_tokenizer(&so, tok, stops);
+    sc_sample_opts_for_tokenizer(&so, stage->tok, stops);
     so.max_new_tokens = o->max_new_tokens;
     so.temperature = o->temperature;
     so.top_k = o->top_k;
     so.top_p = o->top_p;
     so.seed = seed;
-    const int gb = o->batch_seqs;
+    const int gb = o->batch_seqs < n ? o->batch_seqs : n;
+    sc_gen_plan plan = {.max_seqs = gb, .max_prompt = max_prompt, .max_new = o->max_new_tokens};
+    sc_generator *G = NULL;
     uint64_t *streams = malloc(sizeof(uint64_t) * (size_t)gb);
-    sc_gen_out *gen = calloc((size_t)gb, sizeof(sc_gen_out));
-    if (!streams || !gen) { free(streams); free(gen); st = sc_errorf(SC_ERR_MEM, "out of memory"); goto done; }
+    if (!streams) { st = sc_errorf(SC_ERR_MEM, "out of memory"); goto done; }
+    if ((st = sc_generator_create(stage->model, stage->be, &plan, &G))) { free(streams); goto done; }
     for (int b0 = 0; b0 < n && !st; b0 += gb) {
         int nb = n - b0 < gb ? n - b0 : gb;
         for (int j = 0; j < nb; j++) streams[j] = ((uint64_t)out->set[b0 + j] << 32) | (uint64_t)out->index[b0 + j];
-        if ((st = sc_generate(m, be, (const int32_t *const *)(out->seq + b0), out->prompt_len + b0, nb, streams, NULL, &so, NULL, gen))) {
+        if ((st = sc_generator_run(G, (const int32_t *const *)(out->seq + b0), out->prompt_len + b0, nb, streams, NULL, &so, NULL))) {
             sc_error_wrap(st, "sampling continuations from the base model: ");
             break;
         }
         for (int j = 0; j < nb && !st; j++) {
-            int s = b0 + j;
-            int32_t *grown = realloc(out->seq[s], sizeof(int32_t) * (size_t)(out->prompt_len[s] + gen[j].n + 1));
+            int s = b0 + j, k = 0;
+            const int32_t *gen = sc_gen_output(G->gen, j, &k, NULL);
+            int32_t *grown = realloc(out->seq[s], sizeof(int32_t) * (size_t)(out->prompt_len[s] + k + 1));
             if (!grown) st = sc_errorf(SC_ERR_MEM, "out of memory");
             else {
                 out->seq[s] = grown;
-                memcpy(grown + out->prompt_len[s], gen[j].ids, sizeof(int32_t) * (size_t)gen[j].n);
-                out->len[s] = out->prompt_len[s] + gen[j].n;
+                memcpy(grown + out->prompt_len[s], gen, sizeof(int32_t) * (size_t)k);
+                out->len[s] = out->prompt_len[s] + k;
             }
         }
-        for (int j = 0; j < nb; j++) { free(gen[j].ids); gen[j].ids = NULL; }
         sc_log(SC_LOG_INFO, "extract: sampled continuations %d/%d", b0 + nb, n);
     }
-    free(streams); free(gen);
+    free(streams);
+    sc_generator_free(G);
 done:
-    sc_dataset_free(&ds[0]);
-    sc_dataset_free(&ds[1]);
     if (st) seq_list_free(out);
     return st;
 }
@@ -337,101 +247,19 @@ static void settings_string(const sc_extract_opts *o, uint64_t seed, char *buf, 
              (unsigned long long)seed);
 }
 
-static sc_status write_results(const char *path, const sc_extract_opts *o, uint64_t seed, const int *all, int S, int L, int C,
-                               const int *sel, int n_sel, const float *dirs, int64_t n_tokens, const seq_list *sq) {
-    sc_h5 *h = NULL;
-    SC_TRY(sc_h5_begin_update(path, &h));
-    const size_t LC = (size_t)L * C;
-    char settings[512], sets[16];
-    settings_string(o, seed, settings, sizeof settings);
-    snprintf(sets, sizeof sets, "%s%s%s", o->use_train ? "train" : "", o->use_train && o->use_test ? "," : "", o->use_test ? "test" : "");
-    sc_status st = SC_OK;
-    float *D = calloc(LC * (size_t)S + 1, sizeof(float));
-    int64_t *counts = calloc((size_t)S + 1, sizeof(int64_t));
-    int32_t *idx = malloc(sizeof(int32_t) * (size_t)S + 1);
-    int32_t *values = NULL;
-    int64_t *lens = NULL;
-    float *old = NULL;
-    int64_t *old_counts = NULL;
-    int32_t *old_idx = NULL;
-    if (!D || !counts || !idx) { st = sc_errorf(SC_ERR_MEM, "out of memory"); goto done; }
-    for (int s = 0; s < S; s++) idx[s] = all[s];
-    // keep rows of an earlier extraction with the same settings and the same searches
-    if (sc_h5_exists(h, "/directions") && sc_h5_exists(h, "/direction_searches") && sc_h5_exists(h, "/direction_token_counts")) {
-        char *old_settings = NULL;
-        int nd = 0, ni = 0, nc = 0;
-        int64_t dd[SC_H5_MAX_DIMS], di[SC_H5_MAX_DIMS], dc[SC_H5_MAX_DIMS];
-        if (sc_h5_read_attr_str(h, "/directions", "settings", &old_settings) == SC_OK && !strcmp(old_settings, settings) &&
-            sc_h5_read_f32(h, "/directions", &old, &nd, dd) == SC_OK && sc_h5_read_i32(h, "/direction_searches", &old_idx, &ni, di) == SC_OK &&
-            sc_h5_read_i64(h, "/direction_token_counts", &old_counts, &nc, dc) == SC_OK &&
-            nd == 3 && dd[1] == L && dd[2] == C && ni == 1 && di[0] == dd[0] && nc == 1 && dc[0] == dd[0]) {
-            for (int s = 0; s < S; s++)
-                for (int64_t k = 0; k < dd[0]; k++)
-                    if (old_idx[k] == all[s]) { memcpy(D + LC * (size_t)s, old + LC * (size_t)k, sizeof(float) * LC); counts[s] = old_counts[k]; }
-        } else if (n_sel < S) {
-            sc_log(SC_LOG_WARN, "%s: earlier directions were extracted with other settings; rows of searches not extracted now are zeroed", path);
-        }
-        free(old_settings);
-        sc_error_clear();
-    }
-    for (int j = 0; j < n_sel; j++)
-        for (int s = 0; s < S; s++)
-            if (all[s] == sel[j]) { memcpy(D + LC * (size_t)s, dirs + LC * (size_t)j, sizeof(float) * LC); counts[s] = n_tokens; }
-    int64_t d3[3] = {S, L, C}, d1[1] = {S};
-#define W(call) do { if ((st = (call))) goto done; } while (0)
-    W(sc_h5_write_f32(h, "/directions", 3, d3, D));
-    W(sc_h5_write_i32(h, "/direction_searches", 1, d1, idx));
-    W(sc_h5_write_i64(h, "/direction_token_counts", 1, d1, counts));
-    W(sc_h5_attr_str(h, "/directions", "mode", sc_direction_mode_name(o->mode)));
-    W(sc_h5_attr_str(h, "/directions", "sets", sets));
-    W(sc_h5_attr_i64(h, "/directions", "max_new_tokens", o->max_new_tokens));
-    W(sc_h5_attr_f64(h, "/directions", "temperature", o->temperature));
-    W(sc_h5_attr_i64(h, "/directions", "top_k", o->top_k));
-    W(sc_h5_attr_f64(h, "/directions", "top_p", o->top_p));
-    W(sc_h5_attr_i64(h, "/directions", "seed", (int64_t)seed));
-    W(sc_h5_attr_str(h, "/directions", "settings", settings));
-    // the sampled continuations
-    size_t total = 0;
-    for (int i = 0; i < sq->n; i++) total += (size_t)(sq->len[i] - sq->prompt_len[i]);
-    values = malloc(sizeof(int32_t) * (total + 1));
-    lens = malloc(sizeof(int64_t) * ((size_t)sq->n + 1));
-    if (!values || !lens) { st = sc_errorf(SC_ERR_MEM, "out of memory"); goto done; }
-    size_t at = 0;
-    for (int i = 0; i < sq->n; i++) {
-        lens[i] = sq->len[i] - sq->prompt_len[i];
-        memcpy(values + at, sq->seq[i] + sq->prompt_len[i], sizeof(int32_t) * (size_t)lens[i]);
-        at += (size_t)lens[i];
-    }
-    int64_t dn[1] = {sq->n};
-    W(sc_h5_delete(h, "/extract"));
-    W(sc_h5_append_ragged_i32(h, "/extract/continuations", values, lens, sq->n));
-    W(sc_h5_write_i32(h, "/extract/prompt_set", 1, dn, sq->set));
-    W(sc_h5_write_i32(h, "/extract/prompt_index", 1, dn, sq->index));
-    W(sc_h5_attr_str(h, "/extract", "settings", settings));
-#undef W
-    st = sc_h5_commit(h);
-    h = NULL;
-done:
-    if (h) sc_h5_close(h);
-    free(D); free(counts); free(idx); free(values); free(lens); free(old); free(old_counts); free(old_idx);
-    return st;
-}
-
-static sc_status export_one(const sc_extract_opts *o, const char *model_dir, int search, const sc_adapter *a,
+static sc_status export_one(const sc_extract_opts *o, sc_run *run, const char *model_dir, int search, const sc_adapter *a,
                             const float *d, int L, int C, int64_t n_tokens) {
-    char dir[4096], path[4200], mode[32], ntok[32];
-    snprintf(dir, sizeof dir, "%s/directions", o->run_dir);
-    SC_TRY(sc_mkdir_p(dir));
+    char path[4200], mode[32], ntok[32];
     snprintf(mode, sizeof mode, "%s", sc_direction_mode_name(o->mode));
     snprintf(ntok, sizeof ntok, "%lld", (long long)n_tokens);
     const char *keys[3] = {"steerclear.extract_mode", "steerclear.token_count", "steerclear.run"};
-    const char *vals[3] = {mode, ntok, o->run_dir};
+    const char *vals[3] = {mode, ntok, sc_run_dir(run)};
     sc_export_meta meta = {.model = base_name(model_dir), .search = search, .mode = sc_adapter_kind_name(a->kind),
                            .extra_keys = keys, .extra_values = vals, .n_extra = 3};
-    snprintf(path, sizeof path, "%s/search_%04d.safetensors", dir, search);
+    SC_TRY(sc_run_export_path(run, search, "safetensors", path, sizeof path));
     SC_TRY(sc_export_direction_safetensors(path, d, L, C, &meta));
     if (L >= 2) {
-        snprintf(path, sizeof path, "%s/search_%04d.gguf", dir, search);
+        SC_TRY(sc_run_export_path(run, search, "gguf", path, sizeof path));
         SC_TRY(sc_export_direction_gguf(path, d, L, C, &meta));
     } else {
         sc_log(SC_LOG_WARN, "search %d: a one-block model cannot be written as a llama.cpp control vector; only the safetensors file", search);
@@ -439,36 +267,31 @@ static sc_status export_one(const sc_extract_opts *o, const char *model_dir, int
     return SC_OK;
 }
 
-sc_status sc_extract_run(const sc_extract_opts *o, const sc_backend *be) {
-    if (!o->run_dir) return sc_errorf(SC_ERR_ARG, "extract: no run directory given (--run RUN_DIR)");
+sc_status sc_extract_run(sc_stage *stage, const sc_extract_opts *o) {
     if (!o->use_train && !o->use_test) return sc_errorf(SC_ERR_ARG, "extract: no prompt set chosen; use --sets train, test or train,test");
     if (o->batch_seqs < 1) return sc_errorf(SC_ERR_ARG, "extract: batch of %d sequences: must be at least 1", o->batch_seqs);
     if (o->max_new_tokens < 0) return sc_errorf(SC_ERR_ARG, "extract: max_new_tokens %d must not be negative", o->max_new_tokens);
     if (!(o->temperature > 0)) return sc_errorf(SC_ERR_ARG, "extract: temperature %g must be positive", (double)o->temperature);
     if (!(o->top_p > 0 && o->top_p <= 1)) return sc_errorf(SC_ERR_ARG, "extract: top_p %g must be in (0, 1]", (double)o->top_p);
     if (o->top_k < 0) return sc_errorf(SC_ERR_ARG, "extract: top_k %d must be 0 (off) or positive", o->top_k);
+    if (!stage->model) return sc_errorf(SC_ERR_INTERNAL, "extract: the stage context has no model");
+    sc_run *run = stage->run;
     char path[4096];
-    snprintf(path, sizeof path, "%s/results.h5", o->run_dir);
-    if (!sc_file_exists(path)) return sc_errorf(SC_ERR_IO, "%s does not exist: run `steerclear search` into this run directory first", path);
+    SC_TRY(sc_run_path(run, "results.h5", path, sizeof path));
+    if (!sc_results_exists(run)) return sc_errorf(SC_ERR_IO, "%s does not exist: run `steerclear search` into this run directory first", path);
 
     sc_status st = SC_OK;
-    sc_h5 *h = NULL;
-    char *model_attr = NULL, *config = NULL;
+    sc_results_meta meta = {0};
     int *all = NULL, S = 0, n_sel = 0;
     int *sel = NULL;
-    sc_model *m = NULL;
-    sc_tokenizer *tok = NULL;
     sc_adapter **ads = NULL;
     float *dirs = NULL;
     seq_list sq = {0};
     int64_t n_tokens = 0;
-    if ((st = sc_h5_open(path, 0, &h))) return st;
-    if ((st = sc_results_list_searches(h, &all, &S))) goto done;
+    if ((st = sc_results_list_searches(run, &all, &S))) goto done;
     if (S == 0) { st = sc_errorf(SC_ERR_ARG, "%s has no finished searches (no /searches/NNNN groups): run `steerclear search` first", path); goto done; }
-    if (!o->model_dir && (st = sc_h5_read_attr_str(h, "/", "model", &model_attr))) { sc_error_wrap(st, "finding the model (or pass --model DIR): "); goto done; }
-    if (sc_h5_read_attr_str(h, "/", "config", &config)) { config = NULL; sc_error_clear(); }
-    const char *model_dir = o->model_dir ? o->model_dir : model_attr;
-    const uint64_t seed = o->seed_set ? o->seed : sc_results_run_seed(config);
+    if ((st = sc_results_read_meta(run, &meta))) goto done;
+    const uint64_t seed = o->seed_set ? o->seed : sc_results_run_seed(meta.config_json);
     // the searches to extract
     n_sel = o->searches ? o->n_searches : S;
     sel = malloc(sizeof(int) * (size_t)(n_sel + 1));
@@ -481,45 +304,43 @@ sc_status sc_extract_run(const sc_extract_opts *o, const sc_backend *be) {
         for (int k = 0; k < j; k++)
             if (sel[k] == sel[j]) { st = sc_errorf(SC_ERR_ARG, "--searches lists search %d twice", sel[j]); goto done; }
     }
-    // model and tokenizer
-    if ((st = sc_model_load(model_dir, 0, -1, &m))) { sc_error_wrap(st, "loading the model for extraction: "); goto done; }
+    const sc_model *m = stage->model;
     const int L = m->cfg.n_layers, C = m->cfg.hidden;
-    int64_t fl = 0, fc = 0;
-    if (sc_h5_read_attr_i64(h, "/", "n_layers", &fl) == SC_OK && sc_h5_read_attr_i64(h, "/", "hidden_size", &fc) == SC_OK &&
-        (fl != L || fc != C)) {
+    if (meta.n_layers && meta.hidden && (meta.n_layers != L || meta.hidden != C)) {
         st = sc_errorf(SC_ERR_SHAPE, "%s: the searches were run on a model with %lld blocks of hidden size %lld, but %s has %d of %d; pass the search's --model",
-                       path, (long long)fl, (long long)fc, model_dir, L, C);
+                       path, (long long)meta.n_layers, (long long)meta.hidden, stage->model_dir, L, C);
         goto done;
     }
-    sc_error_clear();
     ads = calloc((size_t)n_sel, sizeof(sc_adapter *));
     dirs = malloc(sizeof(float) * (size_t)n_sel * L * C + 16);
     if (!ads || !dirs) { st = sc_errorf(SC_ERR_MEM, "out of memory"); goto done; }
     for (int j = 0; j < n_sel; j++)
-        if ((st = sc_results_load_adapter(h, sel[j], L, C, &ads[j]))) goto done;
-    sc_h5_close(h);
-    h = NULL;
-    char tpath[4200];
-    snprintf(tpath, sizeof tpath, "%s/tokenizer.json", model_dir);
-    if ((st = sc_tok_load(tpath, &tok))) goto done;
+        if ((st = sc_results_load_adapter(run, stage->be, sel[j], L, C, &ads[j]))) goto done;
 
     // sequences, then all directions
     double t0 = sc_now_seconds();
-    if ((st = build_sequences(o, m, be, tok, seed, &sq))) goto done;
+    if ((st = build_sequences(o, stage, seed, &sq))) goto done;
     double t1 = sc_now_seconds();
     sc_log(SC_LOG_INFO, "extract: %d sequences sampled in %.1f s; computing %s directions of %d searches",
            sq.n, t1 - t0, sc_direction_mode_name(o->mode), n_sel);
-    if ((st = sc_directions_compute(m, be, ads, n_sel, o->mode, (const int32_t *const *)sq.seq, sq.len, sq.n, o->batch_seqs, dirs, &n_tokens))) goto done;
+    if ((st = sc_directions_compute(m, stage->be, ads, n_sel, o->mode, (const int32_t *const *)sq.seq, sq.len, sq.n, o->batch_seqs, dirs, &n_tokens))) goto done;
     sc_log(SC_LOG_INFO, "extract: directions over %lld tokens in %.1f s", (long long)n_tokens, sc_now_seconds() - t1);
-    if ((st = write_results(path, o, seed, all, S, L, C, sel, n_sel, dirs, n_tokens, &sq))) goto done;
+    char settings[512], sets[16];
+    settings_string(o, seed, settings, sizeof settings);
+    snprintf(sets, sizeof sets, "%s%s%s", o->use_train ? "train" : "", o->use_train && o->use_test ? "," : "", o->use_test ? "test" : "");
+    sc_directions_record rec = {
+        .mode = sc_direction_mode_name(o->mode), .sets = sets, .settings = settings,
+        .max_new_tokens = o->max_new_tokens, .top_k = o->top_k, .temperature = o->temperature, .top_p = o->top_p, .seed = seed,
+        .L = L, .C = C, .searches = sel, .n = n_sel, .dirs = dirs, .n_tokens = n_tokens,
+        .n_seqs = sq.n, .seq = sq.seq, .len = sq.len, .prompt_len = sq.prompt_len, .set = sq.set, .index = sq.index,
+    };
+    if ((st = sc_results_write_directions(run, &rec))) goto done;
     for (int j = 0; j < n_sel && o->export_files; j++)
-        if ((st = export_one(o, model_dir, sel[j], ads[j], dirs + (size_t)j * L * C, L, C, n_tokens))) goto done;
+        if ((st = export_one(o, run, stage->model_dir, sel[j], ads[j], dirs + (size_t)j * L * C, L, C, n_tokens))) goto done;
 done:
-    if (h) sc_h5_close(h);
     if (ads) for (int j = 0; j < n_sel; j++) sc_adapter_free(ads[j]);
-    free(ads); free(dirs); free(all); free(sel); free(model_attr); free(config);
+    free(ads); free(dirs); free(all); free(sel);
+    sc_results_meta_free(&meta);
     seq_list_free(&sq);
-    sc_tok_free(tok);
-    sc_model_free(m);
     return st;
 }

@@ -1,8 +1,10 @@
 // matmul.c — CPU matrix products against model weights kept as F32 or BF16 [N, K] (nn.Linear
-// layout). F32 goes straight to OpenBLAS. BF16: few rows (decode) use an AVX2 dot product that
-// widens BF16 on the fly (decode reads every weight once: half the bytes of F32); many rows
-// widen one block of weight rows into a scratch buffer and call sgemm on it.
-#include "cpu_internal.h"
+// layout), and the embedding gather. F32 (or a BF16 matrix's prepared F32 copy) goes straight
+// to OpenBLAS. BF16 without a copy: few rows (decode) use a dot product that widens BF16 on the
+// fly (decode reads every weight once: half the bytes of F32; AVX2 + FMA where compiled for
+// it, plain C otherwise); many rows widen one block of weight rows into workspace scratch and
+// call sgemm on it.
+#include "../cpu_kernels.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -103,19 +105,23 @@ static void widen_rows(float *dst, const uint16_t *src, int64_t n) {
     for (int64_t i = 0; i < n; i++) dst[i] = sc_bf16_to_f32(src[i]);
 }
 
-// Scratch for widening *rows_per_block rows of a BF16 [N, K] matrix at a time.
-static float *widen_buffer(int64_t N, int64_t K, int64_t *rows_per_block) {
+// Workspace scratch for widening *rows_per_block rows of a BF16 [N, K] matrix at a time.
+static float *widen_buffer(sc_backend *be, int64_t N, int64_t K, int64_t *rows_per_block) {
     int64_t nb = SC_WIDEN_BLOCK_FLOATS / K;
     if (nb < 16) nb = 16;
     if (nb > N) nb = N;
     *rows_per_block = nb;
-    return sc_malloc((size_t)(nb * K) * sizeof(float), "widened weight block");
+    return SC_ARENA_FLOATS(&be->ws, nb * K, "widened weight block");
 }
 
-static sc_status cpu_matmul(float *out, const float *x, const sc_mat *W, const float *bias, int T) {
+static const float *f32_weights(const sc_mat *W) {
+    return W->dtype == SC_DTYPE_F32 ? (const float *)W->data : (const float *)W->prepared;
+}
+
+sc_status SC_CPU_FN(matmul)(sc_backend *be, float *out, const float *x, const sc_mat *W, const float *bias, int T) {
     const int64_t N = W->rows, K = W->cols;
     if (T <= 0) return SC_OK;
-    const float *wf = W->dtype == SC_DTYPE_F32 ? (const float *)W->data : W->f32;
+    const float *wf = f32_weights(W);
     if (wf && (W->dtype == SC_DTYPE_F32 || T > SC_MATVEC_MAX_ROWS)) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)N, (int)K, 1.0f, x, (int)K,
                     wf, (int)K, 0.0f, out, (int)N);
@@ -125,7 +131,8 @@ static sc_status cpu_matmul(float *out, const float *x, const sc_mat *W, const f
             matmul_bf16_rows(out, x, w, N, K, T);
         } else {
             int64_t nb;
-            float *buf = widen_buffer(N, K, &nb);
+            sc_arena_mark mk = sc_arena_mark_get(&be->ws);
+            float *buf = widen_buffer(be, N, K, &nb);
             if (!buf) return SC_ERR_MEM;
             for (int64_t n0 = 0; n0 < N; n0 += nb) {
                 int64_t rows = N - n0 < nb ? N - n0 : nb;
@@ -133,7 +140,7 @@ static sc_status cpu_matmul(float *out, const float *x, const sc_mat *W, const f
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)rows, (int)K, 1.0f, x, (int)K,
                             buf, (int)K, 0.0f, out + n0, (int)N);
             }
-            free(buf);
+            sc_arena_reset(&be->ws, mk);
         }
     } else {
         return sc_errorf(SC_ERR_INTERNAL, "matmul: weight dtype %d is not F32 or BF16", (int)W->dtype);
@@ -146,10 +153,10 @@ static sc_status cpu_matmul(float *out, const float *x, const sc_mat *W, const f
     return SC_OK;
 }
 
-static sc_status cpu_matmul_dx(float *dx, const float *dy, const sc_mat *W, int T, int accumulate) {
+sc_status SC_CPU_FN(matmul_dx)(sc_backend *be, float *dx, const float *dy, const sc_mat *W, int T, int accumulate) {
     const int64_t N = W->rows, K = W->cols;
     if (T <= 0) return SC_OK;
-    const float *wf = W->dtype == SC_DTYPE_F32 ? (const float *)W->data : W->f32;
+    const float *wf = f32_weights(W);
     if (wf) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, (int)K, (int)N, 1.0f, dy, (int)N,
                     wf, (int)K, accumulate ? 1.0f : 0.0f, dx, (int)K);
@@ -158,7 +165,8 @@ static sc_status cpu_matmul_dx(float *dx, const float *dy, const sc_mat *W, int 
     if (W->dtype != SC_DTYPE_BF16) return sc_errorf(SC_ERR_INTERNAL, "matmul_dx: weight dtype %d is not F32 or BF16", (int)W->dtype);
     const uint16_t *w = W->data;
     int64_t nb;
-    float *buf = widen_buffer(N, K, &nb);
+    sc_arena_mark mk = sc_arena_mark_get(&be->ws);
+    float *buf = widen_buffer(be, N, K, &nb);
     if (!buf) return SC_ERR_MEM;
     for (int64_t n0 = 0; n0 < N; n0 += nb) {
         int64_t rows = N - n0 < nb ? N - n0 : nb;
@@ -167,11 +175,12 @@ static sc_status cpu_matmul_dx(float *dx, const float *dy, const sc_mat *W, int 
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, (int)K, (int)rows, 1.0f, dy + n0, (int)N,
                     buf, (int)K, beta, dx, (int)K);
     }
-    free(buf);
+    sc_arena_reset(&be->ws, mk);
     return SC_OK;
 }
 
-static void cpu_embed(float *out, const sc_mat *E, const int32_t *ids, int T) {
+sc_status SC_CPU_FN(embed)(sc_backend *be, float *out, const sc_mat *E, const int32_t *ids, int T) {
+    (void)be;
     const int64_t C = E->cols;
     #pragma omp parallel for schedule(static)
     for (int t = 0; t < T; t++) {
@@ -182,22 +191,5 @@ static void cpu_embed(float *out, const sc_mat *E, const int32_t *ids, int T) {
             for (int64_t c = 0; c < C; c++) o[c] = sc_bf16_to_f32(e[c]);
         }
     }
-}
-
-
-const sc_backend *sc_backend_cpu(void) {
-    static sc_backend be;
-    static int ready = 0;
-    if (!ready) {
-        #pragma omp critical(sc_backend_cpu_init)
-        if (!ready) {
-            be.name = "cpu";
-            be.matmul = cpu_matmul;
-            be.matmul_dx = cpu_matmul_dx;
-            be.embed = cpu_embed;
-            sc_cpu_fill_ops(&be);
-            ready = 1;
-        }
-    }
-    return &be;
+    return SC_OK;
 }

@@ -1,0 +1,88 @@
+// results.h — the run directory: the one module that knows its layout and reads and writes
+// RUN_DIR/results.h5 (results/README.md documents both). Every stage asks this module for a
+// path or a record; nothing else opens results.h5.
+//
+//   RUN_DIR/config.json                       the resolved run config
+//   RUN_DIR/checkpoints/search_NNNN.ckpt      per-search state (search.h)
+//   RUN_DIR/results.h5                        searches, directions, extraction sequences
+//   RUN_DIR/directions/search_NNNN.{safetensors,gguf}   exported directions
+//   RUN_DIR/eval/*.json                       evaluation outputs
+//
+// results.h5 is always rewritten atomically (a copy is edited and renamed over the file).
+#ifndef STEERCLEAR_RESULTS_H
+#define STEERCLEAR_RESULTS_H
+
+#include "steerclear/search.h"
+
+typedef struct sc_run sc_run;
+
+typedef enum {
+    SC_RUN_READ = 0,       // a run directory that should exist (each reader says what it misses)
+    SC_RUN_WRITE = 1,      // created when missing
+} sc_run_mode;
+
+sc_status sc_run_open(const char *dir, sc_run_mode mode, sc_run **out);
+void sc_run_close(sc_run *r);
+const char *sc_run_dir(const sc_run *r);
+// RUN_DIR/<rel> into buf (an error when it does not fit).
+sc_status sc_run_path(const sc_run *r, const char *rel, char *buf, size_t n);
+sc_status sc_run_checkpoint_path(const sc_run *r, int search, char *buf, size_t n);
+// RUN_DIR/directions/search_NNNN.<ext> (the folder is created)
+sc_status sc_run_export_path(const sc_run *r, int search, const char *ext, char *buf, size_t n);
+// The resolved config: written atomically; read returns NULL (and SC_OK) when absent.
+sc_status sc_run_write_config(sc_run *r, const char *json);
+sc_status sc_run_read_config(const sc_run *r, char **json);
+
+// --- results.h5 -------------------------------------------------------------------------------
+
+int sc_results_exists(const sc_run *r);
+
+// What the root of results.h5 says about the run.
+typedef struct {
+    char *model_dir;       // attr "model" (NULL when absent)
+    char *config_json;     // attr "config" (NULL when absent)
+    int64_t n_layers, hidden;   // attrs "n_layers", "hidden_size" (0 when absent)
+} sc_results_meta;
+sc_status sc_results_read_meta(const sc_run *r, sc_results_meta *meta);
+void sc_results_meta_free(sc_results_meta *meta);
+// The run config's search seed ("search": {"seed": S}); 1234 when the config or the key is
+// absent. The default sampling seed of extract and evaluate.
+uint64_t sc_results_run_seed(const char *config_json);
+
+// Add one finished search (/searches/NNNN: final and initial adapter, every step's adapter,
+// loss terms, prompts and sampled tokens) and the root attributes.
+sc_status sc_results_add_search(sc_run *r, const sc_search_state *s, const sc_results_meta *meta);
+// The finished searches: indices (ascending, malloc'ed) of every /searches/NNNN group.
+sc_status sc_results_list_searches(const sc_run *r, int **searches, int *n);
+// Load the final adapter of one search into backend memory, checking the shapes against
+// n_layers and C. *out is set only on success.
+sc_status sc_results_load_adapter(const sc_run *r, sc_backend *be, int search, int n_layers, int C, sc_adapter **out);
+
+// Directions (written by extract). One row per finished search, in search order; rows of
+// searches not extracted now keep an earlier extraction with the same settings, else zeros
+// (token count 0: "not extracted").
+typedef struct {
+    const char *mode, *sets, *settings;        // attrs of /directions; settings decides which old rows are kept
+    int max_new_tokens, top_k;
+    double temperature, top_p;
+    uint64_t seed;
+    int L, C;
+    const int *searches; int n;                // the searches extracted now
+    const float *dirs;                         // [n][L][C]
+    int64_t n_tokens;                          // tokens each was averaged over
+    // the token sequences (prompt + continuation) the means were taken over
+    int n_seqs;
+    int32_t *const *seq;
+    const int *len, *prompt_len;
+    const int32_t *set, *index;                // 0 = train / 1 = test, row of that set
+} sc_directions_record;
+sc_status sc_results_write_directions(sc_run *r, const sc_directions_record *d);
+// 1 when results.h5 holds directions.
+int sc_results_has_directions(const sc_run *r);
+// The direction rows of n searches: out [n][L][C]; have[j] = 1 when search j was extracted
+// (0: its row is zeroed). An error when the file has no directions or their shape is not L x C.
+sc_status sc_results_read_directions(const sc_run *r, const int *searches, int n, int L, int C, float *out, int *have);
+// One search's direction [L][C]: an error naming the fix when it was never extracted.
+sc_status sc_results_read_direction(const sc_run *r, int search, int L, int C, float *out);
+
+#endif

@@ -1,0 +1,178 @@
+// cpu.c — the CPU backend (OpenBLAS + OpenMP): its memory (the host heap, counted), the F32
+// copies of BF16 weights within the memory budget, and the op tables, one per instruction set
+// the kernels were compiled for (kernels/*.c, see cpu_kernels.h), chosen once at creation:
+// avx2 where the CPU has AVX2 and FMA (x86-64-v3), generic otherwise or when asked
+// (sc_backend_opts.isa or $SC_CPU_ISA = "generic").
+#include "../backend_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define SC_CPU_ISA generic
+#include "cpu_kernels.h"
+#undef SC_CPU_ISA
+#ifdef SC_HAVE_CPU_AVX2
+#define SC_CPU_ISA avx2
+#include "cpu_kernels.h"
+#undef SC_CPU_ISA
+#endif
+
+// --- Memory: 64-byte aligned heap blocks with a header holding the size (for the stats) -------
+
+#define HDR 64
+
+static sc_status cpu_alloc(sc_backend *be, size_t bytes, const char *what, void **out) {
+    size_t total = HDR + (bytes + 63) / 64 * 64;
+    char *p = aligned_alloc(64, total);
+    if (!p) {
+        *out = NULL;
+        return sc_errorf(SC_ERR_MEM, "out of memory allocating %.1f MiB for %s (%.1f MiB held by this backend; its budget is %.1f MiB): "
+                         "lower the batch size or sequence lengths, or raise --memory-budget",
+                         bytes / 1048576.0, what, be->stats.bytes_live / 1048576.0, be->memory_budget / 1048576.0);
+    }
+    memcpy(p, &bytes, sizeof bytes);
+    be->stats.n_alloc++;
+    be->stats.bytes_live += bytes;
+    if (be->stats.bytes_live > be->stats.bytes_peak) be->stats.bytes_peak = be->stats.bytes_live;
+    *out = p + HDR;
+    return SC_OK;
+}
+
+static void cpu_free(sc_backend *be, void *ptr) {
+    if (!ptr) return;
+    char *p = (char *)ptr - HDR;
+    size_t bytes;
+    memcpy(&bytes, p, sizeof bytes);
+    be->stats.n_free++;
+    be->stats.bytes_live -= bytes;
+    free(p);
+}
+
+static sc_status cpu_copy(sc_backend *be, void *dst, const void *src, size_t bytes) {
+    (void)be;
+    if (bytes && dst != src) memmove(dst, src, bytes);
+    return SC_OK;
+}
+
+static sc_status cpu_memset(sc_backend *be, void *dst, int byte, size_t bytes) {
+    (void)be;
+    memset(dst, byte, bytes);
+    return SC_OK;
+}
+
+static sc_status cpu_sync(sc_backend *be) { (void)be; return SC_OK; }
+
+// --- Weights: F32 copies of BF16 matrices ------------------------------------------------------
+
+// F32 copies speed up products over many rows (prefill, training: sgemm on F32 instead of
+// widening BF16 on every call) while decoding keeps streaming BF16 (half the bytes). They are
+// kept for all matrices or none: when all fit in half the memory budget, at most 8 GiB (so a
+// 7B or 14B checkpoint is never held twice by default); $SC_F32_CACHE_MB overrides (0 = never).
+static size_t f32_copy_budget(const sc_backend *be) {
+    const char *env = getenv("SC_F32_CACHE_MB");
+    if (env && *env) return (size_t)strtoull(env, NULL, 10) << 20;
+    size_t half = be->memory_budget / 2, cap = (size_t)8 << 30;
+    return half < cap ? half : cap;
+}
+
+static void cpu_weights_release(sc_backend *be, sc_mat *const *mats, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (mats[i]->dtype == SC_DTYPE_BF16) cpu_free(be, mats[i]->prepared);
+        mats[i]->prepared = NULL;
+    }
+}
+
+static sc_status cpu_weights_prepare(sc_backend *be, sc_mat *const *mats, size_t n) {
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        if (mats[i]->dtype == SC_DTYPE_BF16 && !mats[i]->prepared) bytes += (size_t)(mats[i]->rows * mats[i]->cols) * sizeof(float);
+    const size_t budget = f32_copy_budget(be);
+    if (bytes == 0 || bytes > budget) {
+        if (bytes) sc_log(SC_LOG_DEBUG, "cpu backend: F32 weight copies need %.1f GiB, over the %.1f GiB allowed: products widen BF16 per call",
+                          bytes / 1073741824.0, budget / 1073741824.0);
+        return SC_OK;
+    }
+    for (size_t i = 0; i < n; i++) {
+        sc_mat *w = mats[i];
+        if (w->dtype != SC_DTYPE_BF16 || w->prepared) continue;
+        const int64_t count = w->rows * w->cols;
+        float *f = NULL;
+        sc_status st = cpu_alloc(be, sizeof(float) * (size_t)count, "an F32 weight copy", (void **)&f);
+        if (st) {
+            cpu_weights_release(be, mats, n);
+            return sc_error_wrap(st, "F32 weight copies (%.1f GiB; set SC_F32_CACHE_MB=0 to run without them): ", bytes / 1073741824.0);
+        }
+        const uint16_t *src = w->data;
+        #pragma omp parallel for schedule(static)
+        for (int64_t j = 0; j < count; j++) f[j] = sc_bf16_to_f32(src[j]);
+        w->prepared = f;
+    }
+    return SC_OK;
+}
+
+// --- Op tables ----------------------------------------------------------------------------------
+
+#define CPU_OPS(isa) {                                                                            \
+    .alloc = cpu_alloc, .free = cpu_free, .upload = cpu_copy, .download = cpu_copy, .copy = cpu_copy, \
+    .memset = cpu_memset, .sync = cpu_sync,                                                       \
+    .weights_prepare = cpu_weights_prepare, .weights_release = cpu_weights_release,              \
+    .matmul = sc_cpu_matmul_##isa, .matmul_dx = sc_cpu_matmul_dx_##isa,                           \
+    .embed = sc_cpu_embed_##isa, .gather_rows = sc_cpu_gather_rows_##isa,                         \
+    .scatter_add_rows = sc_cpu_scatter_add_rows_##isa, .add = sc_cpu_add_##isa,                   \
+    .add_row = sc_cpu_add_row_##isa, .col_sum = sc_cpu_col_sum_##isa,                             \
+    .rmsnorm = sc_cpu_rmsnorm_##isa, .rmsnorm_backward = sc_cpu_rmsnorm_backward_##isa,           \
+    .rope = sc_cpu_rope_##isa, .swiglu = sc_cpu_swiglu_##isa,                                     \
+    .swiglu_backward = sc_cpu_swiglu_backward_##isa, .kv_write = sc_cpu_kv_write_##isa,           \
+    .attention = sc_cpu_attention_##isa, .attention_backward = sc_cpu_attention_backward_##isa,   \
+    .adapter_forward = sc_cpu_adapter_forward_##isa, .adapter_backward = sc_cpu_adapter_backward_##isa, \
+    .divergence_loss = sc_cpu_divergence_loss_##isa, .adamw = sc_cpu_adamw_##isa,                 \
+    .sample = sc_cpu_sample_##isa,                                                                \
+}
+
+static const sc_backend_ops cpu_ops_generic = CPU_OPS(generic);
+#ifdef SC_HAVE_CPU_AVX2
+static const sc_backend_ops cpu_ops_avx2 = CPU_OPS(avx2);
+#endif
+
+static int cpu_has_avx2(void) {
+#if defined(SC_HAVE_CPU_AVX2) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#else
+    return 0;
+#endif
+}
+
+sc_status sc_cpu_backend_create(const sc_backend_opts *o, sc_backend **out) {
+    const char *isa = o->isa && *o->isa ? o->isa : getenv("SC_CPU_ISA");
+    if (!isa || !*isa) isa = "auto";
+    int want_avx2;
+    if (!strcmp(isa, "auto")) want_avx2 = cpu_has_avx2();
+    else if (!strcmp(isa, "generic")) want_avx2 = 0;
+    else if (!strcmp(isa, "avx2")) {
+        if (!cpu_has_avx2())
+            return sc_errorf(SC_ERR_ARG, "CPU instruction set 'avx2' was asked for (SC_CPU_ISA or the options) but this %s; use 'auto' or 'generic'",
+#ifdef SC_HAVE_CPU_AVX2
+                             "CPU lacks AVX2, FMA or F16C"
+#else
+                             "build has no avx2 kernels (not an x86-64 build)"
+#endif
+            );
+        want_avx2 = 1;
+    } else {
+        return sc_errorf(SC_ERR_ARG, "CPU instruction set '%s' is not known (SC_CPU_ISA): use auto, avx2 or generic", isa);
+    }
+    sc_backend *be = sc_calloc(1, sizeof *be, "CPU backend");
+    if (!be) return SC_ERR_MEM;
+    be->device = SC_DEVICE_CPU;
+    be->memory_budget = o->memory_budget ? o->memory_budget : sc_memory_budget_default();
+#ifdef SC_HAVE_CPU_AVX2
+    if (want_avx2) { be->op = &cpu_ops_avx2; be->name = "cpu (avx2)"; }
+    else
+#endif
+    { be->op = &cpu_ops_generic; be->name = "cpu (generic)"; }
+    (void)want_avx2;
+    sc_backend_init_arenas(be);
+    *out = be;
+    return SC_OK;
+}
