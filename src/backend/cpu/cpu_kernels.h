@@ -6,10 +6,28 @@
 // per instruction set, with SC_CPU_ISA defined to each in turn.
 #include "steerclear/backend.h"
 
+#include <omp.h>
+
 #ifndef SC_CPU_FN
 #define SC_CPU_CAT2(a, b) a##b
 #define SC_CPU_CAT(a, b) SC_CPU_CAT2(a, b)
 #define SC_CPU_FN(name) SC_CPU_CAT(sc_cpu_##name##_, SC_CPU_ISA)
+
+// Elements of work below which an elementwise or per-row op stays on the calling thread.
+#define SC_CPU_PAR_MIN ((int64_t)1 << 14)
+// for (int64_t i = 0; i < n; i++) { body }, on every thread when `par` holds and there is more
+// than one, else on this one. Not an OpenMP if() clause: a parallel region of one thread (an
+// if() that is false, or OMP_NUM_THREADS=1) still builds a team, and libgomp allocates and frees
+// that team on every call, so a decode step would allocate.
+#define SC_CPU_FOR(par, i, n, ...) do {                              \
+    const int64_t sc_n_ = (n);                                        \
+    if ((par) && omp_get_max_threads() > 1) {                         \
+        _Pragma("omp parallel for schedule(static)")                  \
+        for (int64_t i = 0; i < sc_n_; i++) { __VA_ARGS__ }           \
+    } else {                                                          \
+        for (int64_t i = 0; i < sc_n_; i++) { __VA_ARGS__ }           \
+    }                                                                 \
+} while (0)
 #endif
 
 sc_status SC_CPU_FN(matmul)(sc_backend *be, float *out, const float *x, const sc_mat *W, const float *bias, int T);

@@ -15,12 +15,10 @@
 static void project(const float *h, const float *A, const float *B, int T, int C, int r, float *hA, float *u, float *nrm) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, r, C, 1.0f, h, C, A, r, 0.0f, hA, r);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, C, r, 1.0f, hA, r, B, C, 0.0f, u, C);
-    #pragma omp parallel for schedule(static) if ((int64_t)T * C >= (1 << 14))
-    for (int t = 0; t < T; t++) {
+    SC_CPU_FOR((int64_t)T * C >= SC_CPU_PAR_MIN, t, T,
         double ss = 0;
         for (int c = 0; c < C; c++) ss += (double)u[(size_t)t * C + c] * u[(size_t)t * C + c];
-        nrm[t] = (float)sqrt(ss);
-    }
+        nrm[t] = (float)sqrt(ss););
 }
 
 sc_status SC_CPU_FN(adapter_forward)(sc_backend *be, float *out, const float *h, const float *A, const float *B,
@@ -32,14 +30,12 @@ sc_status SC_CPU_FN(adapter_forward)(sc_backend *be, float *out, const float *h,
     float *nrm = SC_ARENA_FLOATS(&be->ws, T, "adapter norms");
     if (!hA || !u || !nrm) { sc_arena_reset(&be->ws, mk); return SC_ERR_MEM; }
     project(h, A, B, T, C, r, hA, u, nrm);   // every row of h is read before out (maybe h) is written
-    #pragma omp parallel for schedule(static) if ((int64_t)T * C >= (1 << 14))
-    for (int t = 0; t < T; t++) {
+    SC_CPU_FOR((int64_t)T * C >= SC_CPU_PAR_MIN, t, T,
         const float k = scaling / (nrm[t] + SC_ADAPTER_EPS_F);
         float *o = out + (size_t)t * C;
         const float *ut = u + (size_t)t * C;
         if (accumulate) for (int c = 0; c < C; c++) o[c] += ut[c] * k;
-        else for (int c = 0; c < C; c++) o[c] = ut[c] * k;
-    }
+        else for (int c = 0; c < C; c++) o[c] = ut[c] * k;);
     sc_arena_reset(&be->ws, mk);
     return SC_OK;
 }
@@ -56,15 +52,13 @@ sc_status SC_CPU_FN(adapter_backward)(sc_backend *be, float *dh, const float *h,
     if (!hA || !u || !nrm || !du || !dhA) { sc_arena_reset(&be->ws, mk); return SC_ERR_MEM; }
     project(h, A, B, T, C, r, hA, u, nrm);
     const float s = scaling;
-    #pragma omp parallel for schedule(static) if ((int64_t)T * C >= (1 << 14))
-    for (int t = 0; t < T; t++) {
+    SC_CPU_FOR((int64_t)T * C >= SC_CPU_PAR_MIN, t, T,
         const float *g = dh + (size_t)t * C, *ut = u + (size_t)t * C;
         float *d = du + (size_t)t * C;
         double n = nrm[t], ne = n + SC_ADAPTER_EPS_F, gu = 0;
         for (int c = 0; c < C; c++) gu += (double)g[c] * ut[c];
         double k1 = s / ne, k2 = n > 0 ? s * gu / (n * ne * ne) : 0.0;
-        for (int c = 0; c < C; c++) d[c] = (float)(k1 * g[c] - k2 * ut[c]);
-    }
+        for (int c = 0; c < C; c++) d[c] = (float)(k1 * g[c] - k2 * ut[c]););
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, C, T, 1.0f, hA, r, du, C, 1.0f, dB, C);    // dB += hA^T du
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, r, C, 1.0f, du, C, B, C, 0.0f, dhA, r);   // dhA = du B^T
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, r, T, 1.0f, h, C, dhA, r, 1.0f, dA, r);   // dA += h^T dhA

@@ -10,8 +10,7 @@ sc_status SC_CPU_FN(divergence_loss)(sc_backend *be, float *lq, const float *lp,
     for (int i = 0; i < n; i++)
         if (targets[i] < 0 || targets[i] >= V)
             return sc_errorf(SC_ERR_INTERNAL, "divergence loss: target %d of row %d is outside the vocabulary [0,%d)", targets[i], i, V);
-    #pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i++) {
+    SC_CPU_FOR(1, i, n,
         const float *zp = lp + (size_t)i * V;
         float *zq = lq + (size_t)i * V;
         float mp = zp[0], mq = zq[0];
@@ -29,7 +28,6 @@ sc_status SC_CPU_FN(divergence_loss)(sc_backend *be, float *lq, const float *lp,
             double g = alpha * (p - q) + beta * (q - (v == y ? 1.0 : 0.0));
             zq[v] = (float)(g * grad_scale);   // dL/dlogits_Q, in place
         }
-        kl[i] = k;
-    }
+        kl[i] = k;);
     return SC_OK;
 }

@@ -76,12 +76,10 @@ static float dot_bf16(const float *x, const uint16_t *w, int64_t K) {
 // out[T, N] = x[T, K] . W[N, K]^T for BF16 W and T <= SC_MATVEC_MAX_ROWS, in blocks of 8 rows.
 static void matmul_bf16_rows(float *out, const float *x, const uint16_t *w, int64_t N, int64_t K, int T) {
     if (T == 1) {
-        #pragma omp parallel for schedule(static)
-        for (int64_t n = 0; n < N; n++) out[n] = dot_bf16(x, w + n * K, K);
+        SC_CPU_FOR(1, n, N, out[n] = dot_bf16(x, w + n * K, K););
         return;
     }
-    #pragma omp parallel for schedule(static)
-    for (int64_t n = 0; n < N; n++) {
+    SC_CPU_FOR(1, n, N,
         for (int t0 = 0; t0 < T; t0 += 8) {
             int nt = T - t0 < 8 ? T - t0 : 8;
             float *o = out + (int64_t)t0 * N + n;
@@ -96,13 +94,11 @@ static void matmul_bf16_rows(float *out, const float *x, const uint16_t *w, int6
             case 7: rows_dot_bf16(o, N, xr, K, w + n * K, 7); break;
             default: rows_dot_bf16(o, N, xr, K, w + n * K, 8); break;
             }
-        }
-    }
+        });
 }
 
 static void widen_rows(float *dst, const uint16_t *src, int64_t n) {
-    #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) dst[i] = sc_bf16_to_f32(src[i]);
+    SC_CPU_FOR(n >= SC_CPU_PAR_MIN, i, n, dst[i] = sc_bf16_to_f32(src[i]););
 }
 
 // Workspace scratch for widening *rows_per_block rows of a BF16 [N, K] matrix at a time.
@@ -145,11 +141,8 @@ sc_status SC_CPU_FN(matmul)(sc_backend *be, float *out, const float *x, const sc
     } else {
         return sc_errorf(SC_ERR_INTERNAL, "matmul: weight dtype %d is not F32 or BF16", (int)W->dtype);
     }
-    if (bias) {
-        #pragma omp parallel for schedule(static)
-        for (int t = 0; t < T; t++)
-            for (int64_t n = 0; n < N; n++) out[(int64_t)t * N + n] += bias[n];
-    }
+    if (bias) SC_CPU_FOR((int64_t)T * N >= SC_CPU_PAR_MIN, t, T,
+        for (int64_t n = 0; n < N; n++) out[t * N + n] += bias[n];);
     return SC_OK;
 }
 
@@ -182,14 +175,12 @@ sc_status SC_CPU_FN(matmul_dx)(sc_backend *be, float *dx, const float *dy, const
 sc_status SC_CPU_FN(embed)(sc_backend *be, float *out, const sc_mat *E, const int32_t *ids, int T) {
     (void)be;
     const int64_t C = E->cols;
-    #pragma omp parallel for schedule(static)
-    for (int t = 0; t < T; t++) {
-        float *o = out + (int64_t)t * C;
+    SC_CPU_FOR((int64_t)T * C >= SC_CPU_PAR_MIN, t, T,
+        float *o = out + t * C;
         if (E->dtype == SC_DTYPE_F32) memcpy(o, (const float *)E->data + (int64_t)ids[t] * C, (size_t)C * sizeof(float));
         else {
             const uint16_t *e = (const uint16_t *)E->data + (int64_t)ids[t] * C;
             for (int64_t c = 0; c < C; c++) o[c] = sc_bf16_to_f32(e[c]);
-        }
-    }
+        });
     return SC_OK;
 }

@@ -5,16 +5,14 @@
 
 sc_status SC_CPU_FN(rmsnorm)(sc_backend *be, float *out, float *rstd, const float *x, const float *w, int T, int C, float eps) {
     (void)be;
-    #pragma omp parallel for schedule(static) if ((int64_t)T * C >= (1 << 14))
-    for (int t = 0; t < T; t++) {
+    SC_CPU_FOR((int64_t)T * C >= SC_CPU_PAR_MIN, t, T,
         const float *xr = x + (int64_t)t * C;
         float *o = out + (int64_t)t * C;
         double ss = 0.0;
         for (int c = 0; c < C; c++) ss += (double)xr[c] * xr[c];
         float r = (float)(1.0 / sqrt(ss / C + eps));
         for (int c = 0; c < C; c++) o[c] = w[c] * (xr[c] * r);
-        if (rstd) rstd[t] = r;
-    }
+        if (rstd) rstd[t] = r;);
     return SC_OK;
 }
 
@@ -22,8 +20,7 @@ sc_status SC_CPU_FN(rmsnorm)(sc_backend *be, float *out, float *rstd, const floa
 sc_status SC_CPU_FN(rmsnorm_backward)(sc_backend *be, float *dx, const float *dout, const float *x, const float *w,
                                       const float *rstd, int T, int C, int accumulate) {
     (void)be;
-    #pragma omp parallel for schedule(static) if ((int64_t)T * C >= (1 << 14))
-    for (int t = 0; t < T; t++) {
+    SC_CPU_FOR((int64_t)T * C >= SC_CPU_PAR_MIN, t, T,
         const float *xr = x + (int64_t)t * C, *dy = dout + (int64_t)t * C;
         float *d = dx + (int64_t)t * C;
         float r = rstd[t];
@@ -33,7 +30,6 @@ sc_status SC_CPU_FN(rmsnorm_backward)(sc_backend *be, float *dx, const float *do
         for (int c = 0; c < C; c++) {
             float g = r * w[c] * dy[c] - xr[c] * k;
             d[c] = accumulate ? d[c] + g : g;
-        }
-    }
+        });
     return SC_OK;
 }

@@ -13,8 +13,7 @@ sc_status SC_CPU_FN(rope)(sc_backend *be, float *x, const int *pos, int T, int H
         return sc_errorf(SC_ERR_SHAPE, "rope: head dim %d must be even and at most %d", HD, 2 * SC_ROPE_MAX_HALF);
     double inv_freq[SC_ROPE_MAX_HALF];
     for (int i = 0; i < half; i++) inv_freq[i] = pow((double)theta, -2.0 * i / HD);
-    #pragma omp parallel for schedule(static) if ((int64_t)T * H * HD >= (1 << 14))
-    for (int t = 0; t < T; t++) {
+    SC_CPU_FOR((int64_t)T * H * HD >= SC_CPU_PAR_MIN, t, T,
         float cs[SC_ROPE_MAX_HALF], sn[SC_ROPE_MAX_HALF];
         for (int i = 0; i < half; i++) {
             double ang = (double)pos[t] * inv_freq[i];
@@ -28,7 +27,6 @@ sc_status SC_CPU_FN(rope)(sc_backend *be, float *x, const int *pos, int T, int H
                 v[i] = a * cs[i] - b * sn[i];
                 v[i + half] = b * cs[i] + a * sn[i];
             }
-        }
-    }
+        });
     return SC_OK;
 }

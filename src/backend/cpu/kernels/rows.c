@@ -7,50 +7,42 @@
 
 sc_status SC_CPU_FN(gather_rows)(sc_backend *be, float *out, const float *x, const int *rows, int n, int C) {
     (void)be;
-    #pragma omp parallel for schedule(static) if ((int64_t)n * C >= (1 << 16))
-    for (int i = 0; i < n; i++) memcpy(out + (int64_t)i * C, x + (int64_t)rows[i] * C, sizeof(float) * (size_t)C);
+    SC_CPU_FOR((int64_t)n * C >= 4 * SC_CPU_PAR_MIN, i, n, memcpy(out + (int64_t)i * C, x + (int64_t)rows[i] * C, sizeof(float) * (size_t)C););
     return SC_OK;
 }
 
 sc_status SC_CPU_FN(scatter_add_rows)(sc_backend *be, float *y, const float *x, const int *rows, int n, int C) {
     (void)be;
-    #pragma omp parallel for schedule(static) if ((int64_t)n * C >= (1 << 16))
-    for (int i = 0; i < n; i++) {
+    SC_CPU_FOR((int64_t)n * C >= 4 * SC_CPU_PAR_MIN, i, n,
         float *d = y + (int64_t)rows[i] * C;
         const float *s = x + (int64_t)i * C;
-        for (int c = 0; c < C; c++) d[c] += s[c];
-    }
+        for (int c = 0; c < C; c++) d[c] += s[c];);
     return SC_OK;
 }
 
 sc_status SC_CPU_FN(add)(sc_backend *be, float *y, const float *x, int64_t n) {
     (void)be;
-    #pragma omp parallel for schedule(static) if (n >= (1 << 16))
-    for (int64_t i = 0; i < n; i++) y[i] += x[i];
+    SC_CPU_FOR(n >= 4 * SC_CPU_PAR_MIN, i, n, y[i] += x[i];);
     return SC_OK;
 }
 
 sc_status SC_CPU_FN(add_row)(sc_backend *be, float *h, const float *v, float scale, int T, int C) {
     (void)be;
-    #pragma omp parallel for schedule(static) if ((int64_t)T * C >= (1 << 16))
-    for (int t = 0; t < T; t++) {
+    SC_CPU_FOR((int64_t)T * C >= 4 * SC_CPU_PAR_MIN, t, T,
         float *r = h + (int64_t)t * C;
-        for (int c = 0; c < C; c++) r[c] += scale * v[c];
-    }
+        for (int c = 0; c < C; c++) r[c] += scale * v[c];);
     return SC_OK;
 }
 
 sc_status SC_CPU_FN(col_sum)(sc_backend *be, double *acc, const float *h, int T, int C) {
     (void)be;
     const int cb = 64;
-    #pragma omp parallel for schedule(static) if ((int64_t)T * C >= (1 << 16))
-    for (int c0 = 0; c0 < C; c0 += cb) {
-        int c1 = c0 + cb < C ? c0 + cb : C;
+    SC_CPU_FOR((int64_t)T * C >= 4 * SC_CPU_PAR_MIN, blk, (C + cb - 1) / cb,
+        const int c0 = (int)blk * cb, c1 = c0 + cb < C ? c0 + cb : C;
         for (int t = 0; t < T; t++) {
             const float *row = h + (int64_t)t * C;
             for (int c = c0; c < c1; c++) acc[c] += row[c];
-        }
-    }
+        });
     return SC_OK;
 }
 

@@ -77,7 +77,8 @@ static int32_t sample_row(float *logits, int V, const sc_sampling *o, float u, c
 
 sc_status SC_CPU_FN(sample)(sc_backend *be, float *logits, int n, int V, const sc_sampling *s, const float *u, int32_t *ids) {
     if (n <= 0) return SC_OK;
-    const int nt = n < omp_get_max_threads() ? n : omp_get_max_threads();
+    // every parallel region of the backend uses the same team size, so libgomp reuses its team
+    const int nt = n > 1 ? omp_get_max_threads() : 1;
     sc_arena_mark mk = sc_arena_mark_get(&be->ws);
     cand *scratch = sc_arena_alloc(&be->ws, sizeof(cand) * (size_t)nt * (size_t)V, "sampling candidates");
     if (!scratch) return SC_ERR_MEM;
@@ -86,9 +87,9 @@ sc_status SC_CPU_FN(sample)(sc_backend *be, float *logits, int n, int V, const s
     } else {
         #pragma omp parallel num_threads(nt)
         {
-        cand *c = scratch + (size_t)omp_get_thread_num() * V;
-        #pragma omp for schedule(dynamic, 1)
-        for (int i = 0; i < n; i++) ids[i] = sample_row(logits + (size_t)i * V, V, s, u[i], c);
+            cand *c = scratch + (size_t)omp_get_thread_num() * V;
+            #pragma omp for schedule(dynamic, 1)
+            for (int i = 0; i < n; i++) ids[i] = sample_row(logits + (size_t)i * V, V, s, u[i], c);
         }
     }
     sc_arena_reset(&be->ws, mk);
