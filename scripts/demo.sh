@@ -17,9 +17,9 @@ echo "== search: 2 divergence searches on the tiny model"
 "$BIN" search --model "$MODEL" --train "$ROOT/datasets/train.csv" --out "$RUN" \
   --searches 2 --prompts-per-search 24 --batch-size 12 --max-new-tokens 32 "${RESUME[@]}"
 echo "== extract: one direction per block per search"
-"$BIN" extract --run "$RUN" --train "$ROOT/datasets/train.csv" --test "$ROOT/datasets/test.csv" --max-new-tokens 16
+"$BIN" extract --run "$RUN" --max-new-tokens 16
 echo "== evaluate: base, adapter and direction completions of test prompts"
-"$BIN" evaluate --run "$RUN" --test "$ROOT/datasets/test.csv" --limit 8 --max-new-tokens 24
+"$BIN" evaluate --run "$RUN" --limit 8 --max-new-tokens 24
 echo "== generate, steered by search 0's direction at scale 4"
 "$BIN" generate --model "$MODEL" --prompt "How was your day?" --chat --direction "$RUN:0" --scale 4 --max-new-tokens 24 --seed 1
 echo "demo finished: results in $RUN (layout: results/README.md)"

@@ -63,6 +63,18 @@ static void test_memory(void) {
     CHECK_OK(sc_parse_size("4096", &sz)); CHECK(sz == 4096);
     CHECK_ERR(sc_parse_size("12X", &sz), SC_ERR_ARG, "12X");
     CHECK_ERR(sc_parse_size("-1G", &sz), SC_ERR_ARG, "-1G");
+    // the default budget is shared by the ranks on the node, as the launcher reports them
+    unsetenv("OMPI_COMM_WORLD_LOCAL_SIZE"); unsetenv("MPI_LOCALNRANKS"); unsetenv("SLURM_NTASKS_PER_NODE"); unsetenv("SLURM_TASKS_PER_NODE");
+    const size_t one = sc_memory_budget_default();
+    CHECK(sc_local_ranks() == 1 && one > 0);
+    setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "4", 1);
+    const size_t four = sc_memory_budget_default();
+    CHECK(sc_local_ranks() == 4 && four + 1 >= one / 4 && four <= one / 4 + 1);
+    unsetenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    setenv("SLURM_TASKS_PER_NODE", "3(x2)", 1);
+    CHECK(sc_local_ranks() == 3);
+    unsetenv("SLURM_TASKS_PER_NODE");
+    CHECK(sc_memory_budget_default() == one);
 }
 
 // --- GEMMs and the embedding ----------------------------------------------------------------

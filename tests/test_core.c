@@ -1,6 +1,7 @@
 // test_core.c — error messages, atomic writes, RNG determinism, half-float conversions.
 #include "testutil.h"
 #include "steerclear/rng.h"
+#include "steerclear/stage.h"
 
 #include <stdlib.h>
 
@@ -44,5 +45,14 @@ int main(void) {
     CHECK(sc_f16_to_f32(sc_f32_to_f16(0.333251953125f)) == 0.333251953125f);
     CHECK(sc_f32_to_f16(65504.0f) == 0x7bff);
     CHECK(sc_f16_to_f32(0x0001) == 5.960464477539063e-08f);   // smallest subnormal
+    // paths: relative to a base folder (a config file's), normalised without touching the disk
+    char p[256];
+    CHECK_OK(sc_path_resolve("a/../b/./c.csv", "/x/y", p, sizeof p)); CHECK(!strcmp(p, "/x/y/b/c.csv"));
+    CHECK_OK(sc_path_resolve("../../../z", "/x/y", p, sizeof p)); CHECK(!strcmp(p, "/z"));
+    CHECK_OK(sc_path_resolve("/abs//dir/", "/x", p, sizeof p)); CHECK(!strcmp(p, "/abs/dir"));
+    CHECK_OK(sc_path_resolve("..", "/", p, sizeof p)); CHECK(!strcmp(p, "/"));
+    CHECK_OK(sc_path_dir_of("/runs/cfg/run.json", p, sizeof p)); CHECK(!strcmp(p, "/runs/cfg"));
+    CHECK_ERR(sc_path_resolve("a", "/x", p, 4), SC_ERR_ARG, "too long");
+    CHECK_ERR(sc_path_resolve("", "/x", p, sizeof p), SC_ERR_ARG, "empty path");
     return sc_test_finish("test_core");
 }

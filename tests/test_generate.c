@@ -86,6 +86,40 @@ int main(void) {
         CHECKF(a->n == o.max_new_tokens || (a->stopped && a->ids[a->n - 1] == stop), "prompt %d: ended early without a stop token", p);
         free(rev[NP - 1 - p].ids);
     }
+    // a pipeline of two block slices, each with its own KV cache, generates the same tokens as
+    // the whole model: stage 0 runs blocks [0, k), hands its hidden rows to stage 1, which runs
+    // [k, L), samples, and both advance the same bookkeeping
+    for (int k = 1; k < m->cfg.n_layers; k++) {
+        sc_model *s0 = NULL, *s1 = NULL;
+        CHECK_OK(sc_model_load(dir, 0, k, be, &s0));
+        CHECK_OK(sc_model_load(dir, k, -1, be, &s1));
+        if (!s0 || !s1) { sc_model_free(s0); sc_model_free(s1); break; }
+        CHECK(s0->has_embed && !s0->has_head && !s1->has_embed && s1->has_head);
+        sc_gen_plan plan = {.max_seqs = NP, .max_prompt = 12, .max_new = o.max_new_tokens};
+        sc_gen *g = NULL;
+        sc_gen_stage *st0 = NULL, *st1 = NULL;
+        CHECK_OK(sc_gen_create(&plan, &g));
+        CHECK_OK(sc_gen_stage_create(s0, be, &plan, &st0));
+        CHECK_OK(sc_gen_stage_create(s1, be, &plan, &st1));
+        CHECK(st0 && !st0->logits && st0->cache->first == 0 && st0->cache->last == k);
+        CHECK_OK(sc_gen_start(g, pp, len, NP, streams, NULL, &o));
+        while (g && st0 && st1 && !sc_gen_done(g)) {
+            const int rows = sc_gen_batch(g)->seq_start[sc_gen_batch(g)->n_seq];
+            if (sc_gen_stage_forward(st0, g, NULL)) break;
+            memcpy(st1->hidden, st0->hidden, sizeof(float) * (size_t)rows * m->cfg.hidden);   // "send" to stage 1
+            if (sc_gen_stage_forward(st1, g, NULL) || sc_gen_stage_sample(st1, g, &o) || sc_gen_advance(g, st1->tokens)) break;
+        }
+        CHECK(g && sc_gen_done(g));
+        for (int p = 0; g && p < NP; p++) {
+            int n = 0, stopped = 0;
+            const int32_t *ids = sc_gen_output(g, p, &n, &stopped);
+            CHECKF(n == all[p].n && stopped == all[p].stopped && !memcmp(ids, all[p].ids, sizeof(int32_t) * (size_t)n),
+                   "prompt %d: a pipeline split at block %d generates other tokens than the whole model", p, k);
+        }
+        CHECK_ERR(sc_gen_stage_sample(st0, g, &o), SC_ERR_INTERNAL, "needs the slice holding the head");
+        sc_gen_stage_free(st0); sc_gen_stage_free(st1); sc_gen_free(g);
+        sc_model_free(s0); sc_model_free(s1);
+    }
     for (int p = 0; p < NP; p++) free(all[p].ids);
 
     // greedy from a random model is not one token repeated

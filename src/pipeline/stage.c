@@ -18,19 +18,43 @@ const char *sc_default_dataset(const char *name) {
     return buf;
 }
 
+// "/a/./b/../c" -> "/a/c" in place (an absolute path; no file system access).
+static void normalize(char *p) {
+    char *out = p, *in = p;
+    while (*in) {
+        while (*in == '/') in++;
+        if (!*in) break;
+        char *end = strchr(in, '/');
+        size_t len = end ? (size_t)(end - in) : strlen(in);
+        if (len == 1 && in[0] == '.') { in += len; continue; }
+        if (len == 2 && in[0] == '.' && in[1] == '.') {
+            while (out > p && *--out != '/') {}
+            in += len;
+            continue;
+        }
+        *out++ = '/';
+        memmove(out, in, len);
+        out += len;
+        in += len;
+    }
+    if (out == p) *out++ = '/';
+    *out = '\0';
+}
+
 sc_status sc_path_resolve(const char *path, const char *base_dir, char *out, size_t n) {
-    char cwd[4096];
+    char cwd[4096], joined[8192];
     if (!path || !*path) return sc_errorf(SC_ERR_ARG, "empty path");
-    if (path[0] == '/') {
-        if ((size_t)snprintf(out, n, "%s", path) >= n) return sc_errorf(SC_ERR_ARG, "path too long: %.60s...", path);
-        return SC_OK;
+    if (path[0] == '/') snprintf(joined, sizeof joined, "%s", path);
+    else {
+        if (!base_dir) {
+            if (!getcwd(cwd, sizeof cwd)) return sc_errorf(SC_ERR_IO, "cannot read the working directory (to resolve %s)", path);
+            base_dir = cwd;
+        }
+        snprintf(joined, sizeof joined, "%s/%s", base_dir, path);
     }
-    if (!base_dir) {
-        if (!getcwd(cwd, sizeof cwd)) return sc_errorf(SC_ERR_IO, "cannot read the working directory (to resolve %s)", path);
-        base_dir = cwd;
-    }
-    while (path[0] == '.' && path[1] == '/') path += 2;
-    if ((size_t)snprintf(out, n, "%s/%s", base_dir, path) >= n) return sc_errorf(SC_ERR_ARG, "path too long: %s/%.60s...", base_dir, path);
+    normalize(joined);
+    if (strlen(joined) >= n) return sc_errorf(SC_ERR_ARG, "path too long: %.60s...", joined);
+    memcpy(out, joined, strlen(joined) + 1);
     return SC_OK;
 }
 
