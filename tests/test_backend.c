@@ -32,6 +32,25 @@ static float *randn(uint64_t seed, uint64_t stream, size_t n, float scale) {
     return x;
 }
 
+// Central differences of a scalar function f(ctx) of x at every stride-th element of x (f reads
+// x), against the op's gradient `grad`; |fd - grad| may be TOL_FD * (floor + |fd|). Returns the
+// number of elements that disagree, printing each.
+static int fd_disagree(float *x, const float *grad, int n, int stride, float h, double floor,
+                       double (*f)(void *ctx), void *ctx, const char *name) {
+    int bad = 0;
+    for (int i = 0; i < n; i += stride) {
+        const float keep = x[i];
+        x[i] = keep + h;
+        const double lp = f(ctx);
+        x[i] = keep - h;
+        const double lm = f(ctx);
+        x[i] = keep;
+        const double fd = (lp - lm) / (2.0 * h);
+        if (fabs(fd - grad[i]) > TOL_FD * (floor + fabs(fd))) { bad++; printf("  %s[%d]: finite difference %.6g, op %.6g\n", name, i, fd, grad[i]); }
+    }
+    return bad;
+}
+
 // --- memory ---------------------------------------------------------------------------------
 
 static void test_memory(void) {
@@ -193,6 +212,19 @@ static void test_rows(void) {
 
 // --- Block maths ----------------------------------------------------------------------------
 
+typedef struct { const float *x, *dy; float *Dx, *Dw, *Dout; int T, C; } norm_loss;
+
+static double rmsnorm_loss(void *ctx) {
+    norm_loss *n = ctx;
+    float out[64];
+    CHECK_OK(g_be->op->upload(g_be, n->Dx, n->x, sizeof(float) * (size_t)n->T * n->C));
+    CHECK_OK(g_be->op->rmsnorm(g_be, n->Dout, NULL, n->Dx, n->Dw, n->T, n->C, 1e-6f));
+    get(out, n->Dout, (size_t)n->T * n->C);
+    double l = 0;
+    for (int j = 0; j < n->T * n->C; j++) l += (double)n->dy[j] * out[j];
+    return l;
+}
+
 static void test_norm_rope_swiglu(void) {
     enum { T = 3, C = 10 };
     float *x = randn(6, 0, T * C, 1.0f), *w = randn(6, 1, C, 1.0f), *dy = randn(6, 2, T * C, 1.0f);
@@ -212,21 +244,11 @@ static void test_norm_rope_swiglu(void) {
         for (int c = 0; c < C; c++) ref[t * C + c] = w[c] * x[t * C + c] * r;
     }
     CHECKF(sc_test_rel_err(out, ref, T * C) <= TOL_F32, "%s: rmsnorm", g_be->name);
-    // RMSNorm backward against finite differences of L = sum(dy * rmsnorm(x))
+    // RMSNorm backward against finite differences of L = sum(dy * rmsnorm(x)), the op itself in f
     CHECK_OK(g_be->op->rmsnorm_backward(g_be, Ddx, Ddy, Dx, Dw, Drstd, T, C, 0));
     get(dx, Ddx, T * C);
-    for (int i = 0; i < T * C; i += 7) {
-        float keep = x[i], hh = 1e-3f;
-        double lp = 0, lm = 0;
-        x[i] = keep + hh; CHECK_OK(g_be->op->upload(g_be, Dx, x, sizeof(float) * T * C));
-        CHECK_OK(g_be->op->rmsnorm(g_be, Dout, NULL, Dx, Dw, T, C, 1e-6f)); get(out, Dout, T * C);
-        for (int j = 0; j < T * C; j++) lp += (double)dy[j] * out[j];
-        x[i] = keep - hh; CHECK_OK(g_be->op->upload(g_be, Dx, x, sizeof(float) * T * C));
-        CHECK_OK(g_be->op->rmsnorm(g_be, Dout, NULL, Dx, Dw, T, C, 1e-6f)); get(out, Dout, T * C);
-        for (int j = 0; j < T * C; j++) lm += (double)dy[j] * out[j];
-        x[i] = keep;
-        CHECK_NEAR(dx[i], (lp - lm) / (2 * hh), TOL_FD * (1 + fabs(dx[i])));
-    }
+    norm_loss nl = {x, dy, Dx, Dw, Dout, T, C};
+    CHECKF(fd_disagree(x, dx, T * C, 7, 1e-3f, 1.0, rmsnorm_loss, &nl, "rmsnorm dx") == 0, "%s: rmsnorm backward", g_be->name);
     // SwiGLU forward against its definition, backward against finite differences
     CHECK_OK(g_be->op->swiglu(g_be, Dout, Dg, Du, T * C));
     get(out, Dout, T * C);
@@ -294,6 +316,17 @@ static void attn_ref(const float *q, const float *k, const float *v, const sc_at
     (void)T;
 }
 
+// L = sum(dout * attention(q, k, v)) by the double reference
+typedef struct { const float *q, *k, *v, *dout; const sc_attn_layout *lay; int NH, KVH, HD, n; double *ro, *rl; } attn_loss;
+
+static double attention_loss(void *ctx) {
+    attn_loss *a = ctx;
+    attn_ref(a->q, a->k, a->v, a->lay, a->NH, a->KVH, a->HD, a->ro, a->rl);
+    double l = 0;
+    for (int j = 0; j < a->n; j++) l += a->dout[j] * a->ro[j];
+    return l;
+}
+
 static void test_attention(void) {
     enum { NH = 6, KVH = 2, HD = 8, QD = NH * HD, KD = KVH * HD, SLOTS = 3, CTX = 24 };
     // (a) the batch's own rows: 3 sequences of 5, 1 and 9 rows from position 0
@@ -318,22 +351,11 @@ static void test_attention(void) {
     float *Ddo = dev(dout, T * QD), *Ddq = dev(NULL, T * QD), *Ddk = dev(NULL, T * KD), *Ddv = dev(NULL, T * KD);
     CHECK_OK(g_be->op->attention_backward(g_be, Ddq, Ddk, Ddv, Ddo, Do, Dl, Dq, Dk, Dv, qs, 3, NH, KVH, HD));
     get(dq, Ddq, T * QD); get(dk, Ddk, T * KD); get(dv, Ddv, T * KD);
-    struct { float *x, *g; int n; const char *name; } wrt[3] = {{q, dq, T * QD, "dq"}, {k, dk, T * KD, "dk"}, {v, dv, T * KD, "dv"}};
-    int bad = 0;
-    for (int w = 0; w < 3; w++)
-        for (int i = 0; i < wrt[w].n; i += 11) {
-            float keep = wrt[w].x[i];
-            double lpm[2];
-            for (int sgn = 0; sgn < 2; sgn++) {
-                wrt[w].x[i] = keep + (sgn ? -1e-2f : 1e-2f);   // the reference is double: a larger step is safe
-                attn_ref(q, k, v, &own, NH, KVH, HD, ro, rl);
-                lpm[sgn] = 0;
-                for (int j = 0; j < T * QD; j++) lpm[sgn] += dout[j] * ro[j];
-            }
-            wrt[w].x[i] = keep;
-            double fd = (lpm[0] - lpm[1]) / 2e-2;
-            if (fabs(fd - wrt[w].g[i]) > TOL_FD * (1 + fabs(fd))) { bad++; printf("  %s[%d]: fd %.6g op %.6g\n", wrt[w].name, i, fd, wrt[w].g[i]); }
-        }
+    attn_loss al = {q, k, v, dout, &own, NH, KVH, HD, T * QD, ro, rl};
+    // the reference is double: a larger step than float32 allows is safe
+    int bad = fd_disagree(q, dq, T * QD, 11, 1e-2f, 1.0, attention_loss, &al, "dq") +
+              fd_disagree(k, dk, T * KD, 11, 1e-2f, 1.0, attention_loss, &al, "dk") +
+              fd_disagree(v, dv, T * KD, 11, 1e-2f, 1.0, attention_loss, &al, "dv");
     CHECKF(bad == 0, "%s: attention backward: %d entries disagree with finite differences", g_be->name, bad);
 
     // (c) a KV cache: prefill 2 sequences into slots 2 and 0, then one row each at later
@@ -379,6 +401,17 @@ static void adapter_ref(const float *h, const float *A, const float *B, int T, i
     }
 }
 
+// L = sum(g * (h + update(h))) by the double reference
+typedef struct { const float *h, *A, *B, *g; int T, C, r; double *upd; } adapter_loss;
+
+static double adapter_ref_loss(void *ctx) {
+    adapter_loss *a = ctx;
+    adapter_ref(a->h, a->A, a->B, a->T, a->C, a->r, 2.0, a->upd);
+    double l = 0;
+    for (int j = 0; j < a->T * a->C; j++) l += a->g[j] * (a->upd[j] + a->h[j]);
+    return l;
+}
+
 static void test_adapter(void) {
     enum { T = 4, C = 24, R = 2 };
     float *h = randn(10, 0, T * C, 1.0f), *A = randn(10, 1, C * R, 1.0f), *B = randn(10, 2, R * C, 0.3f), *g = randn(10, 3, T * C, 1.0f);
@@ -400,28 +433,41 @@ static void test_adapter(void) {
     CHECK_OK(g_be->op->memset(g_be, DdB, 0, sizeof dB));
     CHECK_OK(g_be->op->adapter_backward(g_be, Dg, Dh, DA, DB, DdA, DdB, T, C, R, 2.0f));
     get(dh, Dg, T * C); get(dA, DdA, C * R); get(dB, DdB, R * C);
-    struct { float *x, *grad; int n; const char *name; } wrt[3] = {{h, dh, T * C, "dh"}, {A, dA, C * R, "dA"}, {B, dB, R * C, "dB"}};
-    int bad = 0;
-    for (int w = 0; w < 3; w++)
-        for (int i = 0; i < wrt[w].n; i += 5) {
-            float keep = wrt[w].x[i];
-            double lpm[2];
-            for (int sg = 0; sg < 2; sg++) {
-                wrt[w].x[i] = keep + (sg ? -1e-3f : 1e-3f);
-                adapter_ref(h, A, B, T, C, R, 2.0, ref);
-                lpm[sg] = 0;
-                for (int j = 0; j < T * C; j++) lpm[sg] += g[j] * (ref[j] + h[j]);
-            }
-            wrt[w].x[i] = keep;
-            double fd = (lpm[0] - lpm[1]) / 2e-3;
-            if (fabs(fd - wrt[w].grad[i]) > TOL_FD * (1 + fabs(fd))) { bad++; printf("  %s[%d]: fd %.6g op %.6g\n", wrt[w].name, i, fd, wrt[w].grad[i]); }
-        }
+    adapter_loss al = {h, A, B, g, T, C, R, ref};
+    int bad = fd_disagree(h, dh, T * C, 5, 1e-3f, 1.0, adapter_ref_loss, &al, "dh") +
+              fd_disagree(A, dA, C * R, 5, 1e-3f, 1.0, adapter_ref_loss, &al, "dA") +
+              fd_disagree(B, dB, R * C, 5, 1e-3f, 1.0, adapter_ref_loss, &al, "dB");
     CHECKF(bad == 0, "%s: adapter backward: %d entries disagree with finite differences", g_be->name, bad);
     drop(Dh); drop(DA); drop(DB); drop(Do); drop(Dg); drop(DdA); drop(DdB);
     free(h); free(A); free(B); free(g);
 }
 
 // --- Loss, optimizer, sampling --------------------------------------------------------------
+
+// The divergence loss in double: sum over rows of (alpha * -KL(P||Q) + beta * -log Q(target)) / n;
+// per row KL and NLL into kl, nll when not NULL.
+typedef struct { const float *lp, *lq; const int32_t *tg; int n, V; float alpha, beta; } div_loss;
+
+static double divergence_ref(const div_loss *d, double *kl, double *nll) {
+    double total = 0;
+    for (int i = 0; i < d->n; i++) {
+        const float *zp = d->lp + (size_t)i * d->V, *zq = d->lq + (size_t)i * d->V;
+        double mp = -1e300, mq = -1e300, sp = 0, sq = 0, k = 0;
+        for (int x = 0; x < d->V; x++) { mp = fmax(mp, zp[x]); mq = fmax(mq, zq[x]); }
+        for (int x = 0; x < d->V; x++) { sp += exp(zp[x] - mp); sq += exp(zq[x] - mq); }
+        for (int x = 0; x < d->V; x++) {
+            double a = zp[x] - mp - log(sp), b = zq[x] - mq - log(sq);
+            k += exp(a) * (a - b);
+        }
+        const double nl = -(zq[d->tg[i]] - mq - log(sq));
+        if (kl) kl[i] = k;
+        if (nll) nll[i] = nl;
+        total += (d->alpha * -k + d->beta * nl) / d->n;
+    }
+    return total;
+}
+
+static double divergence_ref_loss(void *ctx) { return divergence_ref(ctx, NULL, NULL); }
 
 static void test_loss(void) {
     enum { N = 3, V = 50 };
@@ -433,38 +479,14 @@ static void test_loss(void) {
     CHECK_OK(g_be->op->divergence_loss(g_be, Dq, Dp, tg, N, V, alpha, beta, 1.0 / N, kl, nll));
     get(grad, Dq, N * V);
     // reference: L(zq) = sum_i (alpha * -KL_i + beta * NLL_i) / N, in double; gradient by differences
+    div_loss dl = {lp, lq, tg, N, V, alpha, beta};
+    double rkl[N], rnll[N];
+    divergence_ref(&dl, rkl, rnll);
     for (int i = 0; i < N; i++) {
-        double mp = -1e300, mq = -1e300, sp = 0, sq = 0, k = 0;
-        for (int x = 0; x < V; x++) { mp = fmax(mp, lp[i * V + x]); mq = fmax(mq, lq[i * V + x]); }
-        for (int x = 0; x < V; x++) { sp += exp(lp[i * V + x] - mp); sq += exp(lq[i * V + x] - mq); }
-        for (int x = 0; x < V; x++) {
-            double a = lp[i * V + x] - mp - log(sp), b = lq[i * V + x] - mq - log(sq);
-            k += exp(a) * (a - b);
-        }
-        CHECK_NEAR(kl[i], k, TOL_LOSS * (1 + k));
-        CHECK_NEAR(nll[i], -(lq[i * V + tg[i]] - mq - log(sq)), TOL_LOSS * (1 + nll[i]));
+        CHECK_NEAR(kl[i], rkl[i], TOL_LOSS * (1 + rkl[i]));
+        CHECK_NEAR(nll[i], rnll[i], TOL_LOSS * (1 + rnll[i]));
     }
-    int bad = 0;
-    for (int j = 0; j < N * V; j += 7) {
-        const int i = j / V;
-        double lpm[2];
-        float keep = lq[j];
-        for (int sg = 0; sg < 2; sg++) {
-            lq[j] = keep + (sg ? -1e-3f : 1e-3f);
-            double mp = -1e300, mq = -1e300, sp = 0, sq = 0, k = 0;
-            for (int x = 0; x < V; x++) { mp = fmax(mp, lp[i * V + x]); mq = fmax(mq, lq[i * V + x]); }
-            for (int x = 0; x < V; x++) { sp += exp(lp[i * V + x] - mp); sq += exp(lq[i * V + x] - mq); }
-            for (int x = 0; x < V; x++) {
-                double a = lp[i * V + x] - mp - log(sp), b = lq[i * V + x] - mq - log(sq);
-                k += exp(a) * (a - b);
-            }
-            double nl = -(lq[i * V + tg[i]] - mq - log(sq));
-            lpm[sg] = (alpha * -k + beta * nl) / N;
-        }
-        lq[j] = keep;
-        double fd = (lpm[0] - lpm[1]) / 2e-3;
-        if (fabs(fd - grad[j]) > TOL_FD * (1e-2 + fabs(fd))) { bad++; printf("  dlogits[%d]: fd %.6g op %.6g\n", j, fd, grad[j]); }
-    }
+    const int bad = fd_disagree(lq, grad, N * V, 7, 1e-3f, 1e-2, divergence_ref_loss, &dl, "dlogits");
     CHECKF(bad == 0, "%s: divergence loss gradient: %d entries disagree with finite differences", g_be->name, bad);
     int32_t badt[1] = {V};
     CHECK_ERR(g_be->op->divergence_loss(g_be, Dq, Dp, badt, 1, V, alpha, beta, 1.0, kl, nll), SC_ERR_INTERNAL, "outside the vocabulary");

@@ -101,13 +101,46 @@ static void widen_rows(float *dst, const uint16_t *src, int64_t n) {
     SC_CPU_FOR(n >= SC_CPU_PAR_MIN, i, n, dst[i] = sc_bf16_to_f32(src[i]););
 }
 
-// Workspace scratch for widening *rows_per_block rows of a BF16 [N, K] matrix at a time.
-static float *widen_buffer(sc_backend *be, int64_t N, int64_t K, int64_t *rows_per_block) {
+// A product against a BF16 [N, K] matrix without an F32 copy: its rows are widened a block at a
+// time into workspace scratch and each block goes to sgemm.
+typedef struct {
+    const float *x;        // forward: x [T, K]; backward: dy [T, N]
+    float *out;            // forward: out [T, N]; backward: dx [T, K]
+    int T;
+    int64_t N, K;
+    int accumulate;
+} widened_gemm;
+
+// out[:, n0:n0+rows] = x . block^T
+static void gemm_block_forward(const widened_gemm *g, const float *block, int64_t n0, int64_t rows) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->T, (int)rows, (int)g->K, 1.0f, g->x, (int)g->K,
+                block, (int)g->K, 0.0f, g->out + n0, (int)g->N);
+}
+
+// dx (+)= dy[:, n0:n0+rows] . block  (the first block overwrites unless accumulating)
+static void gemm_block_dx(const widened_gemm *g, const float *block, int64_t n0, int64_t rows) {
+    const float beta = (n0 == 0 && !g->accumulate) ? 0.0f : 1.0f;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->T, (int)g->K, (int)rows, 1.0f, g->x + n0, (int)g->N,
+                block, (int)g->K, beta, g->out, (int)g->K);
+}
+
+static sc_status for_widened_blocks(sc_backend *be, const sc_mat *W, void (*fn)(const widened_gemm *, const float *, int64_t, int64_t),
+                                    const widened_gemm *g) {
+    const int64_t N = W->rows, K = W->cols;
     int64_t nb = SC_WIDEN_BLOCK_FLOATS / K;
     if (nb < 16) nb = 16;
     if (nb > N) nb = N;
-    *rows_per_block = nb;
-    return SC_ARENA_FLOATS(&be->ws, nb * K, "widened weight block");
+    sc_arena_mark mk = sc_arena_mark_get(&be->ws);
+    float *buf = SC_ARENA_FLOATS(&be->ws, nb * K, "widened weight block");
+    if (!buf) return SC_ERR_MEM;
+    const uint16_t *w = W->data;
+    for (int64_t n0 = 0; n0 < N; n0 += nb) {
+        const int64_t rows = N - n0 < nb ? N - n0 : nb;
+        widen_rows(buf, w + n0 * K, rows * K);
+        fn(g, buf, n0, rows);
+    }
+    sc_arena_reset(&be->ws, mk);
+    return SC_OK;
 }
 
 static const float *f32_weights(const sc_mat *W) {
@@ -122,21 +155,11 @@ sc_status SC_CPU_FN(matmul)(sc_backend *be, float *out, const float *x, const sc
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)N, (int)K, 1.0f, x, (int)K,
                     wf, (int)K, 0.0f, out, (int)N);
     } else if (W->dtype == SC_DTYPE_BF16) {
-        const uint16_t *w = W->data;
         if (T <= SC_MATVEC_MAX_ROWS) {
-            matmul_bf16_rows(out, x, w, N, K, T);
+            matmul_bf16_rows(out, x, W->data, N, K, T);
         } else {
-            int64_t nb;
-            sc_arena_mark mk = sc_arena_mark_get(&be->ws);
-            float *buf = widen_buffer(be, N, K, &nb);
-            if (!buf) return SC_ERR_MEM;
-            for (int64_t n0 = 0; n0 < N; n0 += nb) {
-                int64_t rows = N - n0 < nb ? N - n0 : nb;
-                widen_rows(buf, w + n0 * K, rows * K);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)rows, (int)K, 1.0f, x, (int)K,
-                            buf, (int)K, 0.0f, out + n0, (int)N);
-            }
-            sc_arena_reset(&be->ws, mk);
+            widened_gemm ctx = {.x = x, .out = out, .T = T, .N = N, .K = K};
+            SC_TRY(for_widened_blocks(be, W, gemm_block_forward, &ctx));
         }
     } else {
         return sc_errorf(SC_ERR_INTERNAL, "matmul: weight dtype %d is not F32 or BF16", (int)W->dtype);
@@ -156,20 +179,8 @@ sc_status SC_CPU_FN(matmul_dx)(sc_backend *be, float *dx, const float *dy, const
         return SC_OK;
     }
     if (W->dtype != SC_DTYPE_BF16) return sc_errorf(SC_ERR_INTERNAL, "matmul_dx: weight dtype %d is not F32 or BF16", (int)W->dtype);
-    const uint16_t *w = W->data;
-    int64_t nb;
-    sc_arena_mark mk = sc_arena_mark_get(&be->ws);
-    float *buf = widen_buffer(be, N, K, &nb);
-    if (!buf) return SC_ERR_MEM;
-    for (int64_t n0 = 0; n0 < N; n0 += nb) {
-        int64_t rows = N - n0 < nb ? N - n0 : nb;
-        widen_rows(buf, w + n0 * K, rows * K);
-        float beta = (n0 == 0 && !accumulate) ? 0.0f : 1.0f;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, (int)K, (int)rows, 1.0f, dy + n0, (int)N,
-                    buf, (int)K, beta, dx, (int)K);
-    }
-    sc_arena_reset(&be->ws, mk);
-    return SC_OK;
+    widened_gemm ctx = {.x = dy, .out = dx, .T = T, .N = N, .K = K, .accumulate = accumulate};
+    return for_widened_blocks(be, W, gemm_block_dx, &ctx);
 }
 
 sc_status SC_CPU_FN(embed)(sc_backend *be, float *out, const sc_mat *E, const int32_t *ids, int T) {
