@@ -45,6 +45,9 @@ int main(void) {
     CHECK(sc_f16_to_f32(sc_f32_to_f16(0.333251953125f)) == 0.333251953125f);
     CHECK(sc_f32_to_f16(65504.0f) == 0x7bff);
     CHECK(sc_f16_to_f32(0x0001) == 5.960464477539063e-08f);   // smallest subnormal
+    CHECK(sc_crc32c(0, "123456789", 9) == 0xE3069283u);                 // the CRC-32C check value
+    CHECK(sc_crc32c(sc_crc32c(0, "1234", 4), "56789", 5) == 0xE3069283u);  // continued
+
     // paths: relative to a base folder (a config file's), normalised without touching the disk
     char p[256];
     CHECK_OK(sc_path_resolve("a/../b/./c.csv", "/x/y", p, sizeof p)); CHECK(!strcmp(p, "/x/y/b/c.csv"));

@@ -68,6 +68,8 @@ static sc_status evaluate_in(const char *run, const char *test, const sc_evaluat
     sc_stage_opts_default(&so);
     so.run_dir = run;
     so.test_csv = test;
+    so.run_mode = SC_RUN_WRITE;
+    so.command = "test";
     so.need_model = so.need_test = 1;
     sc_stage *stage = NULL;
     sc_status st = sc_stage_open(&so, &stage);
@@ -136,7 +138,7 @@ int main(void) {
     write_results(results, L, C, D, 0);
     sc_adapter *ads[2] = {NULL, NULL};
     sc_run *rd = NULL;
-    CHECK_OK(sc_run_open(g_run, SC_RUN_READ, &rd));
+    CHECK_OK(sc_run_open(g_run, SC_RUN_READ, NULL, &rd));
     CHECK_OK(sc_results_load_adapter(rd, be, 0, L, C, &ads[0]));
     CHECK_OK(sc_results_load_adapter(rd, be, 1, L, C, &ads[1]));
     sc_run_close(rd);

@@ -116,6 +116,7 @@ static sc_status extract_in(const char *run, const char *train, const char *test
     sc_stage_opts_default(&so);
     so.run_dir = run;
     so.run_mode = SC_RUN_WRITE;
+    so.command = "test";
     so.train_csv = train;
     so.test_csv = test;
     so.need_model = 1;
@@ -162,7 +163,7 @@ int main(void) {
     sc_h5 *h = NULL;
     sc_run *rd = NULL;
     sc_adapter *ads[2] = {NULL, NULL};
-    CHECK_OK(sc_run_open(g_run, SC_RUN_READ, &rd));
+    CHECK_OK(sc_run_open(g_run, SC_RUN_READ, NULL, &rd));
     int *list = NULL, n_list = 0;
     CHECK_OK(sc_results_list_searches(rd, &list, &n_list));
     CHECK(n_list == 2 && list[0] == 0 && list[1] == 1);
@@ -425,7 +426,7 @@ int main(void) {
         char run2[4300];
         snprintf(run2, sizeof run2, "%s/run2", sc_test_tmpdir());
         sc_run *r2 = NULL;
-        CHECK_OK(sc_run_open(run2, SC_RUN_WRITE, &r2));
+        CHECK_OK(sc_run_open(run2, SC_RUN_WRITE, "test", &r2));
         sc_search_config sc;
         sc_search_config_default(&sc);
         sc.searches = 1;
@@ -496,7 +497,7 @@ int main(void) {
         snprintf(bad, sizeof bad, "%s/badrun", sc_test_tmpdir());
         snprintf(badres, sizeof badres, "%s/results.h5", bad);
         sc_run *br = NULL;
-        CHECK_OK(sc_run_open(bad, SC_RUN_WRITE, &br));
+        CHECK_OK(sc_run_open(bad, SC_RUN_WRITE, "test", &br));
         write_searches(badres, L, C, 1);
         sc_adapter *x = NULL;
         CHECK_ERR(sc_results_load_adapter(br, be, 0, L, C, &x), SC_ERR_SHAPE, "badrun/results.h5", "/searches/0000/adapter/A", "[1,65,2]", "expected [1,64,2]");

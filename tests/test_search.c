@@ -175,8 +175,22 @@ static void test_checkpoint(const sc_model *m) {
     sc_search_config other = cfg;
     other.rank = 3;
     CHECK_ERR(sc_search_checkpoint_load(path, &other, be, m->cfg.n_layers, m->cfg.hidden, &back), SC_ERR_ARG, path, "rank is 2 in the checkpoint but 3");
+    other = cfg;
+    other.lr = 0.25f;   // a setting outside the header: found through the settings the checkpoint records
+    CHECK_ERR(sc_search_checkpoint_load(path, &other, be, m->cfg.n_layers, m->cfg.hidden, &back), SC_ERR_ARG, path, "other settings", "lr (0.1");
+    other = cfg;
+    other.searches = 50;   // may change on resume
+    other.loss_chunk = 7;
+    CHECK_OK(sc_search_checkpoint_load(path, &other, be, m->cfg.n_layers, m->cfg.hidden, &back));
+    sc_search_state_free(back);
     char *data; size_t len;
     CHECK_OK(sc_read_file(path, &data, &len));
+    for (size_t at = 80; at < len; at += len / 7) {   // one flipped bit anywhere in the payload is caught
+        data[at] ^= 0x10;
+        sc_test_write(path, data, len);
+        CHECK_ERR(sc_search_checkpoint_load(path, &cfg, be, m->cfg.n_layers, m->cfg.hidden, &back), SC_ERR_FORMAT, path, "checksum mismatch", "corrupt");
+        data[at] ^= 0x10;
+    }
     sc_test_write(path, data, len - 10);
     CHECK_ERR(sc_search_checkpoint_load(path, &cfg, be, m->cfg.n_layers, m->cfg.hidden, &back), SC_ERR_FORMAT, path, "truncated");
     sc_test_write(path, "hello world, not a checkpoint", 29);

@@ -4,6 +4,18 @@
 #define STEERCLEAR_CLI_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+#include "steerclear/core.h"
+
+// Exit codes of every command.
+#define SC_EXIT_OK 0
+#define SC_EXIT_FAILED 1          // a stage failed (the message says why)
+#define SC_EXIT_BAD_INPUT 2       // bad options, config or input files: nothing was run
+#define SC_EXIT_INTERRUPTED 3     // stopped by SIGTERM / SIGINT after a checkpoint; --resume continues
+#define SC_EXIT_LOCKED 4          // another process writes this run directory
+
+#define SC_SEED_MAX 9007199254740992ull   // 2^53: seeds are stored as JSON numbers
 
 int sc_cmd_tokenize(int argc, char **argv);
 int sc_cmd_make_model(int argc, char **argv);
@@ -13,13 +25,26 @@ int sc_cmd_search(int argc, char **argv);
 int sc_cmd_extract(int argc, char **argv);
 int sc_cmd_evaluate(int argc, char **argv);
 
-// Print "steerclear CMD: <message>" for the last error to stderr; returns 1.
+// Print "steerclear CMD: <message>" for the last error to stderr; returns 1 (SC_EXIT_FAILED).
 int sc_cli_fail(const char *cmd);
+// The same, returning SC_EXIT_BAD_INPUT.
+int sc_cli_bad_input(const char *cmd);
+// Exit codes for a failure while setting up (options, config, loading: bad input unless out of
+// memory, a lock held elsewhere or a signal) and while running a stage (a failed stage).
+int sc_cli_setup_exit(sc_status st);
+int sc_cli_run_exit(sc_status st);
+// 1 when no arguments are left at argv[first..argc); else records an error naming the first.
+int sc_cli_no_positional(const char *cmd, int argc, char **argv, int first);
 
-// Option values: return 1 and store, or record an error naming the option and return 0.
+// Option values: return 1 and store, or record an error naming the option and return 0. Numbers
+// are plain decimal: hex, "nan", "inf", trailing text and overflow are errors.
 int sc_cli_parse_int(const char *opt, const char *s, int min, int *out);
-int sc_cli_parse_float(const char *opt, const char *s, float *out);
-int sc_cli_parse_u64(const char *opt, const char *s, unsigned long long *out);   // e.g. --seed
+int sc_cli_parse_int_range(const char *opt, const char *s, int min, int max, int *out);
+int sc_cli_parse_float(const char *opt, const char *s, float *out);               // finite
+int sc_cli_parse_u64(const char *opt, const char *s, unsigned long long *out);
+int sc_cli_parse_seed(const char *opt, const char *s, uint64_t *out);            // 0 .. 2^53
+// "FIRST:LAST" with 0 <= FIRST < LAST.
+int sc_cli_parse_range(const char *opt, const char *s, int *first, int *last);
 // A memory size such as 16G or 800M (backend.h, sc_parse_size).
 int sc_cli_parse_size(const char *opt, const char *s, size_t *out);
 // A list of search indices such as "0,3,5-7" (malloc'ed into *out).

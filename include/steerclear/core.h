@@ -21,6 +21,7 @@ typedef enum {
     SC_ERR_LIB,      // an external library call failed (HDF5, BLAS, MPI, curl, ...)
     SC_ERR_INTERRUPTED, // stopped by a signal; state was checkpointed
     SC_ERR_INTERNAL, // a bug: an invariant of our own code does not hold
+    SC_ERR_BUSY,     // another process holds what is needed (a run directory's lock)
 } sc_status;
 
 // Record an error message (printf-style) and return `st`. Typical use:
@@ -34,6 +35,17 @@ void sc_error_clear(void);
 
 // Propagate a failing status unchanged.
 #define SC_TRY(expr) do { sc_status sc_try_st_ = (expr); if (sc_try_st_ != SC_OK) return sc_try_st_; } while (0)
+
+// ---------------------------------------------------------------------------------------
+// Stopping on a signal. sc_signals_install() makes SIGTERM and SIGINT (Slurm preemption,
+// Ctrl-C) set one process-wide flag; long loops (decode steps, blocks, loss chunks, searches)
+// poll sc_interrupted() and return SC_ERR_INTERRUPTED, so a signal stops the program within
+// about one block's work, and the caller keeps its last consistent checkpoint.
+void sc_signals_install(void);
+int sc_interrupted(void);
+void sc_interrupt_reset(void);                   // tests
+// SC_TRY-like: return SC_ERR_INTERRUPTED (with a message naming `where`) once a signal came.
+sc_status sc_check_interrupt(const char *where);
 
 // ---------------------------------------------------------------------------------------
 // Logging
@@ -52,9 +64,13 @@ char *sc_strdup(const char *s);
 
 // ---------------------------------------------------------------------------------------
 // Files
-// Read a whole file into a NUL-terminated buffer (caller frees).
+// Open a path that must be a regular file, for reading: a directory, FIFO or device is an
+// error naming what it is (a FIFO is never waited on). *size receives the file's size.
+sc_status sc_open_regular(const char *path, int *fd, size_t *size);
+// Read a whole regular file into a NUL-terminated buffer (caller frees).
 sc_status sc_read_file(const char *path, char **out, size_t *out_len);
-// Write atomically: data goes to PATH.tmp.PID, is fsynced, then renamed over PATH.
+// Write atomically: data goes to PATH.tmp.PID, is fsynced, then renamed over PATH; on any
+// failure (a full disk: the message says so) PATH is left as it was.
 sc_status sc_write_file_atomic(const char *path, const void *data, size_t len);
 // Rename tmp over path after fsync (for writers that stream into a temporary file).
 sc_status sc_commit_file(const char *tmp_path, const char *path);
@@ -81,6 +97,8 @@ static inline uint16_t sc_f32_to_bf16(float f) {
     return (uint16_t)((v.u + rounding) >> 16);
 }
 float sc_f16_to_f32(uint16_t h);
+// CRC-32C of n bytes, continuing from crc (0 to start). sc_crc32c(0, "123456789", 9) == 0xE3069283.
+uint32_t sc_crc32c(uint32_t crc, const void *data, size_t n);
 uint16_t sc_f32_to_f16(float f);
 
 #endif

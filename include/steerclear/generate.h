@@ -90,6 +90,9 @@ typedef struct {
 } sc_gen_stage;
 
 sc_status sc_gen_stage_create(const sc_model *m, sc_backend *be, const sc_gen_plan *plan, sc_gen_stage **out);
+// An error when prompt_len + max_new positions do not fit the model's context
+// (max_position_embeddings); `what` names the prompt ("train.csv line 12").
+sc_status sc_gen_check_context(const sc_model *m, int prompt_len, int max_new, const char *what);
 void sc_gen_stage_free(sc_gen_stage *st);
 // Run the slice on g's next batch: on the slice holding block 0, g's ids are embedded; on any
 // other, st->hidden holds the previous stage's output rows. st->hidden gets this slice's output.

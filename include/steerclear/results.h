@@ -18,10 +18,17 @@ typedef struct sc_run sc_run;
 
 typedef enum {
     SC_RUN_READ = 0,       // a run directory that should exist (each reader says what it misses)
-    SC_RUN_WRITE = 1,      // created when missing
+    SC_RUN_WRITE = 1,      // created when missing, and locked: one writer per run directory
+    SC_RUN_WAIT = 2,       // with SC_RUN_WRITE: wait for the lock instead of refusing
 } sc_run_mode;
 
-sc_status sc_run_open(const char *dir, sc_run_mode mode, sc_run **out);
+// Open a run directory. SC_RUN_WRITE takes its lock (flock on RUN_DIR/.steerclear.lock, held
+// until sc_run_close or the process ends, a kill included): a second writer is refused with
+// SC_ERR_BUSY naming the holder's host, pid and command, or waits with SC_RUN_WAIT. Holding
+// the lock, it removes temporary files (*.tmp.PID) that a killed writer left. `command` names
+// this process in the lock file ("search", "extract", ...). On a file system without locks a
+// warning is logged and nothing is protected.
+sc_status sc_run_open(const char *dir, int mode, const char *command, sc_run **out);
 void sc_run_close(sc_run *r);
 const char *sc_run_dir(const sc_run *r);
 // RUN_DIR/<rel> into buf (an error when it does not fit).
@@ -52,6 +59,8 @@ uint64_t sc_results_run_seed(const char *config_json);
 // Add one finished search (/searches/NNNN: final and initial adapter, every step's adapter,
 // loss terms, prompts and sampled tokens) and the root attributes.
 sc_status sc_results_add_search(sc_run *r, const sc_search_state *s, const sc_results_meta *meta);
+// 1 when /searches/NNNN of this search is in results.h5.
+int sc_results_has_search(const sc_run *r, int search);
 // The finished searches: indices (ascending, malloc'ed) of every /searches/NNNN group.
 sc_status sc_results_list_searches(const sc_run *r, int **searches, int *n);
 // Load the final adapter of one search into backend memory, checking the shapes against

@@ -8,8 +8,6 @@
 #ifndef STEERCLEAR_SEARCH_H
 #define STEERCLEAR_SEARCH_H
 
-#include <signal.h>
-
 #include "steerclear/adapter.h"
 #include "steerclear/dataset.h"
 #include "steerclear/loss.h"
@@ -44,6 +42,15 @@ void sc_search_config_default(sc_search_config *c);
 sc_status sc_search_config_from_json(const cJSON *obj, const char *where, sc_search_config *c);
 sc_status sc_search_config_validate(const sc_search_config *c);
 cJSON *sc_search_config_to_json(const sc_search_config *c);
+// The settings a search's results depend on, as canonical JSON text (malloc'ed; NULL when out of
+// memory): every key except the ones --resume may change (searches, checkpoint_activations,
+// loss_chunk). Checkpoints record it; sc_search_settings_diff lists what differs from cfg.
+char *sc_search_config_settings(const sc_search_config *cfg);
+int sc_search_settings_diff(const char *settings_json, const sc_search_config *cfg, char *diff, size_t n);
+// --resume: compare a run's saved resolved config (JSON text) with the one asked for now
+// ({"model", "train", ["test",] "search": {...}}); any difference in a setting that changes
+// results is an error listing each key as "key (old -> new)". `where` names the saved file.
+sc_status sc_search_resume_check(const char *saved_json, const cJSON *now, const char *where, char *diff, size_t n);
 uint64_t sc_search_seed(const sc_search_config *c, int search);
 
 // One step's record (what the HDF5 file keeps per step), in host memory allocated with the
@@ -66,6 +73,7 @@ typedef struct {
     float *A0, *B0;            // host: the adapter before the first step
     sc_step_record *steps;     // (steps_total), the first steps_done filled
     void *record_mem;          // host storage behind every record
+    char *settings;            // the settings that change results (sc_search_config_settings), kept in the checkpoint
 } sc_search_state;
 
 // A new search `search` of the config on backend be: adapter drawn from the search's seed,
@@ -92,12 +100,12 @@ typedef struct {
     const char *model_dir;     // recorded in results.h5 (NULL: model->dir)
     const char *config_json;   // resolved run config, stored in results.h5
     int resume;                // continue from checkpoints instead of refusing them
-    volatile sig_atomic_t *stop;   // set by a signal handler: stop after the current step
 } sc_search_run;
 
 // Run the searches [first, last) (last = -1: all) one after the other. Each finished search
-// is added to RUN_DIR/results.h5 atomically. Returns SC_ERR_INTERRUPTED when *stop was set
-// (the last finished step is checkpointed).
+// is added to RUN_DIR/results.h5 atomically; a search already there is never run or written
+// again. Returns SC_ERR_INTERRUPTED after SIGTERM / SIGINT (sc_interrupted): the step under
+// way is dropped and the last finished step stays checkpointed.
 sc_status sc_search_run_range(const sc_search_run *run, int first, int last);
 
 // The run state of optimizer steps (generator, saved activations, hidden buffers, workspace),

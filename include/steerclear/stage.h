@@ -18,7 +18,8 @@
 
 typedef struct {
     const char *run_dir;           // required
-    sc_run_mode run_mode;          // SC_RUN_WRITE creates the directory
+    int run_mode;                  // SC_RUN_READ, or SC_RUN_WRITE (creates and locks the directory) [| SC_RUN_WAIT]
+    const char *command;           // what this process is, for the run directory's lock ("search", ...)
     const char *model_dir;         // NULL: from the run (see above)
     const char *train_csv;         // NULL: from the run's config, then the shipped datasets
     const char *test_csv;

@@ -3,9 +3,7 @@
 #include "steerclear/cli.h"
 #include "steerclear/evaluate.h"
 
-#include <errno.h>
 #include <getopt.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,35 +30,36 @@ static void usage(FILE *f) {
         "  --batch N             sequences per generation batch (default 64)\n"
         "  --no-adapters         skip the adapter variants\n"
         "  --no-directions       skip the direction variants\n"
+        "  --wait                wait for another process writing RUN_DIR instead of refusing\n"
         "  --memory-budget SIZE  memory this process may use, e.g. 16G (default: 80%% of RAM / ranks on the node)\n");
 }
 
 
 
-// "2,4,0.5" -> {2,4,0.5}
+// "2,4,0.5" -> {2,4,0.5}: finite decimal numbers only
 static int parse_scales(const char *s, float **out, int *n) {
     int cnt = 1;
     for (const char *p = s; *p; p++) cnt += *p == ',';
     float *v = malloc(sizeof(float) * (size_t)cnt);
+    char item[64];
     const char *p = s;
     for (int i = 0; v && i < cnt; i++) {
-        char *end;
-        errno = 0;
-        double x = strtod(p, &end);
-        if (errno || end == p || !isfinite(x) || (*end != ',' && *end) || (*end == ',' && i == cnt - 1)) break;
-        v[i] = (float)x;
+        size_t len = strcspn(p, ",");
+        if (len == 0 || len >= sizeof item) break;
+        memcpy(item, p, len);
+        item[len] = '\0';
+        if (!sc_cli_parse_float("--scales", item, &v[i])) break;
         if (i == cnt - 1) { *out = v; *n = cnt; return 1; }
-        p = end + 1;
+        p += len + 1;
     }
     free(v);
     sc_errorf(SC_ERR_ARG, "--scales '%s' is not a comma-separated list of numbers such as 2,4,0.5", s);
     return 0;
 }
 
-
 int sc_cmd_evaluate(int argc, char **argv) {
     enum { O_RUN = 1000, O_MODEL, O_TEST, O_SCALES, O_MAXNEW, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_LIMIT,
-           O_SEARCHES, O_BATCH, O_NOADAPT, O_NODIR, O_BUDGET, O_HELP };
+           O_SEARCHES, O_BATCH, O_NOADAPT, O_NODIR, O_BUDGET, O_WAIT, O_HELP };
     static const struct option longopts[] = {
         {"run", required_argument, 0, O_RUN}, {"model", required_argument, 0, O_MODEL},
         {"test", required_argument, 0, O_TEST}, {"scales", required_argument, 0, O_SCALES},
@@ -69,7 +68,7 @@ int sc_cmd_evaluate(int argc, char **argv) {
         {"seed", required_argument, 0, O_SEED}, {"limit", required_argument, 0, O_LIMIT},
         {"searches", required_argument, 0, O_SEARCHES}, {"batch", required_argument, 0, O_BATCH},
         {"no-adapters", no_argument, 0, O_NOADAPT}, {"no-directions", no_argument, 0, O_NODIR},
-        {"memory-budget", required_argument, 0, O_BUDGET},
+        {"memory-budget", required_argument, 0, O_BUDGET}, {"wait", no_argument, 0, O_WAIT},
         {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0},
     };
     sc_evaluate_opts o;
@@ -94,13 +93,8 @@ int sc_cmd_evaluate(int argc, char **argv) {
         case O_TEMP: ok = sc_cli_parse_float("--temperature", optarg, &o.temperature); break;
         case O_TOPK: ok = sc_cli_parse_int("--top-k", optarg, 0, &o.top_k); break;
         case O_TOPP: ok = sc_cli_parse_float("--top-p", optarg, &o.top_p); break;
-        case O_SEED: {
-            unsigned long long v = 0;
-            ok = sc_cli_parse_u64("--seed", optarg, &v);
-            o.seed = v;
-            o.seed_set = 1;
-            break;
-        }
+        case O_SEED: ok = sc_cli_parse_seed("--seed", optarg, &o.seed); o.seed_set = 1; break;
+        case O_WAIT: so.run_mode |= SC_RUN_WAIT; break;
         case O_LIMIT: ok = sc_cli_parse_int("--limit", optarg, 1, &o.limit); break;
         case O_SEARCHES: free(searches); searches = NULL; ok = sc_cli_parse_list(optarg, &searches, &o.n_searches); break;
         case O_BATCH: ok = sc_cli_parse_int("--batch", optarg, 1, &o.batch_seqs); break;
@@ -111,20 +105,24 @@ int sc_cmd_evaluate(int argc, char **argv) {
             sc_errorf(SC_ERR_ARG, "unknown or incomplete option '%s' (see steerclear evaluate --help)", argv[optind - 1]);
             ok = 0;
         }
-        if (!ok) goto fail;
+        if (!ok) goto bad;
     }
-    if (optind < argc) { sc_errorf(SC_ERR_ARG, "unexpected argument '%s'", argv[optind]); goto fail; }
-    if (!so.run_dir) { sc_errorf(SC_ERR_ARG, "--run RUN_DIR is required"); goto fail; }
+    if (!sc_cli_no_positional("evaluate", argc, argv, optind)) goto bad;
+    if (!so.run_dir) { sc_errorf(SC_ERR_ARG, "--run RUN_DIR is required"); goto bad; }
+    sc_signals_install();
     o.searches = searches;
     o.scales = scales;
-    so.run_mode = SC_RUN_READ;
+    so.run_mode |= SC_RUN_WRITE;   // writes RUN_DIR/eval
+    so.command = "evaluate";
     so.need_model = so.need_test = 1;
-    if (sc_stage_open(&so, &stage) != SC_OK || sc_evaluate_run(stage, &o) != SC_OK) goto fail;
+    sc_status st = sc_stage_open(&so, &stage);
+    if (st) { rc = sc_cli_setup_exit(st); sc_cli_fail("evaluate"); goto out; }
+    if ((st = sc_evaluate_run(stage, &o))) { rc = st == SC_ERR_ARG ? SC_EXIT_BAD_INPUT : sc_cli_run_exit(st); sc_cli_fail("evaluate"); goto out; }
     printf("%s/eval\n", so.run_dir);
-    rc = 0;
+    rc = SC_EXIT_OK;
     goto out;
-fail:
-    rc = sc_cli_fail("evaluate");
+bad:
+    rc = sc_cli_bad_input("evaluate");
 out:
     sc_stage_free(stage);
     free(searches);

@@ -31,13 +31,14 @@ static void usage(FILE *f) {
         "  --searches LIST       e.g. 0,3,5-7 (default: every finished search)\n"
         "  --batch N             sequences per forward pass (default 16)\n"
         "  --no-export           skip the safetensors / GGUF files\n"
+        "  --wait                wait for another process writing RUN_DIR instead of refusing\n"
         "  --memory-budget SIZE  memory this process may use, e.g. 16G (default: 80%% of RAM / ranks on the node)\n");
 }
 
 
 int sc_cmd_extract(int argc, char **argv) {
     enum { O_RUN = 1000, O_MODEL, O_TRAIN, O_TEST, O_MODE, O_SETS, O_MAXNEW, O_TEMP, O_TOPK, O_TOPP, O_SEED,
-           O_SEARCHES, O_BATCH, O_NOEXPORT, O_BUDGET, O_HELP };
+           O_SEARCHES, O_BATCH, O_NOEXPORT, O_BUDGET, O_WAIT, O_HELP };
     static const struct option longopts[] = {
         {"run", required_argument, 0, O_RUN}, {"model", required_argument, 0, O_MODEL},
         {"train", required_argument, 0, O_TRAIN}, {"test", required_argument, 0, O_TEST},
@@ -46,7 +47,7 @@ int sc_cmd_extract(int argc, char **argv) {
         {"top-k", required_argument, 0, O_TOPK}, {"top-p", required_argument, 0, O_TOPP},
         {"seed", required_argument, 0, O_SEED}, {"searches", required_argument, 0, O_SEARCHES},
         {"batch", required_argument, 0, O_BATCH}, {"no-export", no_argument, 0, O_NOEXPORT},
-        {"memory-budget", required_argument, 0, O_BUDGET},
+        {"memory-budget", required_argument, 0, O_BUDGET}, {"wait", no_argument, 0, O_WAIT},
         {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0},
     };
     sc_extract_opts o;
@@ -76,13 +77,8 @@ int sc_cmd_extract(int argc, char **argv) {
         case O_TEMP: ok = sc_cli_parse_float("--temperature", optarg, &o.temperature); break;
         case O_TOPK: ok = sc_cli_parse_int("--top-k", optarg, 0, &o.top_k); break;
         case O_TOPP: ok = sc_cli_parse_float("--top-p", optarg, &o.top_p); break;
-        case O_SEED: {
-            unsigned long long v = 0;
-            ok = sc_cli_parse_u64("--seed", optarg, &v);
-            o.seed = v;
-            o.seed_set = 1;
-            break;
-        }
+        case O_SEED: ok = sc_cli_parse_seed("--seed", optarg, &o.seed); o.seed_set = 1; break;
+        case O_WAIT: so.run_mode |= SC_RUN_WAIT; break;
         case O_SEARCHES: free(searches); searches = NULL; ok = sc_cli_parse_list(optarg, &searches, &o.n_searches); break;
         case O_BATCH: ok = sc_cli_parse_int("--batch", optarg, 1, &o.batch_seqs); break;
         case O_NOEXPORT: o.export_files = 0; break;
@@ -91,21 +87,24 @@ int sc_cmd_extract(int argc, char **argv) {
             sc_errorf(SC_ERR_ARG, "unknown or incomplete option '%s' (see steerclear extract --help)", argv[optind - 1]);
             ok = 0;
         }
-        if (!ok) { free(searches); return sc_cli_fail("extract"); }
+        if (!ok) { free(searches); return sc_cli_bad_input("extract"); }
     }
-    if (optind < argc) { free(searches); sc_errorf(SC_ERR_ARG, "unexpected argument '%s'", argv[optind]); return sc_cli_fail("extract"); }
-    if (!so.run_dir) { free(searches); sc_errorf(SC_ERR_ARG, "--run RUN_DIR is required"); return sc_cli_fail("extract"); }
+    if (!sc_cli_no_positional("extract", argc, argv, optind)) { free(searches); return sc_cli_bad_input("extract"); }
+    if (!so.run_dir) { free(searches); sc_errorf(SC_ERR_ARG, "--run RUN_DIR is required"); return sc_cli_bad_input("extract"); }
+    sc_signals_install();
     o.searches = searches;
-    so.run_mode = SC_RUN_WRITE;
+    so.run_mode |= SC_RUN_WRITE;
+    so.command = "extract";
     so.need_model = 1;
     so.need_train = o.use_train;
     so.need_test = o.use_test;
     sc_stage *stage = NULL;
     sc_status st = sc_stage_open(&so, &stage);
-    if (!st) st = sc_extract_run(stage, &o);
+    int rc = st ? sc_cli_setup_exit(st) : SC_EXIT_OK;
+    if (!st && (st = sc_extract_run(stage, &o))) rc = st == SC_ERR_ARG ? SC_EXIT_BAD_INPUT : sc_cli_run_exit(st);
     sc_stage_free(stage);
     free(searches);
-    if (st != SC_OK) return sc_cli_fail("extract");
+    if (st != SC_OK) { sc_cli_fail("extract"); return rc; }
     printf("%s/results.h5\n", so.run_dir);
-    return 0;
+    return SC_EXIT_OK;
 }

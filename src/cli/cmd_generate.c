@@ -39,13 +39,29 @@ static sc_status load_directions(const char *spec, const char *file, int L, int 
         char run_dir[4096];
         snprintf(run_dir, sizeof run_dir, "%.*s", (int)(colon - spec), spec);
         sc_run *run = NULL;
-        sc_status st = sc_run_open(run_dir, SC_RUN_READ, &run);
+        sc_status st = sc_run_open(run_dir, SC_RUN_READ, NULL, &run);
         if (!st) st = sc_results_read_direction(run, search, L, C, d);   // search N, through /direction_searches
         sc_run_close(run);
         if (st) { free(d); return st; }
     } else {
         sc_safetensors *st_file = NULL;
-        SC_TRY(sc_st_open_file(file, &st_file));
+        sc_status st = sc_st_open_file(file, &st_file);
+        if (st) { free(d); return st; }
+        int found = 0;
+        for (size_t i = 0; i < sc_st_count(st_file); i++) {   // every direction.* tensor must be one of this model's blocks
+            const char *name = sc_st_get(st_file, i)->name;
+            int l = -1, end = 0;
+            if (strncmp(name, "direction.", 10)) continue;
+            if (sscanf(name + 10, "%d%n", &l, &end) != 1 || name[10 + end] || l < 0 || l >= L) {
+                sc_st_close(st_file); free(d);
+                return sc_errorf(SC_ERR_SHAPE, "%s: tensor %s is not direction.<block> for one of the model's %d blocks (0..%d)", file, name, L, L - 1);
+            }
+            found++;
+        }
+        if (!found) {
+            sc_st_close(st_file); free(d);
+            return sc_errorf(SC_ERR_FORMAT, "%s has no direction.<block> tensors: it is not a steering-direction file (see `steerclear extract`)", file);
+        }
         for (int l = 0; l < L; l++) {
             char name[64];
             snprintf(name, sizeof name, "direction.%d", l);
@@ -97,19 +113,20 @@ int sc_cmd_generate(int argc, char **argv) {
         case 't': ok = sc_cli_parse_float("--temperature", optarg, &so.temperature); break;
         case 'k': ok = sc_cli_parse_int("--top-k", optarg, 0, &so.top_k); break;
         case 'P': ok = sc_cli_parse_float("--top-p", optarg, &so.top_p); break;
-        case 's': { unsigned long long v = 0; ok = sc_cli_parse_u64("--seed", optarg, &v); so.seed = v; break; }
+        case 's': ok = sc_cli_parse_seed("--seed", optarg, &so.seed); break;
         case 'g': so.greedy = 1; break;
         case 'c': chat = 1; break;
         case 'd': dir_spec = optarg; break;
         case 'f': dir_file = optarg; break;
         case 'x': ok = sc_cli_parse_float("--scale", optarg, &scale); break;
         case 'M': ok = sc_cli_parse_size("--memory-budget", optarg, &budget); break;
-        case 'b': if (sscanf(optarg, "%d:%d", &first, &last) != 2) { fprintf(stderr, "steerclear generate: --blocks '%s': expected FIRST:LAST\n", optarg); return 2; } break;
+        case 'b': ok = sc_cli_parse_range("--blocks", optarg, &first, &last); break;
         case 'h': generate_usage(stdout); return 0;
-        default: generate_usage(stderr); return 2;
+        default: generate_usage(stderr); return SC_EXIT_BAD_INPUT;
         }
-        if (!ok) { sc_cli_fail("generate"); return 2; }
+        if (!ok) return sc_cli_bad_input("generate");
     }
+    if (!sc_cli_no_positional("generate", argc, argv, optind)) return sc_cli_bad_input("generate");
     if (!model || !prompt) { fprintf(stderr, "steerclear generate: --model and --prompt are required\n"); generate_usage(stderr); return 2; }
     if (so.max_new_tokens < 1 || !(so.temperature > 0) || so.top_k < 0 || !(so.top_p > 0 && so.top_p <= 1)) {
         fprintf(stderr, "steerclear generate: need --max-new-tokens >= 1, --temperature > 0, --top-k >= 0 and 0 < --top-p <= 1\n");
@@ -119,13 +136,17 @@ int sc_cmd_generate(int argc, char **argv) {
     sc_backend *be = NULL;
     sc_model *m = NULL;
     sc_tokenizer *tok = NULL;
-    if (load_model_and_tok(model, budget, &be, &m, &tok)) return sc_cli_fail("generate");
-    int rc = 1;
+    if (load_model_and_tok(model, budget, &be, &m, &tok)) return sc_cli_bad_input("generate");
+    int rc = SC_EXIT_BAD_INPUT;
     int32_t *ids = NULL;
     size_t n_ids = 0;
     float *dirs = NULL, *dirs_dev = NULL;
     sc_gen_out out = {0};
     char *text = NULL, *wrapped = NULL;
+    if (last > m->cfg.n_layers) {
+        fprintf(stderr, "steerclear generate: --blocks %d:%d reaches past the model's %d blocks (0..%d)\n", first, last, m->cfg.n_layers, m->cfg.n_layers - 1);
+        goto done;
+    }
     const char *input = prompt;
     if (chat) {
         size_t n = strlen(prompt) + 128;
@@ -151,10 +172,12 @@ int sc_cmd_generate(int argc, char **argv) {
     }
     int len = (int)n_ids;
     const int32_t *pp = ids;
+    if (sc_gen_check_context(m, len, so.max_new_tokens, "the prompt")) { sc_cli_fail("generate"); goto done; }
+    rc = SC_EXIT_FAILED;
     if (sc_generate(m, be, &pp, &len, 1, NULL, NULL, &so, dirs ? &hook : NULL, &out)) { sc_cli_fail("generate"); goto done; }
     if (sc_tok_decode(tok, out.ids, (size_t)out.n, 1, &text)) { sc_cli_fail("generate"); goto done; }
     printf("%s\n", text);
-    rc = 0;
+    rc = SC_EXIT_OK;
 done:
     if (be) be->op->free(be, dirs_dev);
     free(ids); free(dirs); free(out.ids); free(text); free(wrapped);
@@ -174,9 +197,10 @@ int sc_cmd_logits(int argc, char **argv) {
         if (c == 'm') model = optarg;
         else if (c == 't') text = optarg;
         else if (c == 'o') out = optarg;
-        else { fprintf(c == 'h' ? stdout : stderr, "usage: steerclear logits --model DIR --text TEXT --out F.npy\n  writes float32 logits [tokens, vocab]\n"); return c == 'h' ? 0 : 2; }
+        else { fprintf(c == 'h' ? stdout : stderr, "usage: steerclear logits --model DIR --text TEXT --out F.npy\n  writes float32 logits [tokens, vocab]\n"); return c == 'h' ? 0 : SC_EXIT_BAD_INPUT; }
     }
-    if (!model || !text || !out) { fprintf(stderr, "steerclear logits: --model, --text and --out are required\n"); return 2; }
+    if (!sc_cli_no_positional("logits", argc, argv, optind)) return sc_cli_bad_input("logits");
+    if (!model || !text || !out) { fprintf(stderr, "steerclear logits: --model, --text and --out are required\n"); return SC_EXIT_BAD_INPUT; }
     sc_backend *be = NULL;
     sc_model *m = NULL;
     sc_tokenizer *tok = NULL;

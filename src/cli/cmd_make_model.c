@@ -3,9 +3,7 @@
 #include "steerclear/cli.h"
 #include "steerclear/make_model.h"
 
-#include <errno.h>
 #include <getopt.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,24 +24,12 @@ static void usage(FILE *f) {
         "  --shard-mb N         split into shards of at most N MB (1 MB = 10^6 bytes)\n"
         "overrides of the preset:\n"
         "  --layers N --hidden N --heads N --kv-heads N --head-dim N --intermediate N\n"
-        "  --vocab N --rope-theta X --tie-embeddings | --untie-embeddings\n");
-}
-
-static int parse_int(const char *opt, const char *s, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v <= 0 || v > INT_MAX) {
-        sc_errorf(SC_ERR_ARG, "%s '%s' is not a positive integer", opt, s);
-        return 0;
-    }
-    *out = (int)v;
-    return 1;
+        "  --vocab N --rope-theta X --max-position N (the context) --tie-embeddings | --untie-embeddings\n");
 }
 
 int sc_cmd_make_model(int argc, char **argv) {
     enum { O_PRESET = 1000, O_TOK, O_OUT, O_SEED, O_DTYPE, O_SHARD, O_LAYERS, O_HIDDEN, O_HEADS, O_KVH,
-           O_HD, O_INTER, O_VOCAB, O_THETA, O_TIE, O_UNTIE, O_HELP };
+           O_HD, O_INTER, O_VOCAB, O_THETA, O_TIE, O_UNTIE, O_MAXPOS, O_HELP };
     static const struct option longopts[] = {
         {"preset", required_argument, 0, O_PRESET}, {"tokenizer", required_argument, 0, O_TOK},
         {"out", required_argument, 0, O_OUT}, {"seed", required_argument, 0, O_SEED},
@@ -53,37 +39,38 @@ int sc_cmd_make_model(int argc, char **argv) {
         {"head-dim", required_argument, 0, O_HD}, {"intermediate", required_argument, 0, O_INTER},
         {"vocab", required_argument, 0, O_VOCAB}, {"rope-theta", required_argument, 0, O_THETA},
         {"tie-embeddings", no_argument, 0, O_TIE}, {"untie-embeddings", no_argument, 0, O_UNTIE},
+        {"max-position", required_argument, 0, O_MAXPOS},
         {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0},
     };
     const char *preset = NULL, *tokenizer = NULL, *out = NULL, *dtype = NULL;
     unsigned long long seed = 1234;
     int shard_mb = 0, layers = 0, hidden = 0, heads = 0, kvh = 0, hd = 0, inter = 0, vocab = 0, tie = -1;
-    double theta = 0;
+    float theta = 0;
+    int max_pos = 0;
     optind = 1;
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         int ok = 1;
-        char *end;
         switch (c) {
         case O_PRESET: preset = optarg; break;
         case O_TOK: tokenizer = optarg; break;
         case O_OUT: out = optarg; break;
         case O_DTYPE: dtype = optarg; break;
         case O_SEED: ok = sc_cli_parse_u64("--seed", optarg, &seed); break;
-        case O_SHARD: ok = parse_int("--shard-mb", optarg, &shard_mb); break;
-        case O_LAYERS: ok = parse_int("--layers", optarg, &layers); break;
-        case O_HIDDEN: ok = parse_int("--hidden", optarg, &hidden); break;
-        case O_HEADS: ok = parse_int("--heads", optarg, &heads); break;
-        case O_KVH: ok = parse_int("--kv-heads", optarg, &kvh); break;
-        case O_HD: ok = parse_int("--head-dim", optarg, &hd); break;
-        case O_INTER: ok = parse_int("--intermediate", optarg, &inter); break;
-        case O_VOCAB: ok = parse_int("--vocab", optarg, &vocab); break;
+        case O_SHARD: ok = sc_cli_parse_int("--shard-mb", optarg, 1, &shard_mb); break;
+        case O_LAYERS: ok = sc_cli_parse_int("--layers", optarg, 1, &layers); break;
+        case O_HIDDEN: ok = sc_cli_parse_int("--hidden", optarg, 1, &hidden); break;
+        case O_HEADS: ok = sc_cli_parse_int("--heads", optarg, 1, &heads); break;
+        case O_KVH: ok = sc_cli_parse_int("--kv-heads", optarg, 1, &kvh); break;
+        case O_HD: ok = sc_cli_parse_int("--head-dim", optarg, 1, &hd); break;
+        case O_INTER: ok = sc_cli_parse_int("--intermediate", optarg, 1, &inter); break;
+        case O_VOCAB: ok = sc_cli_parse_int("--vocab", optarg, 1, &vocab); break;
         case O_THETA:
-            errno = 0;
-            theta = strtod(optarg, &end);
-            if (errno || end == optarg || *end || !(theta > 0)) { sc_errorf(SC_ERR_ARG, "--rope-theta '%s' is not a positive number", optarg); ok = 0; }
+            ok = sc_cli_parse_float("--rope-theta", optarg, &theta);
+            if (ok && !(theta > 0)) { sc_errorf(SC_ERR_ARG, "--rope-theta '%s' is not a positive number", optarg); ok = 0; }
             break;
+        case O_MAXPOS: ok = sc_cli_parse_int("--max-position", optarg, 1, &max_pos); break;
         case O_TIE: tie = 1; break;
         case O_UNTIE: tie = 0; break;
         case 'h': case O_HELP: usage(stdout); return 0;
@@ -91,9 +78,9 @@ int sc_cmd_make_model(int argc, char **argv) {
             sc_errorf(SC_ERR_ARG, "unknown or incomplete option '%s' (see steerclear make-model --help)", argv[optind - 1]);
             ok = 0;
         }
-        if (!ok) return sc_cli_fail("make-model");
+        if (!ok) return sc_cli_bad_input("make-model");
     }
-    if (optind < argc) { sc_errorf(SC_ERR_ARG, "unexpected argument '%s'", argv[optind]); return sc_cli_fail("make-model"); }
+    if (!sc_cli_no_positional("make-model", argc, argv, optind)) return sc_cli_bad_input("make-model");
     if (!preset) { sc_errorf(SC_ERR_ARG, "--preset is required (tiny, qwen2.5-0.5b-shape, qwen2.5-14b-shape)"); return sc_cli_fail("make-model"); }
     if (!tokenizer) { sc_errorf(SC_ERR_ARG, "--tokenizer PATH (a tokenizer.json) is required"); return sc_cli_fail("make-model"); }
     if (!out) { sc_errorf(SC_ERR_ARG, "--out DIR is required"); return sc_cli_fail("make-model"); }
@@ -108,7 +95,8 @@ int sc_cmd_make_model(int argc, char **argv) {
     if (kvh) cfg->n_kv_heads = kvh;
     if (inter) cfg->intermediate = inter;
     if (vocab) cfg->vocab = vocab;
-    if (theta > 0) cfg->rope_theta = (float)theta;
+    if (theta > 0) cfg->rope_theta = theta;
+    if (max_pos) cfg->max_position = max_pos;
     if (tie >= 0) cfg->tie_embeddings = tie;
     // head dim: explicit, else derived again when the hidden size or head count changed
     if (hd) cfg->head_dim = hd;

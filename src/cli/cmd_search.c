@@ -3,17 +3,16 @@
 // RUN_DIR, run the searches. SIGTERM / SIGINT stop after the current optimizer step (already
 // checkpointed); --resume continues.
 #include "steerclear/cli.h"
+#include "steerclear/json.h"
 #include "steerclear/stage.h"
 
 #include <cjson/cJSON.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static volatile sig_atomic_t stop_requested = 0;
-static void on_signal(int sig) { (void)sig; stop_requested = 1; }
+static const char *const top_keys[] = {"model", "train", "test", "memory_budget", "search", NULL};
 
 static void usage(FILE *f) {
     fprintf(f, "usage: steerclear search --model DIR --out RUN_DIR [--train CSV] [options]\n"
@@ -25,7 +24,8 @@ static void usage(FILE *f) {
                "  --max-new-tokens N (128)   --lr X (0.1)   --epochs N (1)\n"
                "  --first-search I --last-search J   run only searches [I, J)\n"
                "  --memory-budget SIZE   memory this process may use, e.g. 16G (default: 80%% of RAM / ranks on the node)\n"
-               "  --resume               continue the searches checkpointed in RUN_DIR\n"
+               "  --resume               continue the searches checkpointed in RUN_DIR (with the settings it was started with)\n"
+               "  --wait                 wait for another process writing RUN_DIR instead of refusing\n"
                "Command-line options override the config file; the resolved config is saved to RUN_DIR/config.json.\n");
 }
 
@@ -39,13 +39,10 @@ static int config_path(const cJSON *file, const char *key, const char *base, cha
 }
 
 int sc_cmd_search(int argc, char **argv) {
-    // first: a preemption that arrives while loading still stops cleanly after one step
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    // first: a preemption that arrives while loading still stops cleanly
+    sc_signals_install();
     const char *model_opt = NULL, *train_opt = NULL, *out = NULL, *config = NULL, *budget_opt = NULL;
-    int resume = 0, first = 0, last = -1;
+    int resume = 0, first = 0, last = -1, wait = 0;
     sc_search_config cfg;
     sc_search_config_default(&cfg);
     cJSON *over = cJSON_CreateObject();   // command-line settings, applied after the file
@@ -56,12 +53,16 @@ int sc_cmd_search(int argc, char **argv) {
         {"seed", required_argument, 0, 4}, {"batch-size", required_argument, 0, 5}, {"prompts-per-search", required_argument, 0, 6},
         {"max-new-tokens", required_argument, 0, 7}, {"lr", required_argument, 0, 8}, {"epochs", required_argument, 0, 9},
         {"first-search", required_argument, 0, 10}, {"last-search", required_argument, 0, 11},
-        {"memory-budget", required_argument, 0, 12},
+        {"memory-budget", required_argument, 0, 12}, {"wait", no_argument, 0, 13},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     static const char *keys[] = {NULL, "searches", "adapter", "rank", "seed", "batch_size", "prompts_per_search", "max_new_tokens", "lr", "epochs"};
-    int c;
+    int c, bad = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while (!bad && (c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        char flag[64];
+        int iv = 0;
+        float fv = 0;
+        uint64_t seed = 0;
         switch (c) {
         case 'm': model_opt = optarg; break;
         case 't': train_opt = optarg; break;
@@ -69,37 +70,48 @@ int sc_cmd_search(int argc, char **argv) {
         case 'c': config = optarg; break;
         case 'r': resume = 1; break;
         case 2: cJSON_AddStringToObject(over, keys[c], optarg); break;
-        case 1: case 3: case 4: case 5: case 6: case 7: case 8: case 9: {
-            char *end;
-            double v = strtod(optarg, &end);
-            if (*end || end == optarg) { fprintf(stderr, "steerclear search: --%s '%s' is not a number\n", opts[5 + c - 1].name, optarg); cJSON_Delete(over); return 2; }
-            cJSON_AddNumberToObject(over, keys[c], v);
+        case 1: case 3: case 5: case 6: case 7: case 9:   // integers >= 1
+            snprintf(flag, sizeof flag, "--%s", opts[5 + c - 1].name);
+            if (!sc_cli_parse_int(flag, optarg, 1, &iv)) bad = 1;
+            else cJSON_AddNumberToObject(over, keys[c], iv);
             break;
-        }
-        case 10: if (!sc_cli_parse_int("--first-search", optarg, 0, &first)) { sc_cli_fail("search"); cJSON_Delete(over); return 2; } break;
-        case 11: if (!sc_cli_parse_int("--last-search", optarg, 1, &last)) { sc_cli_fail("search"); cJSON_Delete(over); return 2; } break;
+        case 4:
+            if (!sc_cli_parse_seed("--seed", optarg, &seed)) bad = 1;
+            else cJSON_AddNumberToObject(over, keys[c], (double)seed);
+            break;
+        case 8:
+            if (!sc_cli_parse_float("--lr", optarg, &fv)) bad = 1;
+            else cJSON_AddNumberToObject(over, keys[c], fv);
+            break;
+        case 10: bad = !sc_cli_parse_int("--first-search", optarg, 0, &first); break;
+        case 11: bad = !sc_cli_parse_int("--last-search", optarg, 1, &last); break;
         case 12: budget_opt = optarg; break;
+        case 13: wait = 1; break;
         case 'h': usage(stdout); cJSON_Delete(over); return 0;
-        default: usage(stderr); cJSON_Delete(over); return 2;
+        default: usage(stderr); cJSON_Delete(over); return SC_EXIT_BAD_INPUT;
         }
     }
-    if (!out) { fprintf(stderr, "steerclear search: --out RUN_DIR is required\n"); usage(stderr); cJSON_Delete(over); return 2; }
+    if (!bad && !sc_cli_no_positional("search", argc, argv, optind)) bad = 1;
+    if (bad) { cJSON_Delete(over); return sc_cli_bad_input("search"); }
+    if (!out) { fprintf(stderr, "steerclear search: --out RUN_DIR is required\n"); usage(stderr); cJSON_Delete(over); return SC_EXIT_BAD_INPUT; }
     char saved[4200];
     snprintf(saved, sizeof saved, "%s/config.json", out);
     if (!config && resume && sc_file_exists(saved)) config = saved;   // resume with the run's own config
     cJSON *file = NULL;
-    int rc = 1;
+    int rc;
     sc_stage *stage = NULL;
     char *resolved = NULL;
     char model[4096] = "", train[4096] = "", test[4096] = "", base[4096];
     sc_stage_opts so;
     sc_stage_opts_default(&so);
+    rc = SC_EXIT_BAD_INPUT;   // until the searches start, a failure is bad input
     if (config) {
         char *text;
         if (sc_read_file(config, &text, NULL)) { sc_cli_fail("search"); goto done; }
         file = cJSON_Parse(text);
         free(text);
         if (!file) { fprintf(stderr, "steerclear search: %s: not valid JSON near '%.30s'\n", config, cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() : ""); goto done; }
+        if (sc_json_check_object(file, config, top_keys)) { sc_cli_fail("search"); goto done; }
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(file, "search");
         if (s && sc_search_config_from_json(s, config, &cfg)) { sc_cli_fail("search"); goto done; }
         if (sc_path_dir_of(config, base, sizeof base) || !config_path(file, "model", base, model, sizeof model) ||
@@ -116,44 +128,63 @@ int sc_cmd_search(int argc, char **argv) {
     }
     if (sc_search_config_from_json(over, "command line", &cfg)) { sc_cli_fail("search"); goto done; }
     if ((model_opt && sc_path_resolve(model_opt, NULL, model, sizeof model)) || (train_opt && sc_path_resolve(train_opt, NULL, train, sizeof train))) { sc_cli_fail("search"); goto done; }
-    if (budget_opt && !sc_cli_parse_size("--memory-budget", budget_opt, &so.backend.memory_budget)) { sc_cli_fail("search"); rc = 2; goto done; }
-    if (!model[0]) { fprintf(stderr, "steerclear search: --model is required (or \"model\" in --config)\n"); rc = 2; goto done; }
+    if (budget_opt && !sc_cli_parse_size("--memory-budget", budget_opt, &so.backend.memory_budget)) { sc_cli_fail("search"); goto done; }
+    if (!model[0]) { fprintf(stderr, "steerclear search: --model is required (or \"model\" in --config)\n"); goto done; }
     if (!train[0]) snprintf(train, sizeof train, "%s", sc_default_dataset("train.csv"));
-    if (first < 0 || (last >= 0 && last <= first)) { fprintf(stderr, "steerclear search: --first-search %d --last-search %d is an empty range\n", first, last); rc = 2; goto done; }
-    {   // a run directory that already has searches needs --resume; refuse before writing anything
-        char ck[4300];
+    if (last < 0) last = cfg.searches;
+    if (first >= cfg.searches || last > cfg.searches || last <= first) {
+        fprintf(stderr, "steerclear search: --first-search %d --last-search %d: the run has searches 0..%d; choose FIRST < LAST <= %d\n",
+                first, last, cfg.searches - 1, cfg.searches);
+        goto done;
+    }
+    cJSON *res = cJSON_CreateObject();
+    cJSON_AddStringToObject(res, "model", model);
+    cJSON_AddStringToObject(res, "train", train);
+    if (test[0]) cJSON_AddStringToObject(res, "test", test);
+    cJSON_AddItemToObject(res, "search", sc_search_config_to_json(&cfg));
+    resolved = cJSON_Print(res);
+    {   // a run directory that already has searches needs --resume, with the settings it was
+        // started with; refuse before writing anything
+        char ck[4300], *old_text = NULL;
         snprintf(ck, sizeof ck, "%s/checkpoints", out);
         snprintf(base, sizeof base, "%s/results.h5", out);
         if (!resume && (sc_file_exists(base) || sc_file_exists(ck))) {
             fprintf(stderr, "steerclear search: %s already has searches (results.h5 or checkpoints/); add --resume to continue it, or choose a new --out\n", out);
+            cJSON_Delete(res);
             goto done;
         }
+        if (resume && sc_file_exists(saved)) {
+            char diff[1024];
+            if (sc_read_file(saved, &old_text, NULL) || sc_search_resume_check(old_text, res, saved, diff, sizeof diff)) {
+                free(old_text);
+                cJSON_Delete(res);
+                sc_cli_fail("search");
+                goto done;
+            }
+        }
+        free(old_text);
     }
+    cJSON_Delete(res);
 
     // the stage context, then the resolved config, saved before any search starts
     so.run_dir = out;
-    so.run_mode = SC_RUN_WRITE;
+    so.run_mode = SC_RUN_WRITE | (wait ? SC_RUN_WAIT : 0);
+    so.command = "search";
     so.model_dir = model;
     so.train_csv = train;
     so.need_model = so.need_train = 1;
-    if (sc_stage_open(&so, &stage)) { sc_cli_fail("search"); goto done; }
-    cJSON *res = cJSON_CreateObject();
-    cJSON_AddStringToObject(res, "model", stage->model_dir);
-    cJSON_AddStringToObject(res, "train", stage->train_csv);
-    if (test[0]) cJSON_AddStringToObject(res, "test", test);
-    cJSON_AddItemToObject(res, "search", sc_search_config_to_json(&cfg));
-    resolved = cJSON_Print(res);
-    cJSON_Delete(res);
+    sc_status st = sc_stage_open(&so, &stage);
+    if (st) { rc = sc_cli_setup_exit(st); sc_cli_fail("search"); goto done; }
+    rc = SC_EXIT_FAILED;
     if (sc_run_write_config(stage->run, resolved)) { sc_cli_fail("search"); goto done; }
 
     sc_search_run run = {.model = stage->model, .be = stage->be, .tok = stage->tok, .train = &stage->train, .cfg = &cfg,
-                         .run = stage->run, .model_dir = stage->model_dir, .config_json = resolved, .resume = resume,
-                         .stop = &stop_requested};
-    sc_status st = sc_search_run_range(&run, first, last);
-    if (st == SC_ERR_INTERRUPTED) { fprintf(stderr, "steerclear search: %s\n", sc_last_error()); rc = 3; goto done; }
+                         .run = stage->run, .model_dir = stage->model_dir, .config_json = resolved, .resume = resume};
+    st = sc_search_run_range(&run, first, last);
+    if (st == SC_ERR_INTERRUPTED) { fprintf(stderr, "steerclear search: %s\n", sc_last_error()); rc = SC_EXIT_INTERRUPTED; goto done; }
     if (st) { sc_cli_fail("search"); goto done; }
-    fprintf(stderr, "steerclear search: %d searches finished; results in %s/results.h5\n", (last < 0 ? cfg.searches : last) - first, out);
-    rc = 0;
+    fprintf(stderr, "steerclear search: searches %d..%d finished; results in %s/results.h5\n", first, last - 1, out);
+    rc = SC_EXIT_OK;
 done:
     cJSON_Delete(over);
     cJSON_Delete(file);

@@ -1,6 +1,8 @@
 // dtype.c — element types: sizes, names and the IEEE half <-> float conversions (bf16 is
-// inline in core.h).
+// inline in core.h); the CRC-32C of checkpoints.
 #include "steerclear/core.h"
+
+#include <pthread.h>
 
 size_t sc_dtype_size(sc_dtype dt) {
     switch (dt) {
@@ -58,4 +60,25 @@ uint16_t sc_f32_to_f16(float f) {
     uint32_t half = sign | ((uint32_t)exp << 10) | (man >> 13), rem = man & 0x1fffu;
     if (rem > 0x1000u || (rem == 0x1000u && (half & 1))) half++;
     return (uint16_t)half;
+}
+
+// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), a table of 256 entries built once.
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_init(void) {
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+        crc_table[i] = c;
+    }
+}
+
+uint32_t sc_crc32c(uint32_t crc, const void *data, size_t n) {
+    pthread_once(&crc_once, crc_init);
+    const uint32_t *table = crc_table;
+    const uint8_t *p = data;
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++) crc = table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
+    return ~crc;
 }

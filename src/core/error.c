@@ -45,6 +45,7 @@ const char *sc_status_name(sc_status st) {
     case SC_ERR_NUMERIC: return "numerical error";
     case SC_ERR_LIB: return "library error";
     case SC_ERR_INTERRUPTED: return "interrupted";
+    case SC_ERR_BUSY: return "busy";
     case SC_ERR_INTERNAL: return "internal error";
     }
     return "unknown status";

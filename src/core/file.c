@@ -9,23 +9,54 @@
 #include <time.h>
 #include <unistd.h>
 
+// What a path is, for messages: "a directory", "a FIFO", ...
+static const char *kind_of(mode_t m) {
+    if (S_ISDIR(m)) return "a directory";
+    if (S_ISFIFO(m)) return "a FIFO (named pipe)";
+    if (S_ISCHR(m) || S_ISBLK(m)) return "a device";
+    if (S_ISSOCK(m)) return "a socket";
+    return "not a regular file";
+}
+
+sc_status sc_open_regular(const char *path, int *fd_out, size_t *size) {
+    *fd_out = -1;
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return sc_errorf(SC_ERR_IO, "%s: cannot open for reading: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) { int e = errno; close(fd); return sc_errorf(SC_ERR_IO, "%s: cannot stat: %s", path, strerror(e)); }
+    if (!S_ISREG(sb.st_mode)) { close(fd); return sc_errorf(SC_ERR_IO, "%s is %s, not a file: give the path of the file itself", path, kind_of(sb.st_mode)); }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    *fd_out = fd;
+    *size = (size_t)sb.st_size;
+    return SC_OK;
+}
+
 sc_status sc_read_file(const char *path, char **out, size_t *out_len) {
     *out = NULL;
     if (out_len) *out_len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return sc_errorf(SC_ERR_IO, "%s: cannot open for reading: %s", path, strerror(errno));
-    if (fseek(f, 0, SEEK_END) != 0) { fclose(f); return sc_errorf(SC_ERR_IO, "%s: cannot seek: %s", path, strerror(errno)); }
-    long n = ftell(f);
-    if (n < 0) { fclose(f); return sc_errorf(SC_ERR_IO, "%s: cannot tell size: %s", path, strerror(errno)); }
-    rewind(f);
-    char *buf = sc_malloc((size_t)n + 1, path);
-    if (!buf) { fclose(f); return SC_ERR_MEM; }
-    size_t got = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    if (got != (size_t)n) { free(buf); return sc_errorf(SC_ERR_IO, "%s: read %zu of %ld bytes", path, got, n); }
+    int fd;
+    size_t n;
+    SC_TRY(sc_open_regular(path, &fd, &n));
+    char *buf = sc_malloc(n + 1, path);
+    if (!buf) { close(fd); return SC_ERR_MEM; }
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            int e = errno;
+            free(buf);
+            close(fd);
+            return sc_errorf(SC_ERR_IO, "%s: read stopped after %zu of %zu bytes: %s", path, got, n, r < 0 ? strerror(e) : "the file shrank while being read");
+        }
+        got += (size_t)r;
+    }
+    close(fd);
     buf[n] = '\0';
     *out = buf;
-    if (out_len) *out_len = (size_t)n;
+    if (out_len) *out_len = n;
     return SC_OK;
 }
 
@@ -39,14 +70,27 @@ sc_status sc_commit_file(const char *tmp_path, const char *path) {
 
 sc_status sc_write_file_atomic(const char *path, const void *data, size_t len) {
     char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return sc_errorf(SC_ERR_IO, "%s: cannot open for writing: %s (check the directory exists and is writable)", tmp, strerror(errno));
-    size_t put = len ? fwrite(data, 1, len, f) : 0;
-    int ok = put == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    if (fclose(f) != 0) ok = 0;
-    if (!ok) { unlink(tmp); return sc_errorf(SC_ERR_IO, "%s: write failed (%zu of %zu bytes): %s (disk full?)", path, put, len, strerror(errno)); }
-    if (rename(tmp, path) != 0) { unlink(tmp); return sc_errorf(SC_ERR_IO, "%s: cannot rename into place: %s", path, strerror(errno)); }
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
+        return sc_errorf(SC_ERR_ARG, "%s: path too long", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return sc_errorf(SC_ERR_IO, "%s: cannot open for writing: %s (check the directory exists and is writable)", tmp, strerror(errno));
+    const char *p = data, *what = NULL;
+    size_t put = 0;
+    int err = 0;
+    while (put < len) {
+        ssize_t w = write(fd, p + put, len - put);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) { err = w < 0 ? errno : ENOSPC; what = "writing"; break; }
+        put += (size_t)w;
+    }
+    if (!what && fsync(fd) != 0) { err = errno; what = "flushing to disk"; }
+    if (close(fd) != 0 && !what) { err = errno; what = "closing"; }
+    if (what) {
+        unlink(tmp);
+        return sc_errorf(SC_ERR_IO, "%s: %s failed after %zu of %zu bytes: %s%s; the previous %s is untouched", path, what, put, len,
+                         strerror(err), err == ENOSPC || err == EDQUOT ? " (free some space or raise the quota)" : "", path);
+    }
+    if (rename(tmp, path) != 0) { int e = errno; unlink(tmp); return sc_errorf(SC_ERR_IO, "%s: cannot rename into place: %s", path, strerror(e)); }
     return SC_OK;
 }
 

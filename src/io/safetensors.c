@@ -313,12 +313,10 @@ static sc_status open_one(sc_safetensors *st, const char *path) {
     if (!sh->path) return sc_errorf(SC_ERR_MEM, "out of memory opening %s", path);
     st->n_shards++;
 
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return sc_errorf(SC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) { int e = errno; close(fd); return sc_errorf(SC_ERR_IO, "%s: cannot stat: %s", path, strerror(e)); }
-    if (!S_ISREG(sb.st_mode)) { close(fd); return sc_errorf(SC_ERR_IO, "%s: not a regular file", path); }
-    uint64_t size = (uint64_t)sb.st_size;
+    int fd;
+    size_t fsize;
+    SC_TRY(sc_open_regular(path, &fd, &fsize));   // a directory or FIFO is an error, never a hang
+    uint64_t size = (uint64_t)fsize;
     if (size < 8) {
         close(fd);
         return sc_errorf(SC_ERR_FORMAT, "%s: file is %llu bytes, too short for the 8-byte header length (truncated or not safetensors)",

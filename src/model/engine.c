@@ -270,12 +270,16 @@ static sc_status block_backward(const run_ctx *r, int l, const block_acts *b, fl
 
 static sc_status check_batch(const sc_model *m, const sc_batch *batch, const sc_kv_cache *cache) {
     if (batch->n_seq <= 0) return sc_errorf(SC_ERR_ARG, "forward: empty batch");
+    const int ctx = m->cfg.max_position;
     if (cache && (cache->first != m->first || cache->last != m->last))
         return sc_errorf(SC_ERR_INTERNAL, "forward: KV cache made for blocks [%d,%d), the model slice is [%d,%d)", cache->first, cache->last, m->first, m->last);
     for (int s = 0; s < batch->n_seq; s++) {
         int n = batch->seq_start[s + 1] - batch->seq_start[s];
         int p0 = batch->pos0 ? batch->pos0[s] : 0;
         if (n < 0) return sc_errorf(SC_ERR_INTERNAL, "forward: sequence %d has negative length", s);
+        if (ctx > 0 && (int64_t)p0 + n > ctx)
+            return sc_errorf(SC_ERR_ARG, "%s: sequence %d needs %lld positions, beyond the model's context of %d (max_position_embeddings); shorten it",
+                             m->dir, s, (long long)p0 + n, ctx);
         if (cache) {
             int slot = batch->slot ? batch->slot[s] : s;
             if (slot < 0 || slot >= cache->n_slots) return sc_errorf(SC_ERR_INTERNAL, "forward: slot %d outside the cache's %d", slot, cache->n_slots);
@@ -331,6 +335,7 @@ static sc_status forward_blocks(const sc_model *m, sc_backend *be, const sc_batc
         block_acts_layout(&tmp, c, T, 0, mem);
     }
     for (int l = m->first; l < m->last; l++) {
+        SC_TRY(sc_check_interrupt("running the model"));
         block_acts *b = (save && !save->checkpoint) ? &save->blocks[l - m->first] : &tmp;
         SC_TRY(be->op->copy(be, b->x_in, hidden, row_bytes));
         if (save && save->checkpoint) SC_TRY(be->op->copy(be, save->blocks[l - m->first].x_in, hidden, row_bytes));
@@ -366,6 +371,7 @@ static sc_status backward_blocks(const sc_model *m, sc_backend *be, sc_activatio
     run_ctx r;
     SC_TRY(run_ctx_init(&r, m, be, &batch));
     for (int l = m->last - 1; l >= m->first; l--) {
+        SC_TRY(sc_check_interrupt("running the backward pass"));
         block_acts *b = &act->blocks[l - m->first];
         if (act->checkpoint) {   // recompute the block from its saved input
             SC_TRY(be->op->copy(be, act->scratch.x_in, b->x_in, sizeof(float) * (size_t)T * C));

@@ -202,8 +202,18 @@ void sc_gen_stage_free(sc_gen_stage *st) {
     free(st);
 }
 
+sc_status sc_gen_check_context(const sc_model *m, int prompt_len, int max_new, const char *what) {
+    const int64_t need = (int64_t)prompt_len + max_new, ctx = m->cfg.max_position;
+    if (ctx > 0 && need > ctx)
+        return sc_errorf(SC_ERR_ARG, "%s has %d tokens and %d new tokens are asked for: %lld positions, beyond the model's context of %lld "
+                         "(max_position_embeddings in %s/config.json); shorten it or ask for fewer new tokens",
+                         what, prompt_len, max_new, (long long)need, (long long)ctx, m->dir);
+    return SC_OK;
+}
+
 sc_status sc_gen_stage_create(const sc_model *m, sc_backend *be, const sc_gen_plan *plan, sc_gen_stage **out) {
     *out = NULL;
+    SC_TRY(sc_gen_check_context(m, plan->max_prompt, plan->max_new, "the longest prompt"));
     sc_gen_stage *st = sc_calloc(1, sizeof *st, "generation stage");
     if (!st) return SC_ERR_MEM;
     st->m = m;
@@ -261,6 +271,7 @@ sc_status sc_generator_run(sc_generator *G, const int32_t *const *prompts, const
                            const uint64_t *stream, const int *tag, const sc_sample_opts *o, const sc_hook *hook) {
     SC_TRY(sc_gen_start(G->gen, prompts, prompt_len, n, stream, tag, o));
     while (!sc_gen_done(G->gen)) {
+        SC_TRY(sc_check_interrupt("generating"));
         SC_TRY(sc_gen_stage_forward(G->stage, G->gen, hook));
         SC_TRY(sc_gen_stage_sample(G->stage, G->gen, o));
         SC_TRY(sc_gen_advance(G->gen, G->stage->tokens));
@@ -272,6 +283,11 @@ sc_status sc_generate(const sc_model *m, sc_backend *be, const int32_t *const *p
                       int n, const uint64_t *stream, const int *tag, const sc_sample_opts *o, const sc_hook *hook,
                       sc_gen_out *out) {
     if (n < 1) return sc_errorf(SC_ERR_ARG, "generate: no prompts");
+    for (int s = 0; s < n; s++) {
+        char what[64];
+        snprintf(what, sizeof what, "prompt %d", s);
+        SC_TRY(sc_gen_check_context(m, prompt_len[s], o->max_new_tokens, what));
+    }
     sc_gen_plan plan = {.max_seqs = n, .max_prompt = 1, .max_new = o->max_new_tokens > 0 ? o->max_new_tokens : 0};
     for (int s = 0; s < n; s++) {
         memset(&out[s], 0, sizeof out[s]);

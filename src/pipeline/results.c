@@ -2,39 +2,115 @@
 // results/README.md): paths, the resolved config, finished searches, directions and the
 // sequences they were measured over. Every update of results.h5 is a copy edited and renamed
 // over the file (sc_h5_begin_update / sc_h5_commit).
-// Leaves out: locking against a second writer (one process writes a run directory).
+// A writer holds the directory's lock (flock) for as long as it runs.
 #include "steerclear/results.h"
 #include "steerclear/h5.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
 
 #define SC_MAX_SEARCH_INDEX 10000   // /searches/NNNN: four digits
 
 struct sc_run {
     char *dir;
-    sc_run_mode mode;
+    int mode;
+    int lock_fd;           // held while writing (-1: not locked)
 };
 
-// --- The directory --------------------------------------------------------------------------
+// --- The directory and its lock -----------------------------------------------------------------
 
-sc_status sc_run_open(const char *dir, sc_run_mode mode, sc_run **out) {
+// Remove the temporary files (NAME.tmp.PID) a killed writer left in `dir`.
+static int remove_stale_tmp(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        const char *t = strstr(e->d_name, ".tmp.");
+        if (!t || !t[5] || strspn(t + 5, "0123456789") != strlen(t + 5)) continue;
+        char path[4500];
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) < sizeof path && unlink(path) == 0) n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static sc_status take_lock(sc_run *r, int wait, const char *command) {
+    char path[4200], holder[512] = "";
+    snprintf(path, sizeof path, "%s/.steerclear.lock", r->dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return sc_errorf(SC_ERR_IO, "%s: cannot create the run directory's lock file: %s (is the directory writable?)", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno != EWOULDBLOCK) {
+            sc_log(SC_LOG_WARN, "%s: this file system has no locks (%s): nothing stops a second process from writing this run directory at the same time",
+                   path, strerror(errno));
+            r->lock_fd = fd;
+            return SC_OK;
+        }
+        ssize_t got = pread(fd, holder, sizeof holder - 1, 0);
+        holder[got > 0 ? got : 0] = '\0';
+        holder[strcspn(holder, "\n")] = '\0';
+        if (!wait) {
+            close(fd);
+            return sc_errorf(SC_ERR_BUSY, "%s: another steerclear process is writing this run directory (%s); wait until it finishes, "
+                             "stop it, or add --wait to wait for it", r->dir, holder[0] ? holder : "holder unknown");
+        }
+        sc_log(SC_LOG_INFO, "%s: waiting for the process writing this run directory (%s)", r->dir, holder[0] ? holder : "holder unknown");
+        while (flock(fd, LOCK_EX) != 0) {
+            if (errno != EINTR) { int e = errno; close(fd); return sc_errorf(SC_ERR_IO, "%s: waiting for the lock: %s", path, strerror(e)); }
+            sc_status st = sc_check_interrupt("waiting for the run directory's lock");
+            if (st) { close(fd); return st; }
+        }
+    }
+    char host[256] = "?", line[512];
+    gethostname(host, sizeof host);
+    host[sizeof host - 1] = '\0';
+    time_t now = time(NULL);
+    struct tm tm;
+    char when[32];
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
+    int n = snprintf(line, sizeof line, "host %s, pid %ld, `steerclear %s`, since %s\n", host, (long)getpid(), command ? command : "?", when);
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, line, (size_t)n, 0) != n) sc_log(SC_LOG_WARN, "%s: cannot record this process in the lock file", path);
+    r->lock_fd = fd;
+    // we are the only writer now: temporaries of a writer that was killed are stale
+    const char *subdirs[] = {"", "/checkpoints", "/directions", "/eval"};
+    int removed = 0;
+    for (size_t i = 0; i < sizeof subdirs / sizeof subdirs[0]; i++) {
+        snprintf(path, sizeof path, "%s%s", r->dir, subdirs[i]);
+        removed += remove_stale_tmp(path);
+    }
+    if (removed) sc_log(SC_LOG_INFO, "%s: removed %d temporary files left by an interrupted writer", r->dir, removed);
+    return SC_OK;
+}
+
+sc_status sc_run_open(const char *dir, int mode, const char *command, sc_run **out) {
     *out = NULL;
     if (!dir || !*dir) return sc_errorf(SC_ERR_ARG, "no run directory given (--run RUN_DIR or --out RUN_DIR)");
     if (strlen(dir) > 3800) return sc_errorf(SC_ERR_ARG, "run directory path is too long (%zu bytes): %.60s...", strlen(dir), dir);
-    if (mode == SC_RUN_WRITE) SC_TRY(sc_mkdir_p(dir));
+    if (mode & SC_RUN_WRITE) SC_TRY(sc_mkdir_p(dir));
     sc_run *r = sc_calloc(1, sizeof *r, "run directory");
     if (!r) return SC_ERR_MEM;
+    r->lock_fd = -1;
+    r->mode = mode;
     r->dir = sc_strdup(dir);
     if (!r->dir) { free(r); return SC_ERR_MEM; }
-    r->mode = mode;
+    if (mode & SC_RUN_WRITE) {
+        sc_status st = take_lock(r, mode & SC_RUN_WAIT, command);
+        if (st) { sc_run_close(r); return st; }
+    }
     *out = r;
     return SC_OK;
 }
 
 void sc_run_close(sc_run *r) {
     if (!r) return;
+    if (r->lock_fd >= 0) close(r->lock_fd);   // releases the flock
     free(r->dir);
     free(r);
 }
@@ -198,6 +274,16 @@ done:
     if (h) sc_h5_close(h);
     free(fin); free(allA); free(allB); free(loss); free(kl); free(nll); free(npos); free(lens); free(pidx); free(toks);
     return st;
+}
+
+int sc_results_has_search(const sc_run *r, int search) {
+    sc_h5 *h = NULL;
+    if (!sc_results_exists(r) || open_read(r, &h)) { sc_error_clear(); return 0; }
+    char grp[64];
+    snprintf(grp, sizeof grp, "/searches/%04d", search);
+    int yes = sc_h5_exists(h, grp);
+    sc_h5_close(h);
+    return yes;
 }
 
 static sc_status list_searches(sc_h5 *h, int **searches, int *n) {

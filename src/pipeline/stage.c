@@ -106,7 +106,7 @@ sc_status sc_stage_open(const sc_stage_opts *o, sc_stage **out) {
     char *config_text = NULL;
     cJSON *cfg = NULL;
     sc_results_meta meta = {0};
-    sc_status st = sc_run_open(o->run_dir, o->run_mode, &s->run);
+    sc_status st = sc_run_open(o->run_dir, o->run_mode, o->command, &s->run);
     if (!st) st = sc_run_read_config(s->run, &config_text);
     if (!st && config_text && !(cfg = cJSON_Parse(config_text))) {
         char path[4200];

@@ -3,23 +3,25 @@
 // to continue a search bit for bit, rewritten atomically (temporary file + fsync + rename)
 // after every optimizer step.
 //
-// Layout (little-endian): "SCSRCHK1", u32 version, u32 kind, u32 rank, u32 C, u32 L,
-// u32 steps_total, u32 steps_done, u32 batch, u32 search, u64 seed, u64 payload bytes;
-// then f32 A, B, mA, vA, mB, vB, A0, B0 (each n_sets*C*r); then per finished step:
-// f64 loss, kl, nll, i64 n_pos, i32 prompt_idx[batch], i32 gen_len[batch], i32 gen[sum],
-// f32 A, B.
+// Layout (little-endian), version 2: "SCSRCHK1", u32 version, u32 kind, u32 rank, u32 C,
+// u32 L, u32 steps_total, u32 steps_done, u32 batch, u32 search, u64 seed, u64 payload bytes,
+// u32 CRC-32C of the payload, u32 settings bytes; the payload: the settings (JSON text: every
+// search setting that changes results), then f32 A, B, mA, vA, mB, vB, A0, B0 (each
+// n_sets*C*r), then per finished step: f64 loss, kl, nll, i64 n_pos, i32 prompt_idx[batch],
+// i32 gen_len[batch], i32 gen[sum], f32 A, B. Version 1 (no CRC, no settings) is still read.
 #include "steerclear/search.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #define CKPT_MAGIC "SCSRCHK1"
-#define CKPT_VERSION 1u
+#define CKPT_VERSION 2u
 
 // --- State --------------------------------------------------------------------------------------
 
 void sc_search_state_free(sc_search_state *s) {
     if (!s) return;
+    free(s->settings);
     if (s->adapter) s->adapter->be->op->free(s->adapter->be, s->mA);
     sc_adapter_free(s->adapter);
     free(s->A0);
@@ -70,6 +72,7 @@ sc_status sc_search_state_create(sc_backend *be, const sc_search_config *cfg, in
     if (!st && !(s->A0 = malloc(sizeof(float) * (nA + nB)))) st = sc_errorf(SC_ERR_MEM, "out of memory");
     if (!st) { s->B0 = s->A0 + nA; st = sc_adapter_get(s->adapter, s->A0, s->B0); }
     if (!st) st = alloc_records(s, nA, nB);
+    if (!st && !(s->settings = sc_search_config_settings(cfg))) st = sc_errorf(SC_ERR_MEM, "out of memory");
     if (st) { sc_search_state_free(s); return st; }
     *out = s;
     return SC_OK;
@@ -106,8 +109,13 @@ sc_status sc_search_checkpoint_save(const char *path, const sc_search_state *s) 
     put_u32(&b, (uint32_t)a->C); put_u32(&b, (uint32_t)a->n_layers); put_u32(&b, (uint32_t)s->steps_total);
     put_u32(&b, (uint32_t)s->steps_done); put_u32(&b, (uint32_t)s->batch); put_u32(&b, (uint32_t)s->search);
     put_u64(&b, s->seed);
-    size_t payload_at = b.n;
-    put_u64(&b, 0);
+    const size_t payload_at = b.n;
+    const uint32_t settings_len = (uint32_t)strlen(s->settings);
+    put_u64(&b, 0);            // payload bytes, filled in below
+    put_u32(&b, 0);            // CRC-32C of the payload, filled in below
+    put_u32(&b, settings_len);
+    const size_t body_at = b.n;
+    put(&b, s->settings, settings_len);
     // A, B, mA, vA, mB, vB from backend memory, then A0, B0 from the host
     void *A = grow(&b, sizeof(float) * nA), *B = grow(&b, sizeof(float) * nB);
     sc_status st = b.oom ? SC_OK : sc_adapter_get(a, A, B);
@@ -132,8 +140,10 @@ sc_status sc_search_checkpoint_save(const char *path, const sc_search_state *s) 
     }
     if (st) { free(b.p); return st; }
     if (b.oom) { free(b.p); return sc_errorf(SC_ERR_MEM, "%s: out of memory building the checkpoint", path); }
-    uint64_t payload = b.n - payload_at - 8;
+    const uint64_t payload = b.n - body_at;
+    const uint32_t crc = sc_crc32c(0, b.p + body_at, b.n - body_at);
     memcpy(b.p + payload_at, &payload, 8);
+    memcpy(b.p + payload_at + 8, &crc, 4);
     st = sc_write_file_atomic(path, b.p, b.n);
     free(b.p);
     return st;
@@ -164,12 +174,23 @@ sc_status sc_search_checkpoint_load(const char *path, const sc_search_config *cf
     sc_search_state *s = NULL;
     sc_status st = SC_OK;
     char magic[8];
-    uint32_t h[9];
+    uint32_t h[9], crc = 0, settings_len = 0;
     uint64_t seed, payload;
+    char *settings = NULL;
     if (!get(&b, magic, 8) || memcmp(magic, CKPT_MAGIC, 8) != 0) { st = sc_errorf(SC_ERR_FORMAT, "%s: not a steerclear search checkpoint (bad magic); delete it to restart this search", path); goto fail; }
     if (!get(&b, h, sizeof h) || !get(&b, &seed, 8) || !get(&b, &payload, 8)) { st = sc_errorf(SC_ERR_FORMAT, "%s: truncated header; delete it to restart this search", path); goto fail; }
-    if (h[0] != CKPT_VERSION) { st = sc_errorf(SC_ERR_FORMAT, "%s: checkpoint version %u, this build reads %u", path, h[0], CKPT_VERSION); goto fail; }
+    if (h[0] != 1 && h[0] != CKPT_VERSION) { st = sc_errorf(SC_ERR_FORMAT, "%s: checkpoint version %u, this build reads 1 and %u; delete it to restart this search", path, h[0], CKPT_VERSION); goto fail; }
+    if (h[0] >= 2 && (!get(&b, &crc, 4) || !get(&b, &settings_len, 4))) { st = sc_errorf(SC_ERR_FORMAT, "%s: truncated header; delete it to restart this search", path); goto fail; }
     if (payload != len - b.at) { st = sc_errorf(SC_ERR_FORMAT, "%s: file holds %zu payload bytes but its header says %llu (truncated or corrupt); delete it to restart this search", path, len - b.at, (unsigned long long)payload); goto fail; }
+    if (h[0] >= 2) {
+        const uint32_t got = sc_crc32c(0, data + b.at, len - b.at);
+        if (got != crc) { st = sc_errorf(SC_ERR_FORMAT, "%s: checksum mismatch (CRC-32C %08x, the header says %08x): the file is corrupt; delete it to restart this search", path, got, crc); goto fail; }
+        if (settings_len > len - b.at || !(settings = malloc((size_t)settings_len + 1))) { st = sc_errorf(SC_ERR_FORMAT, "%s: bad settings length %u", path, settings_len); goto fail; }
+        get(&b, settings, settings_len);
+        settings[settings_len] = '\0';
+    } else {
+        sc_log(SC_LOG_WARN, "%s: a version-1 checkpoint (no checksum, no recorded settings): only its sizes and seed are checked", path);
+    }
     const int steps_total = cfg->prompts_per_search / cfg->batch_size * cfg->epochs;
     struct { const char *what; long long got, want; } checks[] = {
         {"adapter kind", h[1], cfg->adapter}, {"rank", h[2], cfg->rank}, {"hidden size", h[3], C},
@@ -178,6 +199,11 @@ sc_status sc_search_checkpoint_load(const char *path, const sc_search_config *cf
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)
         if (checks[i].got != checks[i].want) { st = sc_errorf(SC_ERR_ARG, "%s: %s is %lld in the checkpoint but %lld in this run's config; resume with the same config, or start a new run directory", path, checks[i].what, checks[i].got, checks[i].want); goto fail; }
     if (seed != sc_search_seed(cfg, (int)h[8])) { st = sc_errorf(SC_ERR_ARG, "%s: the checkpoint was made with another seed; resume with the same config, or start a new run directory", path); goto fail; }
+    char diff[1024] = "";
+    if (settings && sc_search_settings_diff(settings, cfg, diff, sizeof diff)) {
+        st = sc_errorf(SC_ERR_ARG, "%s: the checkpoint was made with other settings: %s; resume with the same config, or start a new run directory", path, diff);
+        goto fail;
+    }
     if ((st = sc_search_state_create(be, cfg, (int)h[8], n_layers, C, &s))) goto fail;
     const size_t nA = sc_adapter_numel_A(s->adapter), nB = sc_adapter_numel_B(s->adapter);
     const float *A = view(&b, sizeof(float) * nA), *B = view(&b, sizeof(float) * nB);
@@ -210,10 +236,12 @@ sc_status sc_search_checkpoint_load(const char *path, const sc_search_config *cf
     }
     if (b.at != len) { st = sc_errorf(SC_ERR_FORMAT, "%s: %zu unexpected bytes after the last step", path, len - b.at); goto fail; }
     free(data);
+    free(settings);
     *out = s;
     return SC_OK;
 fail:
     free(data);
+    free(settings);
     sc_search_state_free(s);
     return st;
 }

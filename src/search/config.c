@@ -2,8 +2,13 @@
 #include "steerclear/search.h"
 #include "steerclear/rng.h"
 
+#include "steerclear/json.h"
+
 #include <cjson/cJSON.h>
+#include <float.h>
+#include <limits.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 void sc_search_config_default(sc_search_config *c) {
@@ -68,16 +73,23 @@ static const key_def keys[] = {
     KEY("loss_chunk", K_INT, loss_chunk),
 };
 
+#define N_KEYS (sizeof keys / sizeof keys[0])
+
+static const key_def *find_key(const char *name) {
+    for (size_t i = 0; i < N_KEYS; i++) if (!strcmp(keys[i].name, name)) return &keys[i];
+    return NULL;
+}
+
 sc_status sc_search_config_from_json(const cJSON *obj, const char *where, sc_search_config *c) {
     if (!cJSON_IsObject(obj)) return sc_errorf(SC_ERR_FORMAT, "%s: the search settings must be a JSON object", where);
+    const char *names[N_KEYS + 1];
+    for (size_t i = 0; i < N_KEYS; i++) names[i] = keys[i].name;
+    names[N_KEYS] = NULL;
+    char what[512];
+    snprintf(what, sizeof what, "%s: search settings", where);
+    SC_TRY(sc_json_check_object(obj, what, names));   // unknown and repeated keys
     for (const cJSON *it = obj->child; it; it = it->next) {
-        const key_def *k = NULL;
-        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) if (!strcmp(keys[i].name, it->string)) k = &keys[i];
-        if (!k) {
-            char known[1024] = "";
-            for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) { strcat(known, i ? ", " : ""); strcat(known, keys[i].name); }
-            return sc_errorf(SC_ERR_ARG, "%s: unknown search setting '%s' (known: %s)", where, it->string, known);
-        }
+        const key_def *k = find_key(it->string);
         char *base = (char *)c + k->off;
         switch (k->kind) {
         case K_ADAPTER:
@@ -89,20 +101,88 @@ sc_status sc_search_config_from_json(const cJSON *obj, const char *where, sc_sea
             else if (cJSON_IsBool(it)) *(int *)base = cJSON_IsTrue(it);
             else return sc_errorf(SC_ERR_ARG, "%s: '%s' must be true, false or \"auto\"", where, k->name);
             break;
-        default:
-            if (!cJSON_IsNumber(it)) return sc_errorf(SC_ERR_ARG, "%s: '%s' must be a number", where, k->name);
-            if (k->kind == K_FLOAT) *(float *)base = (float)it->valuedouble;
-            else if (k->kind == K_U64) {
-                if (it->valuedouble < 0 || it->valuedouble > 9007199254740992.0) return sc_errorf(SC_ERR_ARG, "%s: seed must be in [0, 2^53]", where);
-                *(uint64_t *)base = (uint64_t)it->valuedouble;
-            } else {
-                if (it->valuedouble != (double)(int)it->valuedouble) return sc_errorf(SC_ERR_ARG, "%s: '%s' = %g must be an integer", where, k->name, it->valuedouble);
-                *(int *)base = (int)it->valuedouble;
+        case K_FLOAT:
+            if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble) || fabs(it->valuedouble) > FLT_MAX)
+                return sc_errorf(SC_ERR_ARG, "%s: '%s' must be a finite number", where, k->name);
+            *(float *)base = (float)it->valuedouble;
+            break;
+        case K_U64:
+            if (!sc_json_is_int(it, 0, 9007199254740992.0)) return sc_errorf(SC_ERR_ARG, "%s: '%s' must be an integer in [0, 2^53]", where, k->name);
+            *(uint64_t *)base = (uint64_t)it->valuedouble;
+            break;
+        case K_INT:
+            if (!sc_json_is_int(it, INT_MIN, INT_MAX)) {
+                if (cJSON_IsNumber(it)) return sc_errorf(SC_ERR_ARG, "%s: '%s' = %g must be an integer", where, k->name, it->valuedouble);
+                return sc_errorf(SC_ERR_ARG, "%s: '%s' must be a number", where, k->name);
             }
+            *(int *)base = (int)it->valuedouble;
+            break;
         }
     }
     sc_status st = sc_search_config_validate(c);
     return st ? sc_error_wrap(st, "%s: ", where) : SC_OK;
+}
+
+// Keys whose change on --resume cannot change finished or continuing results: the number of
+// searches (a run may be extended), activation checkpointing (recomputation gives the same
+// numbers) and the loss chunk (rows are summed in the same order).
+static const char *const resume_free[] = {"searches", "checkpoint_activations", "loss_chunk", "test", NULL};
+
+static int is_free(const char *key) {
+    for (const char *const *k = resume_free; *k; k++) if (!strcmp(*k, key)) return 1;
+    return 0;
+}
+
+// Append "key (old -> new)" for every key of `a` or `b` whose values differ.
+static void diff_objects(const cJSON *a, const cJSON *b, const char *prefix, char *out, size_t n) {
+    for (int pass = 0; pass < 2; pass++) {
+        const cJSON *x = pass ? b : a, *y = pass ? a : b;
+        for (const cJSON *it = x ? x->child : NULL; it; it = it->next) {
+            if (cJSON_IsObject(it) || is_free(it->string)) continue;
+            const cJSON *other = cJSON_GetObjectItemCaseSensitive(y, it->string);
+            if (pass && other) continue;   // both present: compared in the first pass
+            if (other && cJSON_Compare(it, other, 1)) continue;
+            char *va = cJSON_PrintUnformatted(pass ? other : it), *vb = cJSON_PrintUnformatted(pass ? it : other);
+            size_t at = strlen(out);
+            snprintf(out + at, n - at, "%s%s%s (%s -> %s)", at ? ", " : "", prefix, it->string, va ? va : "absent", vb ? vb : "absent");
+            free(va);
+            free(vb);
+        }
+    }
+}
+
+char *sc_search_config_settings(const sc_search_config *cfg) {
+    cJSON *o = sc_search_config_to_json(cfg);
+    for (const char *const *k = resume_free; *k; k++) cJSON_DeleteItemFromObjectCaseSensitive(o, *k);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return text;
+}
+
+int sc_search_settings_diff(const char *settings_json, const sc_search_config *cfg, char *diff, size_t n) {
+    diff[0] = '\0';
+    cJSON *old = cJSON_Parse(settings_json), *now = sc_search_config_to_json(cfg);
+    if (!cJSON_IsObject(old)) snprintf(diff, n, "unreadable recorded settings");
+    else diff_objects(old, now, "", diff, n);
+    cJSON_Delete(old);
+    cJSON_Delete(now);
+    return diff[0] != '\0';
+}
+
+sc_status sc_search_resume_check(const char *saved_json, const cJSON *now, const char *where, char *diff, size_t n) {
+    diff[0] = '\0';
+    cJSON *old = cJSON_Parse(saved_json);
+    if (!cJSON_IsObject(old)) {
+        cJSON_Delete(old);
+        return sc_errorf(SC_ERR_FORMAT, "%s: not a JSON object; restore it, or start a new run directory", where);
+    }
+    diff_objects(old, now, "", diff, n);
+    diff_objects(cJSON_GetObjectItemCaseSensitive(old, "search"), cJSON_GetObjectItemCaseSensitive(now, "search"), "search.", diff, n);
+    cJSON_Delete(old);
+    if (diff[0])
+        return sc_errorf(SC_ERR_ARG, "%s: --resume cannot change settings that change results: %s; resume with the run's settings "
+                         "(drop those options), or start a new run directory", where, diff);
+    return SC_OK;
 }
 
 cJSON *sc_search_config_to_json(const sc_search_config *c) {

@@ -22,6 +22,7 @@ static sc_status loss_chunks(const sc_model *m, sc_backend *be, const float *hid
     const double inv_n = 1.0 / n;
     for (int c0 = 0; c0 < n; c0 += chunk) {
         const int cn = n - c0 < chunk ? n - c0 : chunk;
+        SC_TRY(sc_check_interrupt("computing the loss"));
         SC_TRY(sc_head(m, be, hidden_p, rows + c0, cn, NULL, lp));
         SC_TRY(sc_head(m, be, hidden_q, rows + c0, cn, rstd, lq));
         SC_TRY(be->op->divergence_loss(be, lq, lp, targets + c0, cn, V, alpha, beta, inv_n, kls, nlls));

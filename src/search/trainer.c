@@ -200,6 +200,9 @@ sc_status sc_search_run_range(const sc_search_run *run, int first, int last) {
         const char *text = run->train->items[i].full_prompt;
         if ((st = sc_tok_encode(run->tok, text, strlen(text), &tok[i], &n))) { sc_error_wrap(st, "train prompt %d (line %d): ", i, run->train->items[i].line); goto done; }
         if (n == 0) { st = sc_errorf(SC_ERR_FORMAT, "train prompt %d (line %d): full_prompt encodes to no tokens", i, run->train->items[i].line); goto done; }
+        char what[96];
+        snprintf(what, sizeof what, "train prompt %d (line %d)", i, run->train->items[i].line);
+        if ((st = sc_gen_check_context(run->model, (int)n, cfg->max_new_tokens, what))) goto done;
         tok_len[i] = (int)n;
         if (tok_len[i] > max_prompt) max_prompt = tok_len[i];
     }
@@ -209,6 +212,10 @@ sc_status sc_search_run_range(const sc_search_run *run, int first, int last) {
     int steps_run = 0;
     const int is_tty = isatty(2);
     for (int sidx = first; sidx < last; sidx++) {
+        if (sc_results_has_search(run->run, sidx)) {   // finished: never rerun, never rewritten from a checkpoint
+            sc_log(SC_LOG_INFO, "search %d: already in results.h5, skipped", sidx);
+            continue;
+        }
         char ckpt[4200];
         if ((st = sc_run_checkpoint_path(run->run, sidx, ckpt, sizeof ckpt))) goto done;
         sc_search_state *s = NULL;
@@ -226,7 +233,13 @@ sc_status sc_search_run_range(const sc_search_run *run, int first, int last) {
             const int n = cfg->batch_size;
             for (int i = 0; i < n; i++) { bi[i] = order[k * cfg->batch_size + i]; bp[i] = tok[bi[i]]; bl[i] = tok_len[bi[i]]; }
             double t0 = sc_now_seconds();
-            if ((st = sc_search_step(run, work, s, bp, bl, bi, n))) { sc_error_wrap(st, "search %d step %d: ", sidx, step); break; }
+            if ((st = sc_search_step(run, work, s, bp, bl, bi, n))) {
+                if (st == SC_ERR_INTERRUPTED)
+                    sc_errorf(st, "stopped by a signal during search %d step %d; %s holds the %d steps before it; continue with --resume",
+                              sidx, step + 1, ckpt, step);
+                else sc_error_wrap(st, "search %d step %d: ", sidx, step);
+                break;
+            }
             const sc_step_record *rec = &s->steps[step];
             if ((st = sc_search_checkpoint_save(ckpt, s))) break;
             double dt = sc_now_seconds() - t0;
@@ -248,7 +261,7 @@ sc_status sc_search_run_range(const sc_search_run *run, int first, int last) {
             sc_log(SC_LOG_INFO, "%ssearch %d/%d step %d/%d loss %.4f kl %.4f nll %.4f tok/s %.1f eta %s",
                    bar, sidx + 1, cfg->searches, s->steps_done, s->steps_total, rec->loss, rec->kl, rec->nll,
                    gen_tok / (dt > 0 ? dt : 1e-9), eta);
-            if (run->stop && *run->stop) { st = sc_errorf(SC_ERR_INTERRUPTED, "stopped by a signal after search %d step %d (checkpointed in %s); continue with --resume", sidx, s->steps_done, ckpt); break; }
+            if (sc_interrupted()) { st = sc_errorf(SC_ERR_INTERRUPTED, "stopped by a signal after search %d step %d (checkpointed in %s); continue with --resume", sidx, s->steps_done, ckpt); break; }
         }
         if (!st) st = sc_results_add_search(run->run, s, &meta);
         sc_search_state_free(s);

@@ -280,6 +280,9 @@ sc_status sc_evaluate_run(sc_stage *stage, const sc_evaluate_opts *o) {
         const char *text = test->items[p].full_prompt;
         if ((st = sc_tok_encode(stage->tok, text, strlen(text), &ptok[p], &nt))) { sc_error_wrap(st, "%s line %d: ", stage->test_csv, test->items[p].line); goto done; }
         if (nt == 0) { st = sc_errorf(SC_ERR_FORMAT, "%s line %d: full_prompt encodes to no tokens", stage->test_csv, test->items[p].line); goto done; }
+        char what[4200];
+        snprintf(what, sizeof what, "%s line %d", stage->test_csv, test->items[p].line);
+        if ((st = sc_gen_check_context(m, (int)nt, o->max_new_tokens, what))) goto done;
         plen[p] = (int)nt;
         pid[p] = p;
         streams[p] = (uint64_t)p;

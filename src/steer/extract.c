@@ -190,6 +190,9 @@ static sc_status build_sequences(const sc_extract_opts *o, const sc_stage *stage
                 goto done;
             }
             if (nt == 0) { st = sc_errorf(SC_ERR_FORMAT, "%s line %d: full_prompt encodes to no tokens", paths[k], ds[k]->items[r].line); goto done; }
+            char what[4200];
+            snprintf(what, sizeof what, "%s line %d", paths[k], ds[k]->items[r].line);
+            if ((st = sc_gen_check_context(stage->model, (int)nt, o->max_new_tokens, what))) goto done;
             out->prompt_len[i] = out->len[i] = (int)nt;
             if ((int)nt > max_prompt) max_prompt = (int)nt;
             out->set[i] = k;
