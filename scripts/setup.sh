@@ -19,7 +19,7 @@ PACKAGES=(
   libcjson-dev libcurl4-openssl-dev libssl-dev
   libpcre2-dev libutf8proc-dev
   libopenmpi-dev openmpi-bin
-  python3 python3-numpy python3-torch
+  python3 python3-numpy python3-torch python3-h5py
   gnuplot-nox
 )
 

@@ -56,6 +56,8 @@ static void write_results(const char *path, int L, int C, const float *D, int64_
     CHECK_OK(sc_h5_write_i32(h, "/direction_searches", 1, d1, idx));
     CHECK_OK(sc_h5_write_i64(h, "/direction_token_counts", 1, d1, cnt));
     free(Dw);
+    CHECK_OK(sc_h5_attr_str(h, "/", "format", "steerclear-results"));
+    CHECK_OK(sc_h5_attr_i64(h, "/", "format_version", 1));
     CHECK_OK(sc_h5_attr_str(h, "/", "model", g_model));
     CHECK_OK(sc_h5_attr_i64(h, "/", "n_layers", L));
     CHECK_OK(sc_h5_attr_i64(h, "/", "hidden_size", C));

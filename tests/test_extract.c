@@ -76,6 +76,8 @@ static void write_searches(const char *path, int L, int C, int bad_shape) {
         CHECK_OK(sc_h5_attr_f64(h, grp, "scaling", 2.0));
         free(A); free(B);
     }
+    CHECK_OK(sc_h5_attr_str(h, "/", "format", "steerclear-results"));
+    CHECK_OK(sc_h5_attr_i64(h, "/", "format_version", 1));
     CHECK_OK(sc_h5_attr_str(h, "/", "model", g_model));
     CHECK_OK(sc_h5_attr_i64(h, "/", "n_layers", L));
     CHECK_OK(sc_h5_attr_i64(h, "/", "hidden_size", C));

@@ -30,7 +30,8 @@ int sc_cli_fail(const char *cmd);
 // The same, returning SC_EXIT_BAD_INPUT.
 int sc_cli_bad_input(const char *cmd);
 // Exit codes for a failure while setting up (options, config, loading: bad input unless out of
-// memory, a lock held elsewhere or a signal) and while running a stage (a failed stage).
+// memory, a lock held elsewhere or a signal) and while running a stage (bad input when the
+// status says the input is wrong: SC_ERR_ARG, _FORMAT, _SHAPE; else a failed stage).
 int sc_cli_setup_exit(sc_status st);
 int sc_cli_run_exit(sc_status st);
 // 1 when no arguments are left at argv[first..argc); else records an error naming the first.

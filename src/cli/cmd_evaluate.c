@@ -117,7 +117,7 @@ int sc_cmd_evaluate(int argc, char **argv) {
     so.need_model = so.need_test = 1;
     sc_status st = sc_stage_open(&so, &stage);
     if (st) { rc = sc_cli_setup_exit(st); sc_cli_fail("evaluate"); goto out; }
-    if ((st = sc_evaluate_run(stage, &o))) { rc = st == SC_ERR_ARG ? SC_EXIT_BAD_INPUT : sc_cli_run_exit(st); sc_cli_fail("evaluate"); goto out; }
+    if ((st = sc_evaluate_run(stage, &o))) { rc = sc_cli_run_exit(st); sc_cli_fail("evaluate"); goto out; }
     printf("%s/eval\n", so.run_dir);
     rc = SC_EXIT_OK;
     goto out;

@@ -101,7 +101,7 @@ int sc_cmd_extract(int argc, char **argv) {
     sc_stage *stage = NULL;
     sc_status st = sc_stage_open(&so, &stage);
     int rc = st ? sc_cli_setup_exit(st) : SC_EXIT_OK;
-    if (!st && (st = sc_extract_run(stage, &o))) rc = st == SC_ERR_ARG ? SC_EXIT_BAD_INPUT : sc_cli_run_exit(st);
+    if (!st && (st = sc_extract_run(stage, &o))) rc = sc_cli_run_exit(st);
     sc_stage_free(stage);
     free(searches);
     if (st != SC_OK) { sc_cli_fail("extract"); return rc; }

@@ -38,6 +38,12 @@ static int config_path(const cJSON *file, const char *key, const char *base, cha
     return sc_path_resolve(v->valuestring, base, out, n) == SC_OK;
 }
 
+// A command-line setting; given twice, the last one counts.
+static void set_number(cJSON *over, const char *key, double v) {
+    cJSON_DeleteItemFromObjectCaseSensitive(over, key);
+    cJSON_AddNumberToObject(over, key, v);
+}
+
 int sc_cmd_search(int argc, char **argv) {
     // first: a preemption that arrives while loading still stops cleanly
     sc_signals_install();
@@ -69,19 +75,19 @@ int sc_cmd_search(int argc, char **argv) {
         case 'o': out = optarg; break;
         case 'c': config = optarg; break;
         case 'r': resume = 1; break;
-        case 2: cJSON_AddStringToObject(over, keys[c], optarg); break;
+        case 2: cJSON_DeleteItemFromObjectCaseSensitive(over, keys[c]); cJSON_AddStringToObject(over, keys[c], optarg); break;
         case 1: case 3: case 5: case 6: case 7: case 9:   // integers >= 1
             snprintf(flag, sizeof flag, "--%s", opts[5 + c - 1].name);
             if (!sc_cli_parse_int(flag, optarg, 1, &iv)) bad = 1;
-            else cJSON_AddNumberToObject(over, keys[c], iv);
+            else set_number(over, keys[c], iv);
             break;
         case 4:
             if (!sc_cli_parse_seed("--seed", optarg, &seed)) bad = 1;
-            else cJSON_AddNumberToObject(over, keys[c], (double)seed);
+            else set_number(over, keys[c], (double)seed);
             break;
         case 8:
             if (!sc_cli_parse_float("--lr", optarg, &fv)) bad = 1;
-            else cJSON_AddNumberToObject(over, keys[c], fv);
+            else set_number(over, keys[c], fv);
             break;
         case 10: bad = !sc_cli_parse_int("--first-search", optarg, 0, &first); break;
         case 11: bad = !sc_cli_parse_int("--last-search", optarg, 1, &last); break;
@@ -181,8 +187,7 @@ int sc_cmd_search(int argc, char **argv) {
     sc_search_run run = {.model = stage->model, .be = stage->be, .tok = stage->tok, .train = &stage->train, .cfg = &cfg,
                          .run = stage->run, .model_dir = stage->model_dir, .config_json = resolved, .resume = resume};
     st = sc_search_run_range(&run, first, last);
-    if (st == SC_ERR_INTERRUPTED) { fprintf(stderr, "steerclear search: %s\n", sc_last_error()); rc = SC_EXIT_INTERRUPTED; goto done; }
-    if (st) { sc_cli_fail("search"); goto done; }
+    if (st) { rc = sc_cli_run_exit(st); sc_cli_fail("search"); goto done; }
     fprintf(stderr, "steerclear search: searches %d..%d finished; results in %s/results.h5\n", first, last - 1, out);
     rc = SC_EXIT_OK;
 done:

@@ -30,10 +30,13 @@ int sc_cli_setup_exit(sc_status st) {
 }
 
 int sc_cli_run_exit(sc_status st) {
-    if (st == SC_OK) return SC_EXIT_OK;
-    if (st == SC_ERR_INTERRUPTED) return SC_EXIT_INTERRUPTED;
-    if (st == SC_ERR_BUSY) return SC_EXIT_LOCKED;
-    return SC_EXIT_FAILED;
+    switch (st) {
+    case SC_OK: return SC_EXIT_OK;
+    case SC_ERR_INTERRUPTED: return SC_EXIT_INTERRUPTED;
+    case SC_ERR_BUSY: return SC_EXIT_LOCKED;
+    case SC_ERR_ARG: case SC_ERR_FORMAT: case SC_ERR_SHAPE: return SC_EXIT_BAD_INPUT;   // found in the input, whenever
+    default: return SC_EXIT_FAILED;
+    }
 }
 
 int sc_cli_no_positional(const char *cmd, int argc, char **argv, int first) {

@@ -56,7 +56,7 @@ static void h5_stack_text(char *lib, size_t n) {
 static sc_status h5_fail(sc_status st, const char *file, const char *obj, const char *what, const char *hint) {
     char lib[600];
     h5_stack_text(lib, sizeof lib);
-    if (strstr(lib, "lock"))
+    if (strstr(lib, "unable to lock file") || strstr(lib, "file locking"))
         hint = "the file is open in another process, or this file system has no locking: "
                "close the other reader or set HDF5_USE_FILE_LOCKING=FALSE";
     if (obj) return sc_errorf(st, "%s: %s: %s: %s (%s)", file, obj, what, lib, hint);

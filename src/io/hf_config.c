@@ -3,6 +3,7 @@
 //
 // Leaves out: rope_scaling (a non-null value is an error, we implement plain RoPE), sliding
 // window attention (use_sliding_window true is an error), and every other model family.
+#include "steerclear/json.h"
 #include "steerclear/model.h"
 
 #include <cjson/cJSON.h>
@@ -83,6 +84,8 @@ static sc_status parse_config(const char *path, const cJSON *root, sc_model_conf
                              path, cfg->hidden, cfg->n_heads);
         cfg->head_dim = cfg->hidden / cfg->n_heads;
     }
+    if (cfg->head_dim % 2)
+        return sc_errorf(SC_ERR_FORMAT, "%s: head_dim %d is odd; rotary embeddings rotate pairs of dimensions, so it must be even", path, cfg->head_dim);
     SC_TRY(get_int(path, root, "max_position_embeddings", 0, 32768, 1, big, &cfg->max_position));
     SC_TRY(get_float(path, root, "rope_theta", 10000.0f, &cfg->rope_theta));
     SC_TRY(get_float(path, root, "rms_norm_eps", 1e-6f, &cfg->rms_eps));
@@ -116,7 +119,8 @@ sc_status sc_config_load(const char *path, sc_model_config *cfg) {
     cJSON *root = cJSON_ParseWithLength(text, len);
     free(text);
     if (!root) return sc_errorf(SC_ERR_FORMAT, "%s: not valid JSON", path);
-    sc_status rc = parse_config(path, root, cfg);
+    sc_status rc = cJSON_IsObject(root) ? sc_json_check_object(root, path, NULL) : SC_OK;   // repeated keys
+    if (!rc) rc = parse_config(path, root, cfg);
     cJSON_Delete(root);
     return rc;
 }

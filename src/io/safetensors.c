@@ -278,8 +278,9 @@ static sc_status parse_header(sc_safetensors *st, const st_shard *sh, const char
     for (size_t i = 0; i < n_spans; i++) {
         if (spans[i].begin == spans[i].end) continue;
         if (spans[i].begin < reach) {
-            rc = sc_errorf(SC_ERR_FORMAT, "%s: tensors %s and %s have overlapping data_offsets", path,
-                           st->tensors[reach_idx].name, st->tensors[spans[i].idx].name);
+            const char *a = st->tensors[reach_idx].name, *b = st->tensors[spans[i].idx].name;
+            if (!strcmp(a, b)) rc = sc_errorf(SC_ERR_FORMAT, "%s: tensor %s appears twice in the header", path, a);
+            else rc = sc_errorf(SC_ERR_FORMAT, "%s: tensors %s and %s have overlapping data_offsets", path, a, b);
             goto done;
         }
         reach = spans[i].end;

@@ -161,19 +161,49 @@ int sc_results_exists(const sc_run *r) {
     return results_path(r, path, sizeof path) == SC_OK && sc_file_exists(path);
 }
 
-// Open results.h5 for reading; `need` names the stage that needs it (for the hint).
+#define SC_RESULTS_FORMAT "steerclear-results"
+#define SC_RESULTS_VERSION 1
+
+// The root says this is a results file of a version this build reads.
+static sc_status check_format(sc_h5 *h) {
+    char *format = NULL;
+    int64_t version = 0;
+    const char *file = sc_h5_filename(h);
+    sc_status st = sc_h5_read_attr_str(h, "/", "format", &format);
+    if (st || strcmp(format, SC_RESULTS_FORMAT)) {
+        st = sc_errorf(SC_ERR_FORMAT, "%s: not a steerclear results file (root attribute format is %s%s%s); give the run directory of a `steerclear search`",
+                       file, format ? "'" : "missing", format ? format : "", format ? "'" : "");
+    } else if ((st = sc_h5_read_attr_i64(h, "/", "format_version", &version)) || version < 1 || version > SC_RESULTS_VERSION) {
+        st = sc_errorf(SC_ERR_FORMAT, "%s: results format_version %lld; this build reads 1 to %d (written by another steerclear?)",
+                       file, (long long)version, SC_RESULTS_VERSION);
+    }
+    free(format);
+    return st;
+}
+
+// Open results.h5 for reading and check its format.
 static sc_status open_read(const sc_run *r, sc_h5 **h) {
     char path[4096];
     SC_TRY(results_path(r, path, sizeof path));
     if (!sc_file_exists(path))
         return sc_errorf(SC_ERR_IO, "%s does not exist: run `steerclear search` into this run directory first", path);
-    return sc_h5_open(path, 0, h);
+    SC_TRY(sc_h5_open(path, 0, h));
+    sc_status st = check_format(*h);
+    if (st) { sc_h5_close(*h); *h = NULL; }
+    return st;
 }
 
+// A copy of results.h5 to edit (a new file when there is none yet), with the root attributes set.
 static sc_status begin_update(sc_run *r, sc_h5 **h) {
     char path[4096];
     SC_TRY(results_path(r, path, sizeof path));
-    return sc_h5_begin_update(path, h);
+    const int existed = sc_file_exists(path);
+    SC_TRY(sc_h5_begin_update(path, h));
+    sc_status st = existed ? check_format(*h) : SC_OK;
+    if (!st) st = sc_h5_attr_str(*h, "/", "format", SC_RESULTS_FORMAT);
+    if (!st) st = sc_h5_attr_i64(*h, "/", "format_version", SC_RESULTS_VERSION);
+    if (st) { sc_h5_close(*h); *h = NULL; }
+    return st;
 }
 
 void sc_results_meta_free(sc_results_meta *meta) {
@@ -262,8 +292,6 @@ sc_status sc_results_add_search(sc_run *r, const sc_search_state *s, const sc_re
     W(sc_h5_attr_str(h, grp, "adapter", sc_adapter_kind_name(a->kind)));
     W(sc_h5_attr_i64(h, grp, "rank", a->r));
     W(sc_h5_attr_f64(h, grp, "scaling", a->scaling));
-    W(sc_h5_attr_str(h, "/", "format", "steerclear-results"));
-    W(sc_h5_attr_i64(h, "/", "format_version", 1));
     if (meta->model_dir) W(sc_h5_attr_str(h, "/", "model", meta->model_dir));
     W(sc_h5_attr_i64(h, "/", "n_layers", meta->n_layers));
     W(sc_h5_attr_i64(h, "/", "hidden_size", meta->hidden));

@@ -339,7 +339,12 @@ static sc_status load_json(sc_tokenizer *t, const cJSON *root) {
                              path, b, (unsigned)t->byte_cp[b]);
     }
 
-    // added tokens (may reuse a vocabulary id: then the added token wins, as in the reference)
+    // added tokens (may stand for the vocabulary token of the same id and text); ids given twice first
+    for (const cJSON *a = added->child; a; a = a->next)
+        for (const cJSON *b = added->child; b != a; b = b->next)
+            if (cJSON_GetObjectItemCaseSensitive(a, "id")->valueint == cJSON_GetObjectItemCaseSensitive(b, "id")->valueint)
+                return sc_errorf(SC_ERR_FORMAT, "%s: added_tokens: id %d is given twice ('%s')", path,
+                                 cJSON_GetObjectItemCaseSensitive(a, "id")->valueint, json_str(a, "content"));
     int k = 0;
     cJSON_ArrayForEach(e, added) {
         int32_t id = cJSON_GetObjectItemCaseSensitive(e, "id")->valueint;
@@ -349,6 +354,11 @@ static sc_status load_json(sc_tokenizer *t, const cJSON *root) {
             return sc_errorf(SC_ERR_FORMAT, "%s: added_tokens: id %d is given twice ('%s')", path, id, content);
         if (sc_tok_utf8_valid_prefix((const unsigned char *)content, len) != len)
             return sc_errorf(SC_ERR_FORMAT, "%s: added_tokens: content of id %d is not valid UTF-8", path, id);
+        // an added token may stand for the vocabulary token of the same id and text (e.g.
+        // "<unk>" in both); another vocabulary token under the same id would be lost to merges
+        if (t->kind[id] == KIND_VOCAB && (t->str_len[id] != len || memcmp(t->strs + t->str_off[id], content, len)))
+            return sc_errorf(SC_ERR_FORMAT, "%s: added_tokens: '%s' has id %d, which model.vocab gives to '%.*s'; an id names one token: "
+                             "the file is inconsistent (was it edited?)", path, content, id, (int)t->str_len[id], t->strs + t->str_off[id]);
         t->kind[id] = KIND_ADDED;
         t->special[id] = (uint8_t)json_true(e, "special");
         t->str_off[id] = (uint32_t)so; t->str_len[id] = (uint32_t)len;

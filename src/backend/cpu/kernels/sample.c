@@ -16,10 +16,17 @@ static int cand_desc(const void *a, const void *b) {
     return x->id < y->id ? -1 : x->id > y->id;   // ties: lower id first (deterministic)
 }
 
+// The sampled id, or -1 when the row holds NaN or infinite logits (weights or an adapter gone
+// bad: drawing "token 0" from them would hide it).
 static int32_t sample_row(float *logits, int V, const sc_sampling *o, float u, cand *c) {
     if (o->vocab_limit > 0 && o->vocab_limit < V) V = o->vocab_limit;
     int32_t best = 0;
-    for (int v = 1; v < V; v++) if (logits[v] > logits[best]) best = v;
+    int finite = 1;
+    for (int v = 0; v < V; v++) {
+        finite &= isfinite(logits[v]);
+        if (logits[v] > logits[best]) best = v;
+    }
+    if (!finite) return -1;
     if (o->greedy) return best;
     const float inv_t = 1.0f / (o->temperature > 0 ? o->temperature : 1.0f);
     const float mx = logits[best];
@@ -93,5 +100,9 @@ sc_status SC_CPU_FN(sample)(sc_backend *be, float *logits, int n, int V, const s
         }
     }
     sc_arena_reset(&be->ws, mk);
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0)
+            return sc_errorf(SC_ERR_NUMERIC, "sampling: row %d of the logits holds NaN or infinite values: the model's weights, or an adapter "
+                             "or steering vector added to them, are not finite (check the model files; for an adapter, lower lr)", i);
     return SC_OK;
 }
