@@ -170,6 +170,15 @@ expect 2 "unexpected argument 'x'" "$BIN" extract --run "$T/r" x
 expect 0 "removed 2 temporary files" "$BIN" extract --run "$T/r" --max-new-tokens 2 --no-export
 [ -e "$T/r/results.h5.tmp.99999" ] && fail "a stale results.h5 temporary survived"
 
+# --- a read-only run directory: a clear refusal (root ignores permissions: checked only as a user)
+if [ "$(id -u)" != 0 ]; then
+  cp -r "$T/r" "$T/ro"; chmod -R a-w "$T/ro"
+  expect 2 "cannot open the run directory's lock file for writing" "$BIN" extract --run "$T/ro" --max-new-tokens 2
+  chmod -R u+w "$T/ro"
+else
+  echo "reliability: read-only run directory not checked (running as root, which ignores permissions)"
+fi
+
 # --- kills at random moments in extract and evaluate: a rerun gives what an uninterrupted run gives
 cp -r "$T/r" "$T/k1"; cp -r "$T/r" "$T/k2"
 E=(--max-new-tokens 6); V=(--max-new-tokens 6 --limit 4)

@@ -45,7 +45,7 @@ static sc_status take_lock(sc_run *r, int wait, const char *command) {
     char path[4200], holder[512] = "";
     snprintf(path, sizeof path, "%s/.steerclear.lock", r->dir);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) return sc_errorf(SC_ERR_IO, "%s: cannot create the run directory's lock file: %s (is the directory writable?)", path, strerror(errno));
+    if (fd < 0) return sc_errorf(SC_ERR_IO, "%s: cannot open the run directory's lock file for writing: %s (is the run directory writable?)", path, strerror(errno));
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         if (errno != EWOULDBLOCK) {
             sc_log(SC_LOG_WARN, "%s: this file system has no locks (%s): nothing stops a second process from writing this run directory at the same time",
