@@ -102,6 +102,10 @@ static void test_errors(void) {
               "hd.json", "hidden_size 60 is not divisible by num_attention_heads 8", "\"head_dim\" is not given");
     CHECK_ERR(sc_config_load(cfg_file("theta.json", "{" REQ ",\"rope_theta\":-1}"), &c), SC_ERR_FORMAT, "theta.json", "\"rope_theta\" must be a positive number");
     CHECK_ERR(sc_config_load(cfg_file("eps.json", "{" REQ ",\"rms_norm_eps\":\"x\"}"), &c), SC_ERR_FORMAT, "\"rms_norm_eps\" must be a positive number");
+    // found by fuzzing: values float32 cannot hold, repeated keys, an odd head_dim
+    CHECK_ERR(sc_config_load(cfg_file("big.json", "{" REQ ",\"rope_theta\":1e39}"), &c), SC_ERR_FORMAT, "\"rope_theta\" = 1e+39 must be a positive number float32 can hold");
+    CHECK_ERR(sc_config_load(cfg_file("tiny.json", "{" REQ ",\"rms_norm_eps\":1e-46}"), &c), SC_ERR_FORMAT, "\"rms_norm_eps\" = 1e-46");
+    CHECK_ERR(sc_config_load(cfg_file("twice.json", "{" REQ ",\"rope_theta\":5,\"rope_theta\":6}"), &c), SC_ERR_FORMAT, "twice.json", "key \"rope_theta\" appears twice");
     CHECK_ERR(sc_config_load(cfg_file("tie.json", "{" REQ ",\"tie_word_embeddings\":1}"), &c), SC_ERR_FORMAT, "tie.json", "\"tie_word_embeddings\" must be true or false");
     CHECK_ERR(sc_config_load(cfg_file("eos.json", "{" REQ ",\"eos_token_id\":-3}"), &c), SC_ERR_FORMAT, "eos.json", "\"eos_token_id\" must be a non-negative integer");
     CHECK_ERR(sc_config_load(cfg_file("dt.json", "{" REQ ",\"torch_dtype\":5}"), &c), SC_ERR_FORMAT, "\"torch_dtype\" must be a string");

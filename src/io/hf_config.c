@@ -7,6 +7,7 @@
 #include "steerclear/model.h"
 
 #include <cjson/cJSON.h>
+#include <float.h>
 
 #include <math.h>
 #include <stdlib.h>
@@ -37,6 +38,9 @@ static sc_status get_float(const char *path, const cJSON *root, const char *key,
     if (!j || cJSON_IsNull(j)) { *out = def; return SC_OK; }
     if (!cJSON_IsNumber(j) || !(j->valuedouble > 0) || !isfinite(j->valuedouble))
         return sc_errorf(SC_ERR_FORMAT, "%s: key \"%s\" must be a positive number", path, key);
+    if (j->valuedouble < FLT_MIN || j->valuedouble > FLT_MAX)   // outside float32: a cast would lose it (or be undefined)
+        return sc_errorf(SC_ERR_FORMAT, "%s: key \"%s\" = %g must be a positive number float32 can hold (%g to %g)", path, key,
+                         j->valuedouble, (double)FLT_MIN, (double)FLT_MAX);
     *out = (float)j->valuedouble;
     return SC_OK;
 }

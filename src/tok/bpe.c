@@ -340,7 +340,7 @@ static sc_status load_json(sc_tokenizer *t, const cJSON *root) {
     }
 
     // added tokens (may stand for the vocabulary token of the same id and text); ids given twice first
-    for (const cJSON *a = added->child; a; a = a->next)
+    for (const cJSON *a = added ? added->child : NULL; a; a = a->next)
         for (const cJSON *b = added->child; b != a; b = b->next)
             if (cJSON_GetObjectItemCaseSensitive(a, "id")->valueint == cJSON_GetObjectItemCaseSensitive(b, "id")->valueint)
                 return sc_errorf(SC_ERR_FORMAT, "%s: added_tokens: id %d is given twice ('%s')", path,
