@@ -200,9 +200,9 @@ int main(void) {
     //    differences of the kept hidden states, means in double)
     float *dirs_ad = malloc(sizeof(float) * 2 * LC), *dirs_um = malloc(sizeof(float) * 2 * LC);
     int64_t ntok = 0;
-    CHECK_OK(sc_directions_compute(m, be, ads, 2, SC_DIRECTION_ACTIVATION_DIFF, (const int32_t *const *)seqs, lens, N_SEQ, 2, dirs_ad, &ntok));
+    CHECK_OK(sc_directions_compute(m, be, ads, 2, SC_DIRECTION_ACTIVATION_DIFF, (const int32_t *const *)seqs, lens, N_SEQ, 2, dirs_ad, &ntok, NULL, NULL));
     CHECK(ntok == total);
-    CHECK_OK(sc_directions_compute(m, be, ads, 2, SC_DIRECTION_UPDATE_MEAN, (const int32_t *const *)seqs, lens, N_SEQ, 3, dirs_um, &ntok));
+    CHECK_OK(sc_directions_compute(m, be, ads, 2, SC_DIRECTION_UPDATE_MEAN, (const int32_t *const *)seqs, lens, N_SEQ, 3, dirs_um, &ntok, NULL, NULL));
     CHECK(ntok == total);
     for (int a = 0; a < 2; a++) {
         double *bf_ad = calloc(LC, sizeof(double)), *bf_um = calloc(LC, sizeof(double));
@@ -235,7 +235,7 @@ int main(void) {
     // the batch size does not matter beyond rounding
     {
         float *d1 = malloc(sizeof(float) * 2 * LC);
-        CHECK_OK(sc_directions_compute(m, be, ads, 2, SC_DIRECTION_ACTIVATION_DIFF, (const int32_t *const *)seqs, lens, N_SEQ, 16, d1, &ntok));
+        CHECK_OK(sc_directions_compute(m, be, ads, 2, SC_DIRECTION_ACTIVATION_DIFF, (const int32_t *const *)seqs, lens, N_SEQ, 16, d1, &ntok, NULL, NULL));
         double *ref = malloc(sizeof(double) * 2 * LC);
         for (size_t i = 0; i < 2 * LC; i++) ref[i] = dirs_ad[i];
         CHECK(sc_test_rel_err(d1, ref, 2 * LC) <= 1e-5);
@@ -340,6 +340,26 @@ int main(void) {
     CHECK(mode && !strcmp(mode, "activation-diff") && sets && !strcmp(sets, "train,test"));
     CHECK(seed == 77 && mnt == 5);   // the seed defaults to the run config's search seed
     free(mode); free(sets);
+    {   // the means the directions come from: adapted - base = direction, row by row
+        float *bm = NULL, *am = NULL;
+        int32_t *ms = NULL;
+        int nb = 0, na = 0, nm = 0;
+        int64_t db[SC_H5_MAX_DIMS], da[SC_H5_MAX_DIMS], dm[SC_H5_MAX_DIMS];
+        CHECK_OK(sc_h5_read_f32(h, "/extract/base_means", &bm, &nb, db));
+        CHECK_OK(sc_h5_read_f32(h, "/extract/adapted_means", &am, &na, da));
+        CHECK_OK(sc_h5_read_i32(h, "/extract/mean_searches", &ms, &nm, dm));
+        CHECK(nb == 2 && db[0] == L && db[1] == C && na == 3 && da[0] == 2 && ms && ms[0] == 0 && ms[1] == 1);
+        if (bm && am && D) {
+            double md = 0, mx = 0;
+            for (size_t s = 0; s < 2; s++)
+                for (size_t i = 0; i < LC; i++) {
+                    md = fmax(md, fabs((double)am[s * LC + i] - bm[i] - D[s * LC + i]));
+                    mx = fmax(mx, fabs(D[s * LC + i]));
+                }
+            CHECKF(md <= 1e-5 * (1 + mx), "adapted - base means differ from the directions by %g", md);
+        }
+        free(bm); free(am); free(ms);
+    }
     sc_h5_close(h);
     if (D && cnt && vals && offs && pset && pindex && n_items == 5) {
         // rebuild the sequences from the CSV prompts and the stored continuations
@@ -373,7 +393,7 @@ int main(void) {
         CHECK(gen_tok > 5);   // sampling produced continuations (not only stop tokens)
         CHECK(cnt[0] == tot && cnt[1] == tot);
         float *again = malloc(sizeof(float) * 2 * LC);
-        CHECK_OK(sc_directions_compute(m, be, ads, 2, SC_DIRECTION_ACTIVATION_DIFF, (const int32_t *const *)full, flen, 5, 2, again, &ntok));
+        CHECK_OK(sc_directions_compute(m, be, ads, 2, SC_DIRECTION_ACTIVATION_DIFF, (const int32_t *const *)full, flen, 5, 2, again, &ntok, NULL, NULL));
         CHECK(ntok == tot);
         CHECK(memcmp(again, D, sizeof(float) * 2 * LC) == 0);
         // exported files: safetensors direction.<l> = row l; the GGUF exists
@@ -414,7 +434,7 @@ int main(void) {
         CHECK_OK(sc_h5_open(results, 0, &h));
         CHECK_OK(sc_h5_read_f32(h, "/directions", &D2, &nd, dims));
         sc_h5_close(h);
-        CHECK_OK(sc_directions_compute(m, be, ads, 2, SC_DIRECTION_UPDATE_MEAN, (const int32_t *const *)full, flen, 5, 2, again, &ntok));
+        CHECK_OK(sc_directions_compute(m, be, ads, 2, SC_DIRECTION_UPDATE_MEAN, (const int32_t *const *)full, flen, 5, 2, again, &ntok, NULL, NULL));
         CHECK(D2 && memcmp(D2, again, sizeof(float) * 2 * LC) == 0);
         free(D2);
         free(again);
@@ -493,7 +513,7 @@ int main(void) {
         int z[1] = {0};
         const int32_t *zs[1] = {seqs[0]};
         float d[1];
-        CHECK_ERR(sc_directions_compute(m, be, ads, 1, SC_DIRECTION_ACTIVATION_DIFF, zs, z, 1, 2, d, &ntok), SC_ERR_ARG, "sequence 0 is empty");
+        CHECK_ERR(sc_directions_compute(m, be, ads, 1, SC_DIRECTION_ACTIVATION_DIFF, zs, z, 1, 2, d, &ntok, NULL, NULL), SC_ERR_ARG, "sequence 0 is empty");
         // an adapter stored with the wrong shape
         char bad[4300], badres[4400];
         snprintf(bad, sizeof bad, "%s/badrun", sc_test_tmpdir());

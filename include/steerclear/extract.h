@@ -33,10 +33,12 @@ sc_status sc_direction_mode_parse(const char *s, sc_direction_mode *out);
 // Directions of n_adapters adapters over the same token sequences (teacher-forced, from
 // position 0). dirs: [n_adapters][L][C] float (the means); *n_tokens receives the number of
 // tokens averaged over. batch_seqs bounds how many sequences run through the model at once.
-// Needs the whole model (m->first == 0, m->last == L).
+// activation-diff also gives the means themselves when asked: base_means [L][C] (the base
+// model's block outputs) and adapted_means [n_adapters][L][C] (NULL: not wanted; update-mean
+// leaves them untouched). Needs the whole model (m->first == 0, m->last == L).
 sc_status sc_directions_compute(const sc_model *m, sc_backend *be, sc_adapter *const *adapters, int n_adapters,
                                 sc_direction_mode mode, const int32_t *const *seqs, const int *seq_len, int n_seqs,
-                                int batch_seqs, float *dirs, int64_t *n_tokens);
+                                int batch_seqs, float *dirs, int64_t *n_tokens, float *base_means, float *adapted_means);
 
 typedef struct {
     int use_train, use_test;    // which of the stage's sets give the prompts (full_prompt column)

@@ -84,6 +84,9 @@ typedef struct {
     int32_t *const *seq;
     const int *len, *prompt_len;
     const int32_t *set, *index;                // 0 = train / 1 = test, row of that set
+    // the means the directions come from (activation-diff; NULL otherwise): the base model's
+    // block outputs [L][C] and each extracted search's adapted ones [n][L][C]
+    const float *base_means, *adapted_means;
 } sc_directions_record;
 sc_status sc_results_write_directions(sc_run *r, const sc_directions_record *d);
 // 1 when results.h5 holds directions.

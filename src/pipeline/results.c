@@ -535,6 +535,12 @@ sc_status sc_results_write_directions(sc_run *r, const sc_directions_record *d) 
     W(sc_h5_write_i32(h, "/extract/prompt_set", 1, dn, d->set));
     W(sc_h5_write_i32(h, "/extract/prompt_index", 1, dn, d->index));
     W(sc_h5_attr_str(h, "/extract", "settings", d->settings));
+    if (d->base_means && d->adapted_means) {
+        int64_t dm[2] = {d->L, d->C}, da[3] = {d->n, d->L, d->C}, ds[1] = {d->n};
+        W(sc_h5_write_f32(h, "/extract/base_means", 2, dm, d->base_means));
+        W(sc_h5_write_f32(h, "/extract/adapted_means", 3, da, d->adapted_means));
+        W(sc_h5_write_i32(h, "/extract/mean_searches", 1, ds, d->searches));
+    }
     st = sc_h5_commit(h);
     h = NULL;
 done:

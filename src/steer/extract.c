@@ -49,7 +49,7 @@ static sc_status capture_forward(void *user, sc_backend *be, int block, float *h
 
 sc_status sc_directions_compute(const sc_model *m, sc_backend *be, sc_adapter *const *adapters, int n_adapters,
                                 sc_direction_mode mode, const int32_t *const *seqs, const int *seq_len, int n_seqs,
-                                int batch_seqs, float *dirs, int64_t *n_tokens) {
+                                int batch_seqs, float *dirs, int64_t *n_tokens, float *base_means, float *adapted_means) {
     const int L = m->cfg.n_layers, C = m->cfg.hidden;
     if (!m->has_embed || !m->has_head || m->first != 0 || m->last != L)
         return sc_errorf(SC_ERR_INTERNAL, "directions need the whole model, not the slice [%d,%d)", m->first, m->last);
@@ -120,6 +120,10 @@ sc_status sc_directions_compute(const sc_model *m, sc_backend *be, sc_adapter *c
             double v = host_sums[LC * (size_t)(a + 1) + i] - (mode == SC_DIRECTION_ACTIVATION_DIFF ? host_sums[i] : 0.0);
             dirs[LC * (size_t)a + i] = (float)(v / (double)total);
         }
+    if (mode == SC_DIRECTION_ACTIVATION_DIFF) {
+        for (size_t i = 0; base_means && i < LC; i++) base_means[i] = (float)(host_sums[i] / (double)total);
+        for (size_t i = 0; adapted_means && i < LC * (size_t)n_adapters; i++) adapted_means[i] = (float)(host_sums[LC + i] / (double)total);
+    }
     *n_tokens = total;
 done:
     op->free(be, sums);
@@ -288,7 +292,7 @@ sc_status sc_extract_run(sc_stage *stage, const sc_extract_opts *o) {
     int *all = NULL, S = 0, n_sel = 0;
     int *sel = NULL;
     sc_adapter **ads = NULL;
-    float *dirs = NULL;
+    float *dirs = NULL, *means = NULL;   // means: base [L][C], then each search's adapted [L][C]
     seq_list sq = {0};
     int64_t n_tokens = 0;
     if ((st = sc_results_list_searches(run, &all, &S))) goto done;
@@ -316,7 +320,8 @@ sc_status sc_extract_run(sc_stage *stage, const sc_extract_opts *o) {
     }
     ads = calloc((size_t)n_sel, sizeof(sc_adapter *));
     dirs = malloc(sizeof(float) * (size_t)n_sel * L * C + 16);
-    if (!ads || !dirs) { st = sc_errorf(SC_ERR_MEM, "out of memory"); goto done; }
+    means = malloc(sizeof(float) * (size_t)(n_sel + 1) * L * C + 16);
+    if (!ads || !dirs || !means) { st = sc_errorf(SC_ERR_MEM, "out of memory"); goto done; }
     for (int j = 0; j < n_sel; j++)
         if ((st = sc_results_load_adapter(run, stage->be, sel[j], L, C, &ads[j]))) goto done;
 
@@ -326,7 +331,8 @@ sc_status sc_extract_run(sc_stage *stage, const sc_extract_opts *o) {
     double t1 = sc_now_seconds();
     sc_log(SC_LOG_INFO, "extract: %d sequences sampled in %.1f s; computing %s directions of %d searches",
            sq.n, t1 - t0, sc_direction_mode_name(o->mode), n_sel);
-    if ((st = sc_directions_compute(m, stage->be, ads, n_sel, o->mode, (const int32_t *const *)sq.seq, sq.len, sq.n, o->batch_seqs, dirs, &n_tokens))) goto done;
+    if ((st = sc_directions_compute(m, stage->be, ads, n_sel, o->mode, (const int32_t *const *)sq.seq, sq.len, sq.n, o->batch_seqs, dirs, &n_tokens,
+                                    means, means + (size_t)L * C))) goto done;
     sc_log(SC_LOG_INFO, "extract: directions over %lld tokens in %.1f s", (long long)n_tokens, sc_now_seconds() - t1);
     char settings[512], sets[16];
     settings_string(o, seed, settings, sizeof settings);
@@ -336,13 +342,15 @@ sc_status sc_extract_run(sc_stage *stage, const sc_extract_opts *o) {
         .max_new_tokens = o->max_new_tokens, .top_k = o->top_k, .temperature = o->temperature, .top_p = o->top_p, .seed = seed,
         .L = L, .C = C, .searches = sel, .n = n_sel, .dirs = dirs, .n_tokens = n_tokens,
         .n_seqs = sq.n, .seq = sq.seq, .len = sq.len, .prompt_len = sq.prompt_len, .set = sq.set, .index = sq.index,
+        .base_means = o->mode == SC_DIRECTION_ACTIVATION_DIFF ? means : NULL,
+        .adapted_means = o->mode == SC_DIRECTION_ACTIVATION_DIFF ? means + (size_t)L * C : NULL,
     };
     if ((st = sc_results_write_directions(run, &rec))) goto done;
     for (int j = 0; j < n_sel && o->export_files; j++)
         if ((st = export_one(o, run, stage->model_dir, sel[j], ads[j], dirs + (size_t)j * L * C, L, C, n_tokens))) goto done;
 done:
     if (ads) for (int j = 0; j < n_sel; j++) sc_adapter_free(ads[j]);
-    free(ads); free(dirs); free(all); free(sel);
+    free(ads); free(dirs); free(means); free(all); free(sel);
     sc_results_meta_free(&meta);
     seq_list_free(&sq);
     return st;
