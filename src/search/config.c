@@ -2,7 +2,7 @@
 #include "steerclear/search.h"
 #include "steerclear/rng.h"
 
-#include "steerclear/json.h"
+#include "steerclear/settings.h"
 
 #include <cjson/cJSON.h>
 #include <float.h>
@@ -58,70 +58,36 @@ sc_status sc_search_config_validate(const sc_search_config *c) {
     return SC_OK;
 }
 
-typedef enum { K_INT, K_FLOAT, K_U64, K_AUTO_BOOL, K_ADAPTER } key_kind;
-typedef struct { const char *name; key_kind kind; size_t off; } key_def;
-#define KEY(n, k, f) {n, k, offsetof(sc_search_config, f)}
-static const key_def keys[] = {
-    KEY("searches", K_INT, searches), KEY("adapter", K_ADAPTER, adapter), KEY("rank", K_INT, rank),
-    KEY("scaling", K_FLOAT, scaling), KEY("alpha", K_FLOAT, alpha), KEY("beta", K_FLOAT, beta),
-    KEY("lr", K_FLOAT, lr), KEY("adam_beta1", K_FLOAT, beta1), KEY("adam_beta2", K_FLOAT, beta2),
-    KEY("adam_eps", K_FLOAT, adam_eps), KEY("weight_decay", K_FLOAT, weight_decay),
-    KEY("batch_size", K_INT, batch_size), KEY("prompts_per_search", K_INT, prompts_per_search),
-    KEY("epochs", K_INT, epochs), KEY("max_new_tokens", K_INT, max_new_tokens),
-    KEY("temperature", K_FLOAT, temperature), KEY("top_k", K_INT, top_k), KEY("top_p", K_FLOAT, top_p),
-    KEY("seed", K_U64, seed), KEY("checkpoint_activations", K_AUTO_BOOL, checkpoint_activations),
-    KEY("loss_chunk", K_INT, loss_chunk),
-};
+static const char *const adapter_names[] = {"shared", "per-block", NULL};   // sc_adapter_kind order
 
+#define F(field) offsetof(sc_search_config, field)
+#define INT(n, f, lo, hi) {n, SC_KEY_INT, F(f), lo, hi, 0, 0, NULL}
+#define FLT(n, f) {n, SC_KEY_FLOAT, F(f), -FLT_MAX, FLT_MAX, 0, 0, NULL}
+static const sc_key keys[] = {
+    INT("searches", searches, 1, 10000), {"adapter", SC_KEY_ENUM, F(adapter), 0, 0, 0, 0, adapter_names},
+    INT("rank", rank, 1, 65536), FLT("scaling", scaling), FLT("alpha", alpha), FLT("beta", beta),
+    FLT("lr", lr), FLT("adam_beta1", beta1), FLT("adam_beta2", beta2), FLT("adam_eps", adam_eps),
+    FLT("weight_decay", weight_decay), INT("batch_size", batch_size, 1, 1 << 20),
+    INT("prompts_per_search", prompts_per_search, 1, INT_MAX), INT("epochs", epochs, 1, 100000),
+    INT("max_new_tokens", max_new_tokens, 1, 1 << 24), FLT("temperature", temperature), INT("top_k", top_k, 0, INT_MAX),
+    FLT("top_p", top_p), {"seed", SC_KEY_U64, F(seed), 0, 0, 0, 0, NULL},
+    {"checkpoint_activations", SC_KEY_AUTO_BOOL, F(checkpoint_activations), 0, 0, 0, 0, NULL},
+    INT("loss_chunk", loss_chunk, 1, 1 << 20),
+};
+#undef INT
+#undef FLT
+#undef F
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
-static const key_def *find_key(const char *name) {
-    for (size_t i = 0; i < N_KEYS; i++) if (!strcmp(keys[i].name, name)) return &keys[i];
-    return NULL;
-}
-
 sc_status sc_search_config_from_json(const cJSON *obj, const char *where, sc_search_config *c) {
-    if (!cJSON_IsObject(obj)) return sc_errorf(SC_ERR_FORMAT, "%s: the search settings must be a JSON object", where);
-    const char *names[N_KEYS + 1];
-    for (size_t i = 0; i < N_KEYS; i++) names[i] = keys[i].name;
-    names[N_KEYS] = NULL;
     char what[512];
     snprintf(what, sizeof what, "%s: search settings", where);
-    SC_TRY(sc_json_check_object(obj, what, names));   // unknown and repeated keys
-    for (const cJSON *it = obj->child; it; it = it->next) {
-        const key_def *k = find_key(it->string);
-        char *base = (char *)c + k->off;
-        switch (k->kind) {
-        case K_ADAPTER:
-            if (!cJSON_IsString(it)) return sc_errorf(SC_ERR_ARG, "%s: '%s' must be \"shared\" or \"per-block\"", where, k->name);
-            if (sc_adapter_kind_parse(it->valuestring, (sc_adapter_kind *)base)) return sc_error_wrap(SC_ERR_ARG, "%s: ", where);
-            break;
-        case K_AUTO_BOOL:
-            if (cJSON_IsString(it) && !strcmp(it->valuestring, "auto")) *(int *)base = -1;
-            else if (cJSON_IsBool(it)) *(int *)base = cJSON_IsTrue(it);
-            else return sc_errorf(SC_ERR_ARG, "%s: '%s' must be true, false or \"auto\"", where, k->name);
-            break;
-        case K_FLOAT:
-            if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble) || fabs(it->valuedouble) > FLT_MAX)
-                return sc_errorf(SC_ERR_ARG, "%s: '%s' must be a finite number", where, k->name);
-            *(float *)base = (float)it->valuedouble;
-            break;
-        case K_U64:
-            if (!sc_json_is_int(it, 0, 9007199254740992.0)) return sc_errorf(SC_ERR_ARG, "%s: '%s' must be an integer in [0, 2^53]", where, k->name);
-            *(uint64_t *)base = (uint64_t)it->valuedouble;
-            break;
-        case K_INT:
-            if (!sc_json_is_int(it, INT_MIN, INT_MAX)) {
-                if (cJSON_IsNumber(it)) return sc_errorf(SC_ERR_ARG, "%s: '%s' = %g must be an integer", where, k->name, it->valuedouble);
-                return sc_errorf(SC_ERR_ARG, "%s: '%s' must be a number", where, k->name);
-            }
-            *(int *)base = (int)it->valuedouble;
-            break;
-        }
-    }
+    SC_TRY(sc_settings_from_json(keys, N_KEYS, obj, what, c));
     sc_status st = sc_search_config_validate(c);
     return st ? sc_error_wrap(st, "%s: ", where) : SC_OK;
 }
+
+cJSON *sc_search_config_to_json(const sc_search_config *c) { return sc_settings_to_json(keys, N_KEYS, c); }
 
 // Keys whose change on --resume cannot change finished or continuing results: the number of
 // searches (a run may be extended), activation checkpointing (recomputation gives the same
@@ -185,20 +151,3 @@ sc_status sc_search_resume_check(const char *saved_json, const cJSON *now, const
     return SC_OK;
 }
 
-cJSON *sc_search_config_to_json(const sc_search_config *c) {
-    cJSON *o = cJSON_CreateObject();
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-        const char *base = (const char *)c + keys[i].off;
-        switch (keys[i].kind) {
-        case K_INT: cJSON_AddNumberToObject(o, keys[i].name, *(const int *)base); break;
-        case K_FLOAT: cJSON_AddNumberToObject(o, keys[i].name, (double)*(const float *)base); break;
-        case K_U64: cJSON_AddNumberToObject(o, keys[i].name, (double)*(const uint64_t *)base); break;
-        case K_AUTO_BOOL:
-            if (*(const int *)base < 0) cJSON_AddStringToObject(o, keys[i].name, "auto");
-            else cJSON_AddBoolToObject(o, keys[i].name, *(const int *)base);
-            break;
-        case K_ADAPTER: cJSON_AddStringToObject(o, keys[i].name, sc_adapter_kind_name(*(const sc_adapter_kind *)base)); break;
-        }
-    }
-    return o;
-}
