@@ -120,6 +120,7 @@ for t in "${TARGETS[@]}"; do
   [ -z "$execs" ] && execs="$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#')"
   [ -z "$execs" ] && execs="$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' "$log" | tail -1)"
   eps="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)"
+  [ -z "$eps" ] && [[ "$execs" =~ ^[0-9]+$ ]] && eps=$(( execs / SECS ))
   cov="$(grep -oE 'cov: [0-9]+' "$log" | tail -1)"
   corpus_n="$(find "$WORK/corpus/$t" -type f | wc -l)"
   artifacts=()
@@ -129,18 +130,33 @@ for t in "${TARGETS[@]}"; do
     continue
   fi
   failed=1
-  kind="$(grep -oE 'ERROR: (AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|libFuzzer): [a-zA-Z_-]+' "$log" | head -1)"
-  [ -z "$kind" ] && kind="$(grep -oE 'runtime error: .*' "$log" | head -1)"
-  [ -z "$kind" ] && kind="$(grep -m1 -oE '(deadly signal|out-of-memory|timeout|fuzz target exited)' "$log")"
-  printf '  %-18s FAILED %10s execs, exit %s: %s\n' "$t" "${execs:-?}" "$rc" "${kind:-see log}"
-  mkdir -p "$FUZZ_SRC/crashes/$t"
+  printf '  %-18s FAILED %10s execs, exit %s\n' "$t" "${execs:-?}" "$rc"
+  # replay each reproducer once (fork mode keeps the children's reports to itself) and report
+  # each distinct finding (kind + first frame outside the sanitizers and libFuzzer) once
+  declare -A seen=()
+  n_dup=0
   for a in "${artifacts[@]}"; do
+    name="$(basename "$a")"
+    replay="$WORK/artifacts/$t.$name.txt"
+    ( cd "$WORK" && timeout 60 "$BIN/$t" -rss_limit_mb=2048 -timeout=10 "$a" >"$replay" 2>&1 )
+    what="$(grep -m1 -oE '(ERROR: [A-Za-z]+Sanitizer: [^ ]+( [^ (]+)?|runtime error: .*|fuzz invariant failed: .*|ERROR: libFuzzer: [a-z -]+)' "$replay")"
+    # the first frames of the report that are not the sanitizer's, libFuzzer's or libc's
+    frames="$(grep -E '^ +#[0-9]+ ' "$replay" | grep -vE 'in (__sanitizer|__asan|__ubsan|__lsan|fuzzer::|__interceptor|malloc|calloc|realloc|free|abort|raise|__pthread_kill|__libc_start|_start|main )|libc\.so|compiler-rt' \
+      | head -6 | sed -E 's/ \(BuildId: [0-9a-f]+\)//; s/ 0x[0-9a-f]+ in / /; s/^ +/        /')"
+    sig="$what|$(printf '%s\n' "$frames" | head -1 | sed -E 's/^ *#[0-9]+ //')"
+    if [ -n "${seen[$sig]:-}" ]; then n_dup=$((n_dup + 1)); continue; fi
+    seen[$sig]=1
+    mkdir -p "$FUZZ_SRC/crashes/$t"
     cp "$a" "$FUZZ_SRC/crashes/$t/"
-    echo "      reproducer: tests/fuzz/crashes/$t/$(basename "$a")  (replay: $BIN/$t $FUZZ_SRC/crashes/$t/$(basename "$a"))"
+    echo "      ${what:-see $replay}"
+    echo "      reproducer: tests/fuzz/crashes/$t/$name"
+    echo "      replay:     build-fuzz/tests/fuzz/$t tests/fuzz/crashes/$t/$name"
+    [ -n "$frames" ] && printf '%s\n' "$frames"
   done
-  [ "${#artifacts[@]}" -eq 0 ] && echo "      (no reproducer written)"
+  [ "$n_dup" -gt 0 ] && echo "      ($n_dup more reproducers of the same findings in $WORK/artifacts/$t/)"
+  unset seen
+  [ "${#artifacts[@]}" -eq 0 ] && echo "      no reproducer written; log: $log" && grep -m1 -A10 -E 'ERROR|runtime error' "$log" | sed 's/^/      | /'
   echo "      log: $log"
-  grep -m1 -A14 -E '^(==[0-9]+==ERROR|.*runtime error:)' "$log" | sed 's/^/      | /'
 done
 echo "fuzz: total $(( $(date +%s) - start )) s"
 if [ "$failed" -ne 0 ]; then echo "fuzz: FAILED (see above)"; exit 1; fi

@@ -20,6 +20,15 @@ static void fuzz_quiet_log(sc_log_level level, const char *msg, void *user) {
 // Silence the library's log sink (libFuzzer's output stays readable).
 static inline void fuzz_quiet(void) { sc_log_set(fuzz_quiet_log, NULL); }
 
+// An invariant of an accepted input: on failure say which one, then abort (a libFuzzer crash).
+#define FUZZ_CHECK(cond)                                                                         \
+    do {                                                                                         \
+        if (!(cond)) {                                                                           \
+            fprintf(stderr, "%s:%d: fuzz invariant failed: %s\n", __FILE__, __LINE__, #cond);    \
+            abort();                                                                             \
+        }                                                                                        \
+    } while (0)
+
 // Write data to this process's input file and return its path (static storage).
 static inline const char *fuzz_write_input(const char *target, const uint8_t *data, size_t size) {
     static char path[4096];

@@ -13,14 +13,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 }
 
 static void check(const sc_dataset *ds, sc_dataset_kind kind) {
-    if (ds->n == 0 || !ds->items) abort();   // success means at least one record
+    FUZZ_CHECK(ds->n > 0 && ds->items != NULL);   // success means at least one record
     size_t sum = 0;
     for (size_t i = 0; i < ds->n; i++) {
         const sc_prompt *p = &ds->items[i];
-        if (!p->category || !p->full_prompt || !*p->category || !*p->full_prompt) abort();
-        if (kind == SC_DATASET_TEST && (!p->prompt || !*p->prompt)) abort();
-        if (kind == SC_DATASET_TRAIN && p->prompt) abort();
-        if (p->line < 1) abort();
+        FUZZ_CHECK(p->category && *p->category && p->full_prompt && *p->full_prompt);
+        if (kind == SC_DATASET_TEST) FUZZ_CHECK(p->prompt && *p->prompt);
+        else FUZZ_CHECK(p->prompt == NULL);
+        FUZZ_CHECK(p->line >= 1);
         sum += strlen(p->category) + strlen(p->full_prompt);
         if (p->prompt) sum += strlen(p->prompt);
         if (p->original_completion) sum += strlen(p->original_completion);
@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (int k = 0; k < 2; k++) {
         sc_dataset ds = {NULL, 0};
         if (sc_dataset_load(path, kinds[k], &ds) == SC_OK) check(&ds, kinds[k]);
-        else if (ds.items || ds.n) abort();   // failure leaves *out empty
+        else FUZZ_CHECK(ds.items == NULL && ds.n == 0);   // failure leaves *out empty
         sc_dataset_free(&ds);
     }
     return 0;

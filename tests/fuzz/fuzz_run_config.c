@@ -21,16 +21,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         sc_search_config cfg;
         sc_search_config_default(&cfg);
         if (sc_search_config_from_json(root, "fuzz", &cfg) == SC_OK) {
-            if (sc_search_config_validate(&cfg) != SC_OK) abort();   // accepted means valid
+            FUZZ_CHECK(sc_search_config_validate(&cfg) == SC_OK);   // accepted means valid
             cJSON *out = sc_search_config_to_json(&cfg);
-            if (!out) abort();
+            FUZZ_CHECK(out != NULL);
             char *text = cJSON_PrintUnformatted(out);
             // what was written reads back as the same settings
             cJSON *again = text ? cJSON_Parse(text) : NULL;
             if (again) {
                 sc_search_config cfg2;
                 sc_search_config_default(&cfg2);
-                if (sc_search_config_from_json(again, "fuzz (round trip)", &cfg2) != SC_OK) abort();
+                sc_status rt = sc_search_config_from_json(again, "fuzz (round trip)", &cfg2);
+                if (rt != SC_OK) fprintf(stderr, "round trip of %s: %s\n", text, sc_last_error());
+                FUZZ_CHECK(rt == SC_OK);
                 cJSON_Delete(again);
             }
             cJSON_free(text);

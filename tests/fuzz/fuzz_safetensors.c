@@ -17,23 +17,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *path = fuzz_write_input("fuzz_safetensors", data, size);
     sc_safetensors *st = NULL;
     if (sc_st_open_file(path, &st) != SC_OK) {
-        if (st) abort();   // failure must not hand out an object
+        FUZZ_CHECK(st == NULL);   // failure hands out no object
         return 0;
     }
     volatile uint8_t sink = 0;
     size_t n = sc_st_count(st);
     for (size_t i = 0; i < n; i++) {
         const sc_st_tensor *t = sc_st_get(st, i);
-        if (!t || !t->name) abort();
-        if (t->ndim < 0 || t->ndim > SC_ST_MAX_DIMS) abort();
+        FUZZ_CHECK(t != NULL && t->name != NULL);
+        FUZZ_CHECK(t->ndim >= 0 && t->ndim <= SC_ST_MAX_DIMS);
         size_t numel = sc_st_numel(t->ndim, t->shape);
-        if (numel == SIZE_MAX || numel * sc_dtype_size(t->dtype) != t->nbytes) abort();
-        if (sc_st_find(st, t->name) == NULL) abort();
+        FUZZ_CHECK(numel != SIZE_MAX && numel * sc_dtype_size(t->dtype) == t->nbytes);
+        FUZZ_CHECK(sc_st_find(st, t->name) != NULL);
         sink ^= (uint8_t)strlen(t->name);
         const uint8_t *p = t->data;
         for (size_t b = 0; b < t->nbytes; b++) sink ^= p[b];
     }
-    if (sc_st_get(st, n) != NULL) abort();   // past the end is NULL
+    FUZZ_CHECK(sc_st_get(st, n) == NULL);   // past the end is NULL
     const char *m = sc_st_metadata(st, "x");
     if (m) sink ^= (uint8_t)strlen(m);
     m = sc_st_metadata(st, "format");

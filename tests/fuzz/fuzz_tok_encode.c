@@ -34,13 +34,13 @@ static void decode_both(const int32_t *ids, size_t n, int must_succeed) {
         char *text = NULL;
         sc_status st = sc_tok_decode(g_tok, ids, n, skip, &text);
         if (st == SC_OK) {
-            if (!text) abort();
+            FUZZ_CHECK(text != NULL);
             volatile size_t sink = strlen(text);
             (void)sink;
             free(text);
         } else if (must_succeed) {
             fprintf(stderr, "decode of encoder output failed: %s\n", sc_last_error());
-            abort();
+            FUZZ_CHECK(!"the encoder's ids decode");
         }
     }
 }
@@ -50,11 +50,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int32_t *ids = NULL;
     size_t n = 0;
     if (sc_tok_encode(g_tok, (const char *)data, size, &ids, &n) == SC_OK) {
-        for (size_t i = 0; i < n; i++) if (ids[i] < 0 || ids[i] >= g_vocab) abort();
+        for (size_t i = 0; i < n; i++) FUZZ_CHECK(ids[i] >= 0 && ids[i] < g_vocab);
         decode_both(ids, n, 1);
         free(ids);
-    } else if (ids) {
-        abort();   // on error nothing is returned
+    } else {
+        FUZZ_CHECK(ids == NULL);   // on error nothing is returned
     }
     // 2. raw ids (anything, including negative and out-of-range) -> text
     size_t m = size / 4;

@@ -27,11 +27,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *path = fuzz_write_input("fuzz_tok_load", data, size);
     sc_tokenizer *tok = NULL;
     if (sc_tok_load(path, &tok) != SC_OK) {
-        if (tok) abort();
+        FUZZ_CHECK(tok == NULL);
         return 0;
     }
     int32_t V = sc_tok_vocab_size(tok);
-    if (V < 1) abort();
+    FUZZ_CHECK(V >= 1);
     volatile uint8_t sink = 0;
     int32_t lim = V < 4096 ? V : 4096;
     for (int32_t id = 0; id < lim; id++) {
@@ -42,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     int32_t *ids = NULL; size_t n_ids = 0;
     if (sc_tok_encode(tok, sample, sizeof sample - 1, &ids, &n_ids) == SC_OK) {
-        for (size_t i = 0; i < n_ids; i++) if (ids[i] < 0 || ids[i] >= V) abort();
+        for (size_t i = 0; i < n_ids; i++) FUZZ_CHECK(ids[i] >= 0 && ids[i] < V);
         for (int skip = 0; skip < 2; skip++) {
             char *text = NULL;
             if (sc_tok_decode(tok, ids, n_ids, skip, &text) == SC_OK) { sink ^= (uint8_t)strlen(text); free(text); }
