@@ -572,20 +572,20 @@ static void test_units(void) {
     sc_judge_item it[2] = {{.prompt_id = 4}, {.prompt_id = 9}};
     sc_judge_batch b = {.items = it, .n = 2};
     sc_judge_theme t;
-    CHECK_OK(sc_judge_net_parse_theme("```json\n{\"reasoning\":\"r\",\"theme\":\"x\",\"prompts\":[9,4,9,5]}\n```", &b, "unit", &t));
+    CHECK_OK(sc_judge_parse_theme("```json\n{\"reasoning\":\"r\",\"theme\":\"x\",\"prompts\":[9,4,9,5]}\n```", &b, "unit", &t));
     CHECK(t.theme && !strcmp(t.theme, "x") && t.n_prompts == 2 && t.prompts[0] == 4 && t.prompts[1] == 9);
     sc_judge_theme_free(&t);
-    CHECK_OK(sc_judge_net_parse_theme("{\"reasoning\":\"r\",\"theme\":\" \",\"prompts\":[]}", &b, "unit", &t));
+    CHECK_OK(sc_judge_parse_theme("{\"reasoning\":\"r\",\"theme\":\" \",\"prompts\":[]}", &b, "unit", &t));
     CHECK(t.theme == NULL);
     sc_judge_theme_free(&t);
-    CHECK_ERR(sc_judge_net_parse_theme("{\"reasoning\":\"r\",\"theme\":null,\"theme\":\"y\",\"prompts\":[]}", &b, "unit", &t), SC_ERR_FORMAT, "twice");
-    CHECK_ERR(sc_judge_net_parse_theme("{\"reasoning\":\"r\",\"prompts\":[]}", &b, "unit", &t), SC_ERR_FORMAT, "\"theme\" is missing");
-    CHECK_ERR(sc_judge_net_parse_theme("{\"reasoning\":\"r\",\"theme\":null,\"prompts\":[1.5]}", &b, "unit", &t), SC_ERR_FORMAT, "not an integer");
-    CHECK_ERR(sc_judge_net_parse_theme("[1,2]", &b, "unit", &t), SC_ERR_FORMAT, "schema");
+    CHECK_ERR(sc_judge_parse_theme("{\"reasoning\":\"r\",\"theme\":null,\"theme\":\"y\",\"prompts\":[]}", &b, "unit", &t), SC_ERR_FORMAT, "twice");
+    CHECK_ERR(sc_judge_parse_theme("{\"reasoning\":\"r\",\"prompts\":[]}", &b, "unit", &t), SC_ERR_FORMAT, "\"theme\" is missing");
+    CHECK_ERR(sc_judge_parse_theme("{\"reasoning\":\"r\",\"theme\":null,\"prompts\":[1.5]}", &b, "unit", &t), SC_ERR_FORMAT, "not an integer");
+    CHECK_ERR(sc_judge_parse_theme("[1,2]", &b, "unit", &t), SC_ERR_FORMAT, "schema");
     sc_judge_verdict v;
-    CHECK_OK(sc_judge_net_parse_verdict("{\"reasoning\":\"r\",\"more\":\"b\"}", &v));
+    CHECK_OK(sc_judge_parse_verdict("{\"reasoning\":\"r\",\"more\":\"b\"}", &v));
     CHECK(v.winner == 1);
-    CHECK_ERR(sc_judge_net_parse_verdict("{\"reasoning\":\"r\",\"more\":\"C\"}", &v), SC_ERR_FORMAT, "neither");
+    CHECK_ERR(sc_judge_parse_verdict("{\"reasoning\":\"r\",\"more\":\"C\"}", &v), SC_ERR_FORMAT, "neither");
 }
 
 int main(void) {

@@ -79,8 +79,12 @@ struct sc_provider {
     void *impl;
 };
 
-// The offline, deterministic provider (lexical.h has the method).
+// The offline, deterministic provider (docs/lexical-judge.md has the method).
 sc_status sc_provider_lexical(sc_provider **out);
+// steerclear itself as the judge: an instruct model directory answers the prompts (chat
+// template, JSON parsed from its answer, retried with a repair instruction), and the
+// mean-pooled final hidden state of a model directory embeds (src/judge/local.c).
+sc_status sc_provider_local(const char *model_dir, const char *embed_dir, sc_provider **out);
 void sc_provider_free(sc_provider *p);
 
 #endif

@@ -8,13 +8,15 @@
 // that passed the provider's schema check; written atomically. A failure is never stored, so a
 // later run asks again what failed.
 //
-// The rest of this header (sc_judge_net_*) is internal to the HTTP providers.
+// The rest of this header (sc_judge_net_*) is internal to the HTTP providers. The prompts and
+// the checks of the judge's answers, which the local provider shares, are in judge_prompts.h.
 #ifndef STEERCLEAR_JUDGE_CACHE_H
 #define STEERCLEAR_JUDGE_CACHE_H
 
 #include "steerclear/http.h"
 #include "steerclear/json.h"
 #include "steerclear/judge_net.h"
+#include "steerclear/judge_prompts.h"
 
 // key: 64 lowercase hex digits + NUL.
 sc_status sc_judge_cache_key(const char *provider, const char *model, const char *endpoint,
@@ -39,8 +41,7 @@ typedef struct {
     char *auth_header;           // the header carrying the key (secret), NULL: none
     const char *headers[3];      // {"Content-Type: application/json", auth_header, NULL}
     char *cache_dir;             // NULL: no cache
-    char *theme_system, *theme_user;      // prompts/judge_theme.txt
-    char *compare_system, *compare_user;  // prompts/judge_compare.txt
+    sc_judge_prompts prompts;    // prompts/judge_theme.txt, prompts/judge_compare.txt
     sc_http_opts http;           // in-flight cap, timeouts, retries; .budget -> budget
     sc_http_budget budget;       // shared by every call of the provider
     double temperature;          // < 0: not sent
@@ -80,10 +81,6 @@ sc_status sc_judge_net_run(sc_judge_net *net, const char *what, const sc_judge_n
                            sc_judge_net_accept accept, void *user, sc_judge_net_outcome *res);
 void sc_judge_net_outcomes_free(sc_judge_net_outcome *res, int n);
 
-// Parse and check the judge's JSON answer text (code fences around it are tolerated).
-// Prompt ids not in the batch are dropped with a warning naming `where`.
-sc_status sc_judge_net_parse_theme(const char *text, const sc_judge_batch *b, const char *where, sc_judge_theme *out);
-sc_status sc_judge_net_parse_verdict(const char *text, sc_judge_verdict *out);
 // Given each text's vector (per_text[i], lens[i] floats), check all lengths agree (the most
 // common length wins; an error names the first text index that differs) and pack *vecs[n][*dim].
 sc_status sc_judge_net_embed_finish(const char *what, float *const *per_text, const int *lens, int n, float **vecs, int *dim);
@@ -114,8 +111,5 @@ sc_status sc_judge_net_provider_new(const char *name, const sc_judge_net_dialect
 
 // A redacted copy of sc_last_error() (malloc'ed).
 char *sc_judge_net_error_copy(const sc_judge_net *net);
-// A printable excerpt of text (control characters as spaces, at most max bytes, "..." when cut)
-// into out[cap].
-void sc_judge_net_excerpt(const char *text, size_t max, char *out, size_t cap);
 
 #endif

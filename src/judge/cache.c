@@ -1,15 +1,14 @@
 // cache.c — the judge's disk cache (SHA-256 keyed files of successful, schema-valid response
-// bodies) and the layer the HTTP providers share around it: options and API keys, the prompt
-// templates, the cached request runner, and the checks of the judge's JSON answers (see
-// steerclear/judge_cache.h). Leaves out: the providers' wire formats (gemini.c, openai.c),
-// cache eviction (delete the folder to start afresh) and locking (entries are written
-// atomically and identical keys hold identical bodies' meaning, so concurrent runs are safe).
+// bodies) and the layer the HTTP providers share around it: options and API keys, the cached
+// request runner, and the provider on top of a dialect (see steerclear/judge_cache.h). The
+// prompts and the checks of the judge's JSON answers are in prompts.c. Leaves out: the
+// providers' wire formats (gemini.c, openai.c), cache eviction (delete the folder to start
+// afresh) and locking (entries are written atomically and identical keys hold identical
+// bodies' meaning, so concurrent runs are safe).
 #include "steerclear/judge_cache.h"
 
 #include <cjson/cJSON.h>
-#include <ctype.h>
 #include <errno.h>
-#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <openssl/evp.h>
@@ -86,14 +85,6 @@ void sc_judge_cache_drop(const char *dir, const char *key) {
 // ---------------------------------------------------------------------------------------
 // Options
 
-const char *sc_judge_prompts_dir_default(void) {
-#ifdef SC_PROMPTS_DIR
-    return SC_PROMPTS_DIR;
-#else
-    return "prompts";
-#endif
-}
-
 void sc_judge_net_opts_default(sc_judge_net_opts *o, const char *provider) {
     memset(o, 0, sizeof *o);
     o->in_flight = 8;
@@ -118,52 +109,6 @@ void sc_judge_net_opts_default(sc_judge_net_opts *o, const char *provider) {
         o->api_key_env = "OPENAI_API_KEY";
         o->embed_batch = 256;
     }
-}
-
-// Split a prompt file into its "=== system ===" and "=== user ===" sections (text before the
-// first marker is a description and is not sent).
-static sc_status load_template(const char *dir, const char *file, const char *const *need, char **system, char **user) {
-    char path[4096];
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, file) >= sizeof path)
-        return sc_errorf(SC_ERR_ARG, "prompts folder '%s': path too long", dir);
-    char *text;
-    size_t len;
-    if (sc_read_file(path, &text, &len) != SC_OK)
-        return sc_error_wrap(SC_ERR_IO, "judge prompt file (set prompts_dir, or run from the source tree): ");
-    char *sec[2] = {NULL, NULL};
-    static const char *marks[2] = {"=== system ===", "=== user ==="};
-    for (int s = 0; s < 2; s++) {
-        size_t ml = strlen(marks[s]);
-        for (char *p = text; (p = strstr(p, marks[s])); p += ml) {
-            if ((p == text || p[-1] == '\n') && (p[ml] == '\n' || p[ml] == '\r' || p[ml] == '\0')) { sec[s] = p; break; }
-        }
-        if (!sec[s]) { free(text); return sc_errorf(SC_ERR_FORMAT, "%s: no line '%s' (the file needs a system and a user section)", path, marks[s]); }
-    }
-    if (sec[1] < sec[0]) { free(text); return sc_errorf(SC_ERR_FORMAT, "%s: the '=== system ===' section must come before '=== user ==='", path); }
-    char *sys_start = strchr(sec[0], '\n') + 1, *user_start = strchr(sec[1], '\n');
-    user_start = user_start ? user_start + 1 : sec[1] + strlen(sec[1]);
-    char *sys_end = sec[1];
-    *sys_end = '\0';
-    // trim surrounding blank lines and spaces
-    char *parts[2] = {sys_start, user_start};
-    char *outs[2] = {NULL, NULL};
-    for (int s = 0; s < 2; s++) {
-        char *a = parts[s], *b = a + strlen(a);
-        while (*a && isspace((unsigned char)*a)) a++;
-        while (b > a && isspace((unsigned char)b[-1])) b--;
-        *b = '\0';
-        if (!*a) { free(outs[0]); free(text); return sc_errorf(SC_ERR_FORMAT, "%s: the %s section is empty", path, s ? "user" : "system"); }
-        if (!(outs[s] = sc_strdup(a))) { free(outs[0]); free(text); return SC_ERR_MEM; }
-    }
-    free(text);
-    for (const char *const *n = need; n && *n; n++)
-        if (!strstr(outs[0], *n) && !strstr(outs[1], *n)) {
-            free(outs[0]); free(outs[1]);
-            return sc_errorf(SC_ERR_FORMAT, "%s: the placeholder %s appears in neither section", path, *n);
-        }
-    *system = outs[0];
-    *user = outs[1];
-    return SC_OK;
 }
 
 static int is_loopback_host(const char *url) {
@@ -221,11 +166,7 @@ sc_status sc_judge_net_init(sc_judge_net *net, const char *provider, const sc_ju
     net->headers[2] = NULL;
     const char *cache = o->cache_dir && *o->cache_dir ? o->cache_dir : NULL;
     if (cache && !(net->cache_dir = sc_strdup(cache))) { sc_judge_net_release(net); return SC_ERR_MEM; }
-    const char *prompts = o->prompts_dir && *o->prompts_dir ? o->prompts_dir : sc_judge_prompts_dir_default();
-    static const char *const need_theme[] = {"{{items}}", NULL};
-    static const char *const need_compare[] = {"{{trait}}", "{{a}}", "{{b}}", NULL};
-    if ((st = load_template(prompts, "judge_theme.txt", need_theme, &net->theme_system, &net->theme_user)) != SC_OK ||
-        (st = load_template(prompts, "judge_compare.txt", need_compare, &net->compare_system, &net->compare_user)) != SC_OK) {
+    if ((st = sc_judge_prompts_load(o->prompts_dir, &net->prompts)) != SC_OK) {
         sc_judge_net_release(net);
         return sc_error_wrap(st, "%s: ", provider);
     }
@@ -253,10 +194,7 @@ void sc_judge_net_release(sc_judge_net *net) {
     free(net->auth_header);
     free(net->base_url);
     free(net->cache_dir);
-    free(net->theme_system);
-    free(net->theme_user);
-    free(net->compare_system);
-    free(net->compare_user);
+    sc_judge_prompts_release(&net->prompts);
     memset(net, 0, sizeof *net);
 }
 
@@ -276,18 +214,6 @@ void sc_judge_net_outcomes_free(sc_judge_net_outcome *res, int n) {
 char *sc_judge_net_error_copy(const sc_judge_net *net) {
     char *c = sc_http_redact(sc_last_error(), net ? net->key : NULL);
     return c ? c : sc_strdup("out of memory");
-}
-
-void sc_judge_net_excerpt(const char *text, size_t max, char *out, size_t cap) {
-    size_t w = 0;
-    if (cap < 4) { if (cap) out[0] = '\0'; return; }
-    if (max > cap - 4) max = cap - 4;
-    for (size_t i = 0; text && text[i] && w < max; i++) {
-        unsigned char c = (unsigned char)text[i];
-        out[w++] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
-    }
-    if (text && strlen(text) > max) { memcpy(out + w, "...", 3); w += 3; }
-    out[w] = '\0';
 }
 
 sc_status sc_judge_net_run(sc_judge_net *net, const char *what, const sc_judge_net_call *calls, int n,
@@ -378,190 +304,7 @@ sc_status sc_judge_net_run(sc_judge_net *net, const char *what, const sc_judge_n
     return SC_OK;
 }
 
-// ---------------------------------------------------------------------------------------
-// Prompts
 
-typedef struct { char *p; size_t len, cap; int oom; } sbuf;
-
-static void sb_add(sbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + n + 1) cap *= 2;
-        char *q = realloc(b->p, cap);
-        if (!q) { b->oom = 1; return; }
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-static void sb_str(sbuf *b, const char *s) { sb_add(b, s ? s : "", s ? strlen(s) : 0); }
-
-// Replace {{name}} by its value in one pass (inserted text is never searched again).
-static char *substitute(const char *tmpl, const char *const *names, const char *const *values, int nv) {
-    sbuf b = {0};
-    for (const char *p = tmpl; *p;) {
-        const char *open = strstr(p, "{{");
-        if (!open) { sb_str(&b, p); break; }
-        sb_add(&b, p, (size_t)(open - p));
-        int hit = -1;
-        for (int k = 0; k < nv && hit < 0; k++) {
-            size_t nl = strlen(names[k]);
-            if (!strncmp(open + 2, names[k], nl) && !strncmp(open + 2 + nl, "}}", 2)) hit = k;
-        }
-        if (hit < 0) { sb_add(&b, "{{", 2); p = open + 2; continue; }
-        sb_str(&b, values[hit]);
-        p = open + 2 + strlen(names[hit]) + 2;
-    }
-    if (b.oom) { free(b.p); return NULL; }
-    if (!b.p) return sc_strdup("");
-    return b.p;
-}
-
-static sc_status render_theme(const sc_judge_net *net, const sc_judge_batch *b, char **system, char **user) {
-    sbuf items = {0}, ids = {0};
-    char num[32];
-    for (int i = 0; i < b->n; i++) {
-        const sc_judge_item *it = &b->items[i];
-        snprintf(num, sizeof num, "%d", it->prompt_id);
-        sb_str(&items, i ? "\n\n<item id=\"" : "<item id=\"");
-        sb_str(&items, num);
-        sb_str(&items, "\">\n<prompt>\n");
-        sb_str(&items, it->prompt);
-        sb_str(&items, "\n</prompt>\n<base_completion>\n");
-        sb_str(&items, it->original);
-        sb_str(&items, "\n</base_completion>\n<modified_output>\n");
-        sb_str(&items, it->output);
-        sb_str(&items, "\n</modified_output>\n</item>");
-        sb_str(&ids, i ? ", " : "");
-        sb_str(&ids, num);
-    }
-    snprintf(num, sizeof num, "%d", b->n);
-    const char *names[] = {"items", "ids", "n"};
-    const char *values[] = {items.p ? items.p : "", ids.p ? ids.p : "", num};
-    *system = items.oom || ids.oom ? NULL : substitute(net->theme_system, names, values, 3);
-    *user = items.oom || ids.oom ? NULL : substitute(net->theme_user, names, values, 3);
-    free(items.p);
-    free(ids.p);
-    if (!*system || !*user) { free(*system); free(*user); *system = *user = NULL; return sc_errorf(SC_ERR_MEM, "out of memory rendering a judge prompt"); }
-    return SC_OK;
-}
-
-static sc_status render_compare(const sc_judge_net *net, const sc_judge_pair *p, char **system, char **user) {
-    const char *names[] = {"trait", "prompt", "a", "b"};
-    const char *values[] = {p->trait ? p->trait : "", p->prompt ? p->prompt : "", p->a ? p->a : "", p->b ? p->b : ""};
-    *system = substitute(net->compare_system, names, values, 4);
-    *user = substitute(net->compare_user, names, values, 4);
-    if (!*system || !*user) { free(*system); free(*user); *system = *user = NULL; return sc_errorf(SC_ERR_MEM, "out of memory rendering a judge prompt"); }
-    return SC_OK;
-}
-
-// ---------------------------------------------------------------------------------------
-// Answers
-
-// Parse the judge's answer text; code fences (```json ... ```) around it are tolerated.
-static cJSON *parse_answer(const char *text, sc_status *st) {
-    char ex[240];
-    if (!text) { *st = sc_errorf(SC_ERR_FORMAT, "the judge's answer is empty"); return NULL; }
-    const char *a = text;
-    while (isspace((unsigned char)*a)) a++;
-    size_t n = strlen(a);
-    while (n && isspace((unsigned char)a[n - 1])) n--;
-    if (n >= 6 && !strncmp(a, "```", 3) && !strncmp(a + n - 3, "```", 3)) {
-        const char *nl = memchr(a, '\n', n);
-        if (nl) { n -= (size_t)(nl + 1 - a) + 3; a = nl + 1; }
-    }
-    cJSON *root = cJSON_ParseWithLength(a, n);
-    if (!root) {
-        sc_judge_net_excerpt(text, 200, ex, sizeof ex);
-        *st = sc_errorf(SC_ERR_FORMAT, "the judge's answer is not valid JSON: \"%s\"", ex);
-        return NULL;
-    }
-    if (sc_json_check_object(root, "the judge's answer", NULL) != SC_OK) {
-        *st = sc_error_wrap(SC_ERR_FORMAT, "the judge's answer breaks the schema: ");
-        cJSON_Delete(root);
-        return NULL;
-    }
-    *st = SC_OK;
-    return root;
-}
-
-static int cmp_int(const void *a, const void *b) {
-    int x = *(const int *)a, y = *(const int *)b;
-    return (x > y) - (x < y);
-}
-
-sc_status sc_judge_net_parse_theme(const char *text, const sc_judge_batch *b, const char *where, sc_judge_theme *out) {
-    memset(out, 0, sizeof *out);
-    sc_status st;
-    cJSON *root = parse_answer(text, &st);
-    if (!root) return st;
-    const cJSON *reasoning = cJSON_GetObjectItemCaseSensitive(root, "reasoning");
-    const cJSON *theme = cJSON_GetObjectItemCaseSensitive(root, "theme");
-    const cJSON *prompts = cJSON_GetObjectItemCaseSensitive(root, "prompts");
-    const char *bad = NULL;
-    if (!cJSON_IsString(reasoning)) bad = reasoning ? "\"reasoning\" is not a string" : "\"reasoning\" is missing";
-    else if (!theme) bad = "\"theme\" is missing (it must be a string or null)";
-    else if (!cJSON_IsString(theme) && !cJSON_IsNull(theme)) bad = "\"theme\" is neither a string nor null";
-    else if (!cJSON_IsArray(prompts)) bad = prompts ? "\"prompts\" is not an array" : "\"prompts\" is missing";
-    else {
-        const cJSON *v;
-        cJSON_ArrayForEach(v, prompts) if (!sc_json_is_int(v, INT_MIN, INT_MAX)) { bad = "\"prompts\" holds something that is not an integer"; break; }
-    }
-    if (bad) { cJSON_Delete(root); return sc_errorf(SC_ERR_FORMAT, "the judge's answer breaks the schema: %s", bad); }
-    int np = cJSON_GetArraySize(prompts), kept = 0, dropped = 0;
-    out->prompts = np ? malloc((size_t)np * sizeof *out->prompts) : NULL;
-    out->reasoning = sc_strdup(reasoning->valuestring);
-    const char *t = cJSON_IsString(theme) ? theme->valuestring : NULL;
-    while (t && isspace((unsigned char)*t)) t++;
-    if (t && *t) out->theme = sc_strdup(t);
-    if ((np && !out->prompts) || !out->reasoning || (t && *t && !out->theme)) {
-        cJSON_Delete(root);
-        sc_judge_theme_free(out);
-        return sc_errorf(SC_ERR_MEM, "out of memory reading the judge's answer");
-    }
-    const cJSON *v;
-    char dropped_list[128] = "";
-    cJSON_ArrayForEach(v, prompts) {
-        int id = (int)v->valuedouble, in = 0, dup = 0;
-        for (int i = 0; i < b->n && !in; i++) in = b->items[i].prompt_id == id;
-        for (int k = 0; k < kept && !dup; k++) dup = out->prompts[k] == id;
-        if (!in) {
-            size_t l = strlen(dropped_list);
-            if (l < sizeof dropped_list - 16) snprintf(dropped_list + l, sizeof dropped_list - l, "%s%d", dropped ? ", " : "", id);
-            dropped++;
-            continue;
-        }
-        if (!dup) out->prompts[kept++] = id;
-    }
-    out->n_prompts = kept;
-    if (kept > 1) qsort(out->prompts, (size_t)kept, sizeof *out->prompts, cmp_int);
-    if (dropped) sc_log(SC_LOG_WARN, "%s: the judge cites prompt id%s %s%s that %s not in the batch; dropped", where ? where : "judge",
-                        dropped == 1 ? "" : "s", dropped_list, strlen(dropped_list) >= sizeof dropped_list - 16 ? ", ..." : "", dropped == 1 ? "is" : "are");
-    cJSON_Delete(root);
-    out->status = SC_OK;
-    return SC_OK;
-}
-
-sc_status sc_judge_net_parse_verdict(const char *text, sc_judge_verdict *out) {
-    memset(out, 0, sizeof *out);
-    sc_status st;
-    cJSON *root = parse_answer(text, &st);
-    if (!root) return st;
-    const cJSON *reasoning = cJSON_GetObjectItemCaseSensitive(root, "reasoning");
-    const cJSON *more = cJSON_GetObjectItemCaseSensitive(root, "more");
-    const char *bad = NULL;
-    if (!cJSON_IsString(reasoning)) bad = reasoning ? "\"reasoning\" is not a string" : "\"reasoning\" is missing";
-    else if (!cJSON_IsString(more)) bad = more ? "\"more\" is not a string" : "\"more\" is missing";
-    else if (strcasecmp(more->valuestring, "A") && strcasecmp(more->valuestring, "B")) bad = "\"more\" is neither \"A\" nor \"B\"";
-    if (bad) { cJSON_Delete(root); return sc_errorf(SC_ERR_FORMAT, "the judge's answer breaks the schema: %s", bad); }
-    out->winner = strcasecmp(more->valuestring, "A") ? 1 : 0;
-    out->status = SC_OK;
-    cJSON_Delete(root);
-    return SC_OK;
-}
 
 sc_status sc_judge_net_floats(const cJSON *array, float **v, int *len) {
     *v = NULL;
@@ -583,6 +326,11 @@ sc_status sc_judge_net_floats(const cJSON *array, float **v, int *len) {
     *v = f;
     *len = n;
     return SC_OK;
+}
+
+static int cmp_int(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
 }
 
 // Index of the first length that differs from the most common one (*mode), or -1. *tied: 1 when
@@ -633,16 +381,6 @@ typedef struct {
     char name[16];
 } net_provider;
 
-// "12, 13, 14" (at most ~100 characters) for messages.
-static void id_list(const sc_judge_batch *b, char *out, size_t cap) {
-    size_t at = 0;
-    out[0] = '\0';
-    for (int i = 0; i < b->n && at + 16 < cap; i++) {
-        if (at > 100) { snprintf(out + at, cap - at, ", ..."); break; }
-        at += (size_t)snprintf(out + at, cap - at, "%s%d", i ? ", " : "", b->items[i].prompt_id);
-    }
-}
-
 static char *joinf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *joinf(const char *fmt, ...) {
     va_list ap;
@@ -670,7 +408,7 @@ static sc_status theme_accept(void *user, int i, const char *body, size_t len) {
     char where[96];
     snprintf(where, sizeof where, "%s themes: batch %d", c->np->name, i);
     sc_judge_theme t;
-    sc_status st = sc_judge_net_parse_theme(text, &c->batches[i], where, &t);
+    sc_status st = sc_judge_parse_theme(text, &c->batches[i], where, &t);
     free(text);
     if (st != SC_OK) return st;
     sc_judge_theme_free(&c->out[i]);
@@ -692,7 +430,7 @@ static sc_status np_themes(sc_provider *p, const sc_judge_batch *batches, int n,
     sc_status st = SC_OK;
     for (int i = 0; i < n && st == SC_OK; i++) {
         char *sys = NULL, *usr = NULL;
-        st = render_theme(&np->net, &batches[i], &sys, &usr);
+        st = sc_judge_prompts_theme(&np->net.prompts, &batches[i], &sys, &usr);
         if (st == SC_OK) st = np->d->chat_call(&np->net, p->model, SC_JUDGE_ASK_THEME, sys, usr, &calls[i]);
         calls[i].model = p->model;
         free(sys);
@@ -704,7 +442,7 @@ static sc_status np_themes(sc_provider *p, const sc_judge_batch *batches, int n,
         for (int i = 0; i < n; i++) {
             if (res[i].status == SC_OK) continue;
             char ids[160];
-            id_list(&batches[i], ids, sizeof ids);
+            sc_judge_batch_ids(&batches[i], ids, sizeof ids);
             sc_judge_theme_free(&out[i]);
             out[i].status = res[i].status;
             out[i].error = joinf("%s: batch %d (prompt ids %s): %s", what, i, ids, res[i].error ? res[i].error : "failed");
@@ -729,7 +467,7 @@ static sc_status verdict_accept(void *user, int i, const char *body, size_t len)
     char *text = NULL;
     SC_TRY(c->np->d->chat_text(body, len, &text));
     sc_judge_verdict v;
-    sc_status st = sc_judge_net_parse_verdict(text, &v);
+    sc_status st = sc_judge_parse_verdict(text, &v);
     free(text);
     if (st != SC_OK) return st;
     free(c->out[i].error);
@@ -749,7 +487,7 @@ static sc_status np_compare(sc_provider *p, const sc_judge_pair *pairs, int n, s
     sc_status st = SC_OK;
     for (int i = 0; i < n && st == SC_OK; i++) {
         char *sys = NULL, *usr = NULL;
-        st = render_compare(&np->net, &pairs[i], &sys, &usr);
+        st = sc_judge_prompts_compare(&np->net.prompts, &pairs[i], &sys, &usr);
         if (st == SC_OK) st = np->d->chat_call(&np->net, p->model, SC_JUDGE_ASK_COMPARE, sys, usr, &calls[i]);
         calls[i].model = p->model;
         free(sys);

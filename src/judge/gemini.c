@@ -69,7 +69,7 @@ static sc_status gemini_chat_text(const char *body, size_t len, char **text) {
     cJSON *root = cJSON_ParseWithLength(body, len);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        sc_judge_net_excerpt(body, 200, ex, sizeof ex);
+        sc_judge_excerpt(body, 200, ex, sizeof ex);
         return sc_errorf(SC_ERR_FORMAT, "the response body is not a JSON object: \"%s\"", ex);
     }
     const cJSON *cands = cJSON_GetObjectItemCaseSensitive(root, "candidates");
@@ -135,7 +135,7 @@ static sc_status gemini_embed_parse(const char *body, size_t len, int first, int
     cJSON *root = cJSON_ParseWithLength(body, len);
     const cJSON *embs = cJSON_GetObjectItemCaseSensitive(root, "embeddings");
     if (!cJSON_IsArray(embs)) {
-        sc_judge_net_excerpt(body, 200, ex, sizeof ex);
+        sc_judge_excerpt(body, 200, ex, sizeof ex);
         cJSON_Delete(root);
         return sc_errorf(SC_ERR_FORMAT, "the response has no \"embeddings\" array: \"%s\"", ex);
     }

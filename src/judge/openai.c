@@ -65,7 +65,7 @@ static sc_status openai_chat_text(const char *body, size_t len, char **text) {
     cJSON *root = cJSON_ParseWithLength(body, len);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        sc_judge_net_excerpt(body, 200, ex, sizeof ex);
+        sc_judge_excerpt(body, 200, ex, sizeof ex);
         return sc_errorf(SC_ERR_FORMAT, "the response body is not a JSON object: \"%s\"", ex);
     }
     const cJSON *choices = cJSON_GetObjectItemCaseSensitive(root, "choices");
@@ -74,7 +74,7 @@ static sc_status openai_chat_text(const char *body, size_t len, char **text) {
     if (!cJSON_IsObject(msg)) { cJSON_Delete(root); return sc_errorf(SC_ERR_FORMAT, "the response has no choices[0].message"); }
     const cJSON *refusal = cJSON_GetObjectItemCaseSensitive(msg, "refusal");
     if (cJSON_IsString(refusal) && *refusal->valuestring) {
-        sc_judge_net_excerpt(refusal->valuestring, 200, ex, sizeof ex);
+        sc_judge_excerpt(refusal->valuestring, 200, ex, sizeof ex);
         cJSON_Delete(root);
         return sc_errorf(SC_ERR_FORMAT, "the model refused: \"%s\"", ex);
     }
@@ -106,7 +106,7 @@ static sc_status openai_embed_parse(const char *body, size_t len, int first, int
     cJSON *root = cJSON_ParseWithLength(body, len);
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
     if (!cJSON_IsArray(data)) {
-        sc_judge_net_excerpt(body, 200, ex, sizeof ex);
+        sc_judge_excerpt(body, 200, ex, sizeof ex);
         cJSON_Delete(root);
         return sc_errorf(SC_ERR_FORMAT, "the response has no \"data\" array: \"%s\"", ex);
     }
