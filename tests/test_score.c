@@ -93,5 +93,24 @@ int main(void) {
     CHECK(L.worst_a == 2 && L.worst_b == 5 && L.worst == 0.4 && L.best == 1.0 && L.n_pairs == 6);
     CHECK_OK(sc_linearity_score(S6, 6, 4, match, &L));   // 4 direction themes: 2 adapter themes unmatched count 0
     CHECK(L.n_pairs == 4 && L.score <= 4.0 / 6 + 1e-12);
+    // Wilson interval: the published 8/10 example, the edges, and the defining property (the
+    // ends are where the score test |p^ - p| = z sqrt(p (1 - p) / n) holds with equality)
+    double lo, hi;
+    sc_wilson_interval(8, 10, &lo, &hi);
+    CHECK_NEAR(lo, 0.4902, 1e-4);
+    CHECK_NEAR(hi, 0.9433, 1e-4);
+    sc_wilson_interval(0, 10, &lo, &hi);
+    CHECK(lo == 0);
+    CHECK_NEAR(hi, 0.2775, 1e-4);
+    sc_wilson_interval(10, 10, &lo, &hi);
+    CHECK_NEAR(hi, 1, 1e-12);
+    for (int n = 1; n <= 60; n += 7)
+        for (int w = 1; w < n; w++) {
+            sc_wilson_interval(w, n, &lo, &hi);
+            const double ph = (double)w / n, z95 = 1.959963984540054;
+            CHECK(lo < ph && ph < hi);
+            CHECK_NEAR((ph - lo) * (ph - lo), z95 * z95 * lo * (1 - lo) / n, 1e-12);
+            CHECK_NEAR((hi - ph) * (hi - ph), z95 * z95 * hi * (1 - hi) / n, 1e-12);
+        }
     return sc_test_finish("test_score");
 }

@@ -45,6 +45,11 @@ sc_status sc_evaluate_generate(const sc_model *m, sc_backend *be, const sc_eval_
                                const int32_t *const *prompts, const int *prompt_len, int n_prompts, const uint64_t *stream,
                                const sc_sample_opts *o, int batch_seqs, sc_gen_out *out);
 
+// Token ids of the first n prompts' full_prompt (ids[p] malloc'ed, len[p] tokens), each checked
+// to fit the model's context with max_new new tokens; errors name csv and the line.
+sc_status sc_evaluate_encode(const sc_model *m, const sc_tokenizer *tok, const sc_dataset *ds, const char *csv, int n,
+                             int max_new, int32_t **ids, int *len);
+
 // One output file: n entries, entry i for test row prompt_ids[i].
 sc_status sc_evaluate_write_json(const char *path, const sc_dataset *test, const int *prompt_ids, int n,
                                  char *const *original, char *const *output);

@@ -97,4 +97,53 @@ sc_status sc_results_read_directions(const sc_run *r, const int *searches, int n
 // One search's direction [L][C]: an error naming the fix when it was never extracted.
 sc_status sc_results_read_direction(const sc_run *r, int search, int L, int C, float *out);
 
+// One finished search's per-step curves (steps/loss, kl, nll): malloc'ed [*K] each.
+sc_status sc_results_read_steps(const sc_run *r, int search, double **loss, double **kl, double **nll, int *K);
+
+// --- The judge and the scores (judging.h) -------------------------------------------------------
+
+typedef struct {
+    const char *provider, *model, *embed_model, *date;
+    int batches, batch_size;
+    float scale;
+} sc_judge_meta;
+
+// One search's judged themes, as embedded: side 0 the adapter's, side 1 the direction's.
+typedef struct {
+    int search, dim;
+    int n[2];                  // themes embedded per side (failed batches left out)
+    float *emb[2];             // [n[s]][dim]
+    int *batch_of[2];          // (n[s]) the batch each embedded theme answers
+} sc_judge_record;
+
+// /judge: rewritten whole (attrs provider, model, embed_model, date, batches, batch_size,
+// scale; /judge/NNNN/{adapter,direction}_embeddings f32 [n][dim], _batches i32 [n]).
+sc_status sc_results_write_judge(sc_run *r, const sc_judge_meta *m, const sc_judge_record *rec, int n);
+// The searches in /judge (ascending, malloc'ed) and one search's record (arrays malloc'ed;
+// free with sc_judge_record_free). meta strings are malloc'ed too (sc_judge_meta_free).
+sc_status sc_results_list_judged(const sc_run *r, int **searches, int *n);
+sc_status sc_results_read_judge(const sc_run *r, int search, sc_judge_record *rec);
+void sc_judge_record_free(sc_judge_record *rec);
+sc_status sc_results_read_judge_meta(const sc_run *r, sc_judge_meta *m);
+void sc_judge_meta_free(sc_judge_meta *m);
+
+// One search's score: its cosine matrix [n[0]][n[1]] and matching.
+typedef struct {
+    int search;
+    int na, nb;
+    const double *cosine;      // [na][nb]
+    const int *match;          // (na) column of each row, -1: none
+    double score, best, worst;
+    int best_a, best_b, worst_a, worst_b;
+} sc_score_record;
+// /scores: rewritten whole (/scores/NNNN/cosine f64, /match i32, attrs linearity, best, worst,
+// ...; /scores/ranking i32 [n] search indices best first, /scores/linearity f64 [n] alike;
+// attr threshold).
+sc_status sc_results_write_scores(sc_run *r, const sc_score_record *rec, int n, const int *ranking, double threshold);
+// The ranking from /scores: searches best first and their Linearity Scores (malloc'ed [*n]).
+sc_status sc_results_read_ranking(const sc_run *r, int **searches, double **linearity, int *n);
+// One search's cosine matrix from /scores: *S malloc'ed [*na][*nb] (rows: the adapter themes in
+// the order of /judge/NNNN/adapter_batches; columns: the direction themes likewise).
+sc_status sc_results_read_cosine(const sc_run *r, int search, double **S, int *na, int *nb);
+
 #endif

@@ -30,4 +30,8 @@ typedef struct {
 // The Linearity Score of an [na][nb] cosine matrix (na, nb >= 1); match[i] = column of row i.
 sc_status sc_linearity_score(const double *S, int na, int nb, int *match, sc_linearity *out);
 
+// The 95% Wilson score interval of `wins` successes in n trials (n >= 1): [*lo, *hi] around the
+// observed rate (better than the normal approximation near 0 and 1 and for small n).
+void sc_wilson_interval(int wins, int n, double *lo, double *hi);
+
 #endif

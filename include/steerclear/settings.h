@@ -37,6 +37,9 @@ typedef struct {
 
 // Read the keys present in `obj` into `base` (the struct); `where` names the file and section.
 sc_status sc_settings_from_json(const sc_key *keys, size_t n_keys, const cJSON *obj, const char *where, void *base);
+// Set one key from text as typed on a command line: "8", "0.5", "gemini", "true"/"false"/"auto",
+// lists comma-separated ("-2,0,4", "empathetic,prescriptive"); checked like the JSON form.
+sc_status sc_settings_set_text(const sc_key *keys, size_t n_keys, const char *name, const char *text, const char *where, void *base);
 // Every key of the struct as a JSON object (caller frees with cJSON_Delete).
 cJSON *sc_settings_to_json(const sc_key *keys, size_t n_keys, const void *base);
 

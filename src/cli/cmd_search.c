@@ -4,6 +4,7 @@
 // checkpointed); --resume continues.
 #include "steerclear/cli.h"
 #include "steerclear/json.h"
+#include "steerclear/judging.h"
 #include "steerclear/stage.h"
 
 #include <cjson/cJSON.h>
@@ -12,11 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const top_keys[] = {"model", "train", "test", "memory_budget", "search", NULL};
+static const char *const top_keys[] = {"model", "train", "test", "memory_budget", "search", "judge", "quantify", NULL};
 
 static void usage(FILE *f) {
     fprintf(f, "usage: steerclear search --model DIR --out RUN_DIR [--train CSV] [options]\n"
-               "  --config F.json        settings: {\"model\", \"train\", \"test\", \"memory_budget\", \"search\": {...}} (see README);\n"
+               "  --config F.json        settings: {\"model\", \"train\", \"test\", \"memory_budget\", \"search\", \"judge\",\n"
+               "                         \"quantify\": {...}} (see README);\n"
                "                         relative paths in it are taken from the folder of F.json\n"
                "  --train CSV            train prompts (default: the run config's, else the shipped datasets/train.csv)\n"
                "  --searches N (20)      --adapter shared|per-block (shared)   --rank R (2)\n"
@@ -51,6 +53,10 @@ int sc_cmd_search(int argc, char **argv) {
     int resume = 0, first = 0, last = -1, wait = 0;
     sc_search_config cfg;
     sc_search_config_default(&cfg);
+    sc_judge_config jcfg;     // checked now and kept in RUN_DIR/config.json for the later stages
+    sc_quantify_config qcfg;
+    sc_judge_config_default(&jcfg);
+    sc_quantify_config_default(&qcfg);
     cJSON *over = cJSON_CreateObject();   // command-line settings, applied after the file
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"train", required_argument, 0, 't'}, {"out", required_argument, 0, 'o'},
@@ -120,6 +126,7 @@ int sc_cmd_search(int argc, char **argv) {
         if (sc_json_check_object(file, config, top_keys)) { sc_cli_fail("search"); goto done; }
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(file, "search");
         if (s && sc_search_config_from_json(s, config, &cfg)) { sc_cli_fail("search"); goto done; }
+        if (sc_path_dir_of(config, base, sizeof base) || sc_judging_config_load(file, config, base, &jcfg, &qcfg)) { sc_cli_fail("search"); goto done; }
         if (sc_path_dir_of(config, base, sizeof base) || !config_path(file, "model", base, model, sizeof model) ||
             !config_path(file, "train", base, train, sizeof train) || !config_path(file, "test", base, test, sizeof test)) {
             sc_error_wrap(SC_ERR_ARG, "%s: ", config);
@@ -148,6 +155,8 @@ int sc_cmd_search(int argc, char **argv) {
     cJSON_AddStringToObject(res, "train", train);
     if (test[0]) cJSON_AddStringToObject(res, "test", test);
     cJSON_AddItemToObject(res, "search", sc_search_config_to_json(&cfg));
+    cJSON_AddItemToObject(res, "judge", sc_judge_config_to_json(&jcfg));
+    cJSON_AddItemToObject(res, "quantify", sc_quantify_config_to_json(&qcfg));
     resolved = cJSON_Print(res);
     {   // a run directory that already has searches needs --resume, with the settings it was
         // started with; refuse before writing anything

@@ -126,3 +126,53 @@ cJSON *sc_settings_to_json(const sc_key *keys, size_t n_keys, const void *base) 
     }
     return o;
 }
+
+// A number as typed: plain decimal (no hex, "nan", "inf" or trailing text).
+static int text_number(const char *t, double *v) {
+    if (!*t || strspn(t, "0123456789+-.eE") != strlen(t)) return 0;
+    char *end;
+    *v = strtod(t, &end);
+    return !*end && isfinite(*v);
+}
+
+sc_status sc_settings_set_text(const sc_key *keys, size_t n_keys, const char *name, const char *text, const char *where, void *base) {
+    const sc_key *k = find(keys, n_keys, name);
+    if (!k) return sc_errorf(SC_ERR_INTERNAL, "%s: no setting '%s'", where, name);
+    cJSON *obj = cJSON_CreateObject(), *v = NULL;
+    double d;
+    switch (k->kind) {
+    case SC_KEY_INT: case SC_KEY_FLOAT: case SC_KEY_U64:
+        if (text_number(text, &d)) v = cJSON_CreateNumber(d);
+        break;
+    case SC_KEY_AUTO_BOOL:
+        v = !strcmp(text, "true") ? cJSON_CreateTrue() : !strcmp(text, "false") ? cJSON_CreateFalse() : cJSON_CreateString(text);
+        break;
+    case SC_KEY_ENUM: case SC_KEY_STRING: v = cJSON_CreateString(text); break;
+    case SC_KEY_FLOATS: case SC_KEY_STRINGS: {
+        v = cJSON_CreateArray();
+        for (const char *p = text; v;) {
+            const size_t len = strcspn(p, ",");
+            char item[256];
+            if (len == 0 || len >= sizeof item) { cJSON_Delete(v); v = NULL; break; }
+            memcpy(item, p, len);
+            item[len] = '\0';
+            if (k->kind == SC_KEY_STRINGS) cJSON_AddItemToArray(v, cJSON_CreateString(item));
+            else if (text_number(item, &d)) cJSON_AddItemToArray(v, cJSON_CreateNumber(d));
+            else { cJSON_Delete(v); v = NULL; break; }
+            if (!p[len]) break;
+            p += len + 1;
+        }
+        break;
+    }
+    }
+    if (!v) {
+        cJSON_Delete(obj);
+        const char *want = k->kind == SC_KEY_FLOATS ? "a comma-separated list of numbers such as -2,0,4"
+                         : k->kind == SC_KEY_STRINGS ? "a comma-separated list such as a,b" : "a plain decimal number";
+        return sc_errorf(SC_ERR_ARG, "%s: '%s' = '%s' is not %s", where, name, text, want);
+    }
+    cJSON_AddItemToObject(obj, name, v);
+    sc_status st = sc_settings_from_json(keys, n_keys, obj, where, base);
+    cJSON_Delete(obj);
+    return st;
+}

@@ -549,3 +549,212 @@ done:
     free(old_settings); free(all); free(D); free(counts); free(idx); free(values); free(lens);
     return st;
 }
+
+sc_status sc_results_read_steps(const sc_run *r, int search, double **loss, double **kl, double **nll, int *K) {
+    *loss = *kl = *nll = NULL;
+    *K = 0;
+    sc_h5 *h = NULL;
+    SC_TRY(open_read(r, &h));
+    static const char *const name[3] = {"loss", "kl", "nll"};
+    double **out[3] = {loss, kl, nll};
+    sc_status st = SC_OK;
+    for (int i = 0; i < 3 && !st; i++) {
+        char obj[96];
+        int nd = 0;
+        int64_t dims[SC_H5_MAX_DIMS];
+        snprintf(obj, sizeof obj, "/searches/%04d/steps/%s", search, name[i]);
+        if (!sc_h5_exists(h, obj)) { st = sc_errorf(SC_ERR_ARG, "%s has no %s: search %d has not finished", sc_h5_filename(h), obj, search); break; }
+        if ((st = sc_h5_read_f64(h, obj, out[i], &nd, dims))) break;
+        if (nd != 1 || (i && dims[0] != *K)) st = sc_errorf(SC_ERR_FORMAT, "%s: %s: expected [%d] values", sc_h5_filename(h), obj, *K);
+        *K = (int)dims[0];
+    }
+    sc_h5_close(h);
+    if (st) { free(*loss); free(*kl); free(*nll); *loss = *kl = *nll = NULL; *K = 0; }
+    return st;
+}
+
+// --- The judge and the scores -------------------------------------------------------------------
+
+sc_status sc_results_write_judge(sc_run *r, const sc_judge_meta *m, const sc_judge_record *rec, int n) {
+    sc_h5 *h = NULL;
+    SC_TRY(begin_update(r, &h));
+    sc_status st = SC_OK;
+    char obj[128];
+    static const char *const side[2] = {"adapter", "direction"};
+    W(sc_h5_delete(h, "/judge"));
+    W(sc_h5_mkgroup(h, "/judge"));
+    W(sc_h5_attr_str(h, "/judge", "provider", m->provider));
+    W(sc_h5_attr_str(h, "/judge", "model", m->model));
+    W(sc_h5_attr_str(h, "/judge", "embed_model", m->embed_model));
+    W(sc_h5_attr_str(h, "/judge", "date", m->date));
+    W(sc_h5_attr_i64(h, "/judge", "batches", m->batches));
+    W(sc_h5_attr_i64(h, "/judge", "batch_size", m->batch_size));
+    W(sc_h5_attr_f64(h, "/judge", "scale", m->scale));
+    for (int k = 0; k < n; k++)
+        for (int s = 0; s < 2; s++) {
+            int64_t de[2] = {rec[k].n[s], rec[k].dim}, db[1] = {rec[k].n[s]};
+            snprintf(obj, sizeof obj, "/judge/%04d/%s_embeddings", rec[k].search, side[s]);
+            W(sc_h5_write_f32(h, obj, 2, de, rec[k].emb[s]));
+            snprintf(obj, sizeof obj, "/judge/%04d/%s_batches", rec[k].search, side[s]);
+            W(sc_h5_write_i32(h, obj, 1, db, rec[k].batch_of[s]));
+        }
+    st = sc_h5_commit(h);
+    h = NULL;
+done:
+    if (h) sc_h5_close(h);
+    return st;
+}
+
+sc_status sc_results_list_judged(const sc_run *r, int **searches, int *n) {
+    *searches = NULL;
+    *n = 0;
+    sc_h5 *h = NULL;
+    SC_TRY(open_read(r, &h));
+    sc_status st = SC_OK;
+    if (!sc_h5_exists(h, "/judge")) st = sc_errorf(SC_ERR_ARG, "%s has no /judge: run `steerclear judge` first", sc_h5_filename(h));
+    int cap = 16, cnt = 0, *v = st ? NULL : malloc(sizeof(int) * (size_t)cap);
+    if (!st && !v) st = sc_errorf(SC_ERR_MEM, "out of memory");
+    for (int s = 0; !st && s < SC_MAX_SEARCH_INDEX; s++) {
+        char grp[64];
+        snprintf(grp, sizeof grp, "/judge/%04d", s);
+        if (!sc_h5_exists(h, grp)) continue;
+        if (cnt == cap) {
+            int *nv = realloc(v, sizeof(int) * (size_t)(cap *= 2));
+            if (!nv) { st = sc_errorf(SC_ERR_MEM, "out of memory"); break; }
+            v = nv;
+        }
+        v[cnt++] = s;
+    }
+    sc_h5_close(h);
+    if (st) { free(v); return st; }
+    *searches = v;
+    *n = cnt;
+    return SC_OK;
+}
+
+void sc_judge_record_free(sc_judge_record *rec) {
+    for (int s = 0; s < 2; s++) { free(rec->emb[s]); free(rec->batch_of[s]); }
+    memset(rec, 0, sizeof *rec);
+}
+
+sc_status sc_results_read_judge(const sc_run *r, int search, sc_judge_record *rec) {
+    memset(rec, 0, sizeof *rec);
+    rec->search = search;
+    sc_h5 *h = NULL;
+    SC_TRY(open_read(r, &h));
+    static const char *const side[2] = {"adapter", "direction"};
+    sc_status st = SC_OK;
+    for (int s = 0; s < 2 && !st; s++) {
+        char obj[128];
+        int nd = 0, nb = 0;
+        int64_t de[SC_H5_MAX_DIMS], db[SC_H5_MAX_DIMS];
+        snprintf(obj, sizeof obj, "/judge/%04d/%s_embeddings", search, side[s]);
+        if ((st = sc_h5_read_f32(h, obj, &rec->emb[s], &nd, de))) break;
+        snprintf(obj, sizeof obj, "/judge/%04d/%s_batches", search, side[s]);
+        if ((st = sc_h5_read_i32(h, obj, (int32_t **)&rec->batch_of[s], &nb, db))) break;
+        if (nd != 2 || nb != 1 || db[0] != de[0] || (s && de[1] != rec->dim))
+            st = sc_errorf(SC_ERR_FORMAT, "%s: %s: shapes disagree; run `steerclear judge` again", sc_h5_filename(h), obj);
+        rec->n[s] = (int)de[0];
+        rec->dim = (int)de[1];
+    }
+    sc_h5_close(h);
+    if (st) sc_judge_record_free(rec);
+    return st;
+}
+
+void sc_judge_meta_free(sc_judge_meta *m) {
+    free((char *)m->provider); free((char *)m->model); free((char *)m->embed_model); free((char *)m->date);
+    memset(m, 0, sizeof *m);
+}
+
+sc_status sc_results_read_judge_meta(const sc_run *r, sc_judge_meta *m) {
+    memset(m, 0, sizeof *m);
+    sc_h5 *h = NULL;
+    SC_TRY(open_read(r, &h));
+    char *s[4] = {NULL, NULL, NULL, NULL};
+    static const char *const names[4] = {"provider", "model", "embed_model", "date"};
+    int64_t b = 0, bs = 0;
+    double scale = 0;
+    sc_status st = SC_OK;
+    for (int i = 0; i < 4 && !st; i++) st = sc_h5_read_attr_str(h, "/judge", names[i], &s[i]);
+    if (!st) st = sc_h5_read_attr_i64(h, "/judge", "batches", &b);
+    if (!st) st = sc_h5_read_attr_i64(h, "/judge", "batch_size", &bs);
+    if (!st) st = sc_h5_read_attr_f64(h, "/judge", "scale", &scale);
+    sc_h5_close(h);
+    m->provider = s[0]; m->model = s[1]; m->embed_model = s[2]; m->date = s[3];
+    m->batches = (int)b; m->batch_size = (int)bs; m->scale = (float)scale;
+    if (st) sc_judge_meta_free(m);
+    return st;
+}
+
+sc_status sc_results_write_scores(sc_run *r, const sc_score_record *rec, int n, const int *ranking, double threshold) {
+    sc_h5 *h = NULL;
+    SC_TRY(begin_update(r, &h));
+    sc_status st = SC_OK;
+    double *lin = malloc(sizeof(double) * (size_t)(n ? n : 1));
+    if (!lin) { sc_h5_close(h); return sc_errorf(SC_ERR_MEM, "out of memory"); }
+    char grp[64], obj[128];
+    W(sc_h5_delete(h, "/scores"));
+    W(sc_h5_mkgroup(h, "/scores"));
+    W(sc_h5_attr_f64(h, "/scores", "threshold", threshold));
+    for (int k = 0; k < n; k++) {
+        const sc_score_record *s = &rec[k];
+        int64_t dc[2] = {s->na, s->nb}, dm[1] = {s->na};
+        snprintf(grp, sizeof grp, "/scores/%04d", s->search);
+        snprintf(obj, sizeof obj, "%s/cosine", grp); W(sc_h5_write_f64(h, obj, 2, dc, s->cosine));
+        snprintf(obj, sizeof obj, "%s/match", grp); W(sc_h5_write_i32(h, obj, 1, dm, s->match));
+        W(sc_h5_attr_f64(h, grp, "linearity", s->score));
+        W(sc_h5_attr_f64(h, grp, "best", s->best));
+        W(sc_h5_attr_f64(h, grp, "worst", s->worst));
+        W(sc_h5_attr_i64(h, grp, "best_adapter_theme", s->best_a));
+        W(sc_h5_attr_i64(h, grp, "best_direction_theme", s->best_b));
+        W(sc_h5_attr_i64(h, grp, "worst_adapter_theme", s->worst_a));
+        W(sc_h5_attr_i64(h, grp, "worst_direction_theme", s->worst_b));
+    }
+    for (int k = 0; k < n; k++)
+        for (int j = 0; j < n; j++) if (rec[j].search == ranking[k]) lin[k] = rec[j].score;
+    int64_t d1[1] = {n};
+    W(sc_h5_write_i32(h, "/scores/ranking", 1, d1, ranking));
+    W(sc_h5_write_f64(h, "/scores/linearity", 1, d1, lin));
+    st = sc_h5_commit(h);
+    h = NULL;
+done:
+    if (h) sc_h5_close(h);
+    free(lin);
+    return st;
+}
+
+sc_status sc_results_read_cosine(const sc_run *r, int search, double **S, int *na, int *nb) {
+    *S = NULL;
+    *na = *nb = 0;
+    sc_h5 *h = NULL;
+    SC_TRY(open_read(r, &h));
+    char obj[64];
+    int nd = 0;
+    int64_t dims[SC_H5_MAX_DIMS];
+    snprintf(obj, sizeof obj, "/scores/%04d/cosine", search);
+    sc_status st = sc_h5_exists(h, obj) ? sc_h5_read_f64(h, obj, S, &nd, dims)
+                                        : sc_errorf(SC_ERR_ARG, "%s has no %s: run `steerclear score` first", sc_h5_filename(h), obj);
+    if (!st && nd != 2) { st = sc_errorf(SC_ERR_FORMAT, "%s: %s is not a matrix; run `steerclear score` again", sc_h5_filename(h), obj); free(*S); *S = NULL; }
+    if (!st) { *na = (int)dims[0]; *nb = (int)dims[1]; }
+    sc_h5_close(h);
+    return st;
+}
+
+sc_status sc_results_read_ranking(const sc_run *r, int **searches, double **linearity, int *n) {
+    *searches = NULL;
+    *linearity = NULL;
+    *n = 0;
+    sc_h5 *h = NULL;
+    SC_TRY(open_read(r, &h));
+    int nd1 = 0, nd2 = 0;
+    int64_t d1[SC_H5_MAX_DIMS], d2[SC_H5_MAX_DIMS];
+    sc_status st = sc_h5_exists(h, "/scores/ranking") ? SC_OK : sc_errorf(SC_ERR_ARG, "%s has no /scores: run `steerclear score` first", sc_h5_filename(h));
+    if (!st) st = sc_h5_read_i32(h, "/scores/ranking", (int32_t **)searches, &nd1, d1);
+    if (!st) st = sc_h5_read_f64(h, "/scores/linearity", linearity, &nd2, d2);
+    if (!st && (nd1 != 1 || nd2 != 1 || d1[0] != d2[0])) st = sc_errorf(SC_ERR_FORMAT, "%s: /scores/ranking and /scores/linearity disagree; run `steerclear score` again", sc_h5_filename(h));
+    if (!st) *n = (int)d1[0];
+    sc_h5_close(h);
+    if (st) { free(*searches); free(*linearity); *searches = NULL; *linearity = NULL; }
+    return st;
+}

@@ -101,3 +101,12 @@ sc_status sc_linearity_score(const double *S, int na, int nb, int *match, sc_lin
     out->score = total / (na > nb ? na : nb);
     return SC_OK;
 }
+
+void sc_wilson_interval(int wins, int n, double *lo, double *hi) {
+    if (n <= 0) { *lo = 0; *hi = 1; return; }
+    const double z = 1.959963984540054, p = (double)wins / n, z2n = z * z / n;
+    const double centre = (p + z2n / 2) / (1 + z2n);
+    const double half = z * sqrt(p * (1 - p) / n + z2n / (4.0 * n)) / (1 + z2n);
+    *lo = centre - half < 0 ? 0 : centre - half;
+    *hi = centre + half > 1 ? 1 : centre + half;
+}

@@ -188,6 +188,22 @@ void sc_evaluate_scale_name(float scale, char *buf, size_t n) { snprintf(buf, n,
 
 typedef struct { int search; int kind; float scale; } variant_info;   // for file names
 
+sc_status sc_evaluate_encode(const sc_model *m, const sc_tokenizer *tok, const sc_dataset *ds, const char *csv, int n,
+                             int max_new, int32_t **ids, int *len) {
+    for (int p = 0; p < n; p++) {
+        size_t nt = 0;
+        const char *text = ds->items[p].full_prompt;
+        sc_status st = sc_tok_encode(tok, text, strlen(text), &ids[p], &nt);
+        if (st) return sc_error_wrap(st, "%s line %d: ", csv, ds->items[p].line);
+        if (nt == 0) return sc_errorf(SC_ERR_FORMAT, "%s line %d: full_prompt encodes to no tokens", csv, ds->items[p].line);
+        char what[4200];
+        snprintf(what, sizeof what, "%s line %d", csv, ds->items[p].line);
+        SC_TRY(sc_gen_check_context(m, (int)nt, max_new, what));
+        len[p] = (int)nt;
+    }
+    return SC_OK;
+}
+
 sc_status sc_evaluate_run(sc_stage *stage, const sc_evaluate_opts *o) {
     if (o->batch_seqs < 1) return sc_errorf(SC_ERR_ARG, "evaluate: batch of %d sequences: must be at least 1", o->batch_seqs);
     if (o->max_new_tokens < 1) return sc_errorf(SC_ERR_ARG, "evaluate: max_new_tokens %d must be at least 1", o->max_new_tokens);
@@ -275,15 +291,8 @@ sc_status sc_evaluate_run(sc_stage *stage, const sc_evaluate_opts *o) {
     gen = calloc((size_t)n_var * n_p, sizeof *gen);
     texts = calloc((size_t)n_var * n_p, sizeof *texts);
     if (!ptok || !plen || !pid || !streams || !gen || !texts) { st = sc_errorf(SC_ERR_MEM, "out of memory"); goto done; }
+    if ((st = sc_evaluate_encode(m, stage->tok, test, stage->test_csv, n_p, o->max_new_tokens, ptok, plen))) goto done;
     for (int p = 0; p < n_p; p++) {
-        size_t nt = 0;
-        const char *text = test->items[p].full_prompt;
-        if ((st = sc_tok_encode(stage->tok, text, strlen(text), &ptok[p], &nt))) { sc_error_wrap(st, "%s line %d: ", stage->test_csv, test->items[p].line); goto done; }
-        if (nt == 0) { st = sc_errorf(SC_ERR_FORMAT, "%s line %d: full_prompt encodes to no tokens", stage->test_csv, test->items[p].line); goto done; }
-        char what[4200];
-        snprintf(what, sizeof what, "%s line %d", stage->test_csv, test->items[p].line);
-        if ((st = sc_gen_check_context(m, (int)nt, o->max_new_tokens, what))) goto done;
-        plen[p] = (int)nt;
         pid[p] = p;
         streams[p] = (uint64_t)p;
     }
