@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make_model.sh — `steerclear make-model` end to end: the tiny preset's files and config values
 # (checked with Python's json and an independent safetensors header parser), determinism,
-# overrides, sharding, and the error messages of bad invocations.
+# overrides, sharding, --arch qwen3 (with --head-dim != hidden/heads, --attention-bias), and the
+# error messages of bad invocations.
 set -u
 BIN=${SC_BIN:?SC_BIN not set}
 TOK=${SC_TOKENIZER:-}
@@ -27,7 +28,11 @@ c = json.load(open(d + '/config.json'))
 for k, v in want.items():
     if c.get(k) != v:
         sys.exit(f'config.json: {k} = {c.get(k)!r}, want {v!r}')
-assert c['architectures'] == ['Qwen2ForCausalLM'] and c['hidden_act'] == 'silu' and c['use_sliding_window'] is False
+q3 = c['model_type'] == 'qwen3'
+assert c['architectures'] == ['Qwen3ForCausalLM' if q3 else 'Qwen2ForCausalLM'] and c['hidden_act'] == 'silu' and c['use_sliding_window'] is False
+if q3:   # the Qwen3 layout: head_dim always given, attention_bias, no sliding window size
+    assert 'head_dim' in c and isinstance(c['attention_bias'], bool) and c['sliding_window'] is None, c
+bias = not q3 or c['attention_bias']
 files = [d + '/model.safetensors']
 try:
     idx = json.load(open(d + '/model.safetensors.index.json'))
@@ -54,11 +59,14 @@ if not c['tie_word_embeddings']:
 for l in range(L):
     p = f'model.layers.{l}.'
     expect.update({p + 'input_layernorm.weight': [C], p + 'post_attention_layernorm.weight': [C],
-                   p + 'self_attn.q_proj.weight': [Q, C], p + 'self_attn.q_proj.bias': [Q],
-                   p + 'self_attn.k_proj.weight': [K, C], p + 'self_attn.k_proj.bias': [K],
-                   p + 'self_attn.v_proj.weight': [K, C], p + 'self_attn.v_proj.bias': [K],
+                   p + 'self_attn.q_proj.weight': [Q, C], p + 'self_attn.k_proj.weight': [K, C],
+                   p + 'self_attn.v_proj.weight': [K, C],
                    p + 'self_attn.o_proj.weight': [C, Q], p + 'mlp.gate_proj.weight': [I, C],
                    p + 'mlp.up_proj.weight': [I, C], p + 'mlp.down_proj.weight': [C, I]})
+    if bias:
+        expect.update({p + 'self_attn.q_proj.bias': [Q], p + 'self_attn.k_proj.bias': [K], p + 'self_attn.v_proj.bias': [K]})
+    if q3:
+        expect.update({p + 'self_attn.q_norm.weight': [hd], p + 'self_attn.k_norm.weight': [hd]})
 assert set(tensors) == set(expect), sorted(set(tensors) ^ set(expect))
 dt = {'bfloat16': 'BF16', 'float32': 'F32', 'float16': 'F16'}[c['torch_dtype']]
 for name, shape in expect.items():
@@ -75,8 +83,12 @@ try:
     assert abs(e.std().item() - C ** -0.5) < 0.05 * C ** -0.5, e.std().item()
     nrm = x('model.norm.weight')
     assert abs(nrm.mean().item() - 1) < 0.05 and nrm.std().item() > 0.01
-    b = x('model.layers.0.self_attn.k_proj.bias')
-    assert b.abs().max().item() > 0
+    if bias:
+        b = x('model.layers.0.self_attn.k_proj.bias')
+        assert b.abs().max().item() > 0
+    if q3:   # random around 1
+        qn = x('model.layers.0.self_attn.q_norm.weight')
+        assert abs(qn.mean().item() - 1) < 0.1 and qn.std().item() > 0.01, qn
 except ImportError:
     pass
 print(f'{len(tensors)} tensors in {len(files)} file(s) ok')
@@ -98,6 +110,16 @@ check '$PY "$T/check.py" "$T/ovr" "{\"num_hidden_layers\":2,\"hidden_size\":32,\
 "$BIN" make-model --preset tiny --tokenizer "$TOK" --out "$T/hd" --head-dim 8 --dtype f16 >/dev/null 2>&1
 check '$PY "$T/check.py" "$T/hd" "{\"head_dim\":8,\"hidden_size\":64,\"torch_dtype\":\"float16\"}"'
 
+# --- qwen3: per-head q/k norms, no biases, head_dim 24 != hidden / heads = 16
+"$BIN" make-model --preset tiny --arch qwen3 --head-dim 24 --tokenizer "$TOK" --out "$T/q3" --dtype f32 >/dev/null 2>"$T/err" \
+    || { echo "FAIL: --arch qwen3:"; cat "$T/err"; fail=1; }
+check '$PY "$T/check.py" "$T/q3" "{\"model_type\":\"qwen3\",\"head_dim\":24,\"hidden_size\":64,\"num_attention_heads\":4,\"attention_bias\":false,\"tie_word_embeddings\":true}"'
+"$BIN" make-model --preset tiny --arch qwen3 --attention-bias --untie-embeddings --tokenizer "$TOK" --out "$T/q3b" >/dev/null 2>"$T/err" \
+    || { echo "FAIL: --arch qwen3 --attention-bias:"; cat "$T/err"; fail=1; }
+check '$PY "$T/check.py" "$T/q3b" "{\"model_type\":\"qwen3\",\"head_dim\":16,\"attention_bias\":true,\"tie_word_embeddings\":false}"'
+"$BIN" make-model --preset tiny --arch qwen2 --tokenizer "$TOK" --seed 1 --out "$T/q2" >/dev/null 2>&1
+check 'cmp -s "$T/tiny/model.safetensors" "$T/q2/model.safetensors" && cmp -s "$T/tiny/config.json" "$T/q2/config.json"'
+
 # --- errors: non-zero exit and a message that names the problem
 expect_fail() {   # expect_fail "message substring" args...
     local want=$1; shift
@@ -114,10 +136,13 @@ expect_fail "--preset is required" --tokenizer "$TOK" --out "$T/x"
 expect_fail "--dtype 'f64' is not one of bf16, f16, f32" --preset tiny --tokenizer "$TOK" --out "$T/x" --dtype f64
 expect_fail "--layers 'abc' is not a positive integer" --preset tiny --tokenizer "$TOK" --out "$T/x" --layers abc
 expect_fail "heads 4 is not divisible by kv heads 3" --preset tiny --tokenizer "$TOK" --out "$T/x" --kv-heads 3
+expect_fail "--arch 'llama' is not one of qwen2, qwen3" --preset tiny --tokenizer "$TOK" --out "$T/x" --arch llama
+expect_fail "--attention-bias is for --arch qwen3" --preset tiny --tokenizer "$TOK" --out "$T/x" --attention-bias
 expect_fail "unknown or incomplete option '--bogus'" --preset tiny --tokenizer "$TOK" --out "$T/x" --bogus
 expect_fail "/nonexistent/tokenizer.json" --preset tiny --tokenizer /nonexistent/tokenizer.json --out "$T/x"
 check '[ ! -e "$T/x" ]'
 "$BIN" make-model --help | grep -q "qwen2.5-14b-shape" || { echo "FAIL: --help"; fail=1; }
+"$BIN" make-model --help | grep -q -- "--arch A  *qwen2 | qwen3" || { echo "FAIL: --help lacks --arch"; fail=1; }
 
 [ $fail = 0 ] && echo "make_model.sh: ok"
 exit $fail

@@ -1,5 +1,6 @@
-// test_config.c — config.json: a real Qwen2.5-0.5B config, defaults, every validation error with
-// its message, and save -> load round trip (the saved file also checked by Python's json).
+// test_config.c — config.json: real Qwen2.5-0.5B and Qwen3-0.6B configs, defaults, every
+// validation error with its message, and save -> load round trips (the saved file also checked
+// by Python's json).
 #include "testutil.h"
 #include "steerclear/model.h"
 
@@ -42,6 +43,37 @@ static const char *qwen05 =
     "  \"vocab_size\": 151936\n"
     "}\n";
 
+// Qwen/Qwen3-0.6B config.json as published (head_dim 128, hidden_size / heads = 64).
+static const char *qwen3_06 =
+    "{\n"
+    "  \"architectures\": [\"Qwen3ForCausalLM\"],\n"
+    "  \"attention_bias\": false,\n"
+    "  \"attention_dropout\": 0.0,\n"
+    "  \"bos_token_id\": 151643,\n"
+    "  \"eos_token_id\": 151645,\n"
+    "  \"head_dim\": 128,\n"
+    "  \"hidden_act\": \"silu\",\n"
+    "  \"hidden_size\": 1024,\n"
+    "  \"initializer_range\": 0.02,\n"
+    "  \"intermediate_size\": 3072,\n"
+    "  \"max_position_embeddings\": 40960,\n"
+    "  \"max_window_layers\": 28,\n"
+    "  \"model_type\": \"qwen3\",\n"
+    "  \"num_attention_heads\": 16,\n"
+    "  \"num_hidden_layers\": 28,\n"
+    "  \"num_key_value_heads\": 8,\n"
+    "  \"rms_norm_eps\": 1e-06,\n"
+    "  \"rope_scaling\": null,\n"
+    "  \"rope_theta\": 1000000,\n"
+    "  \"sliding_window\": null,\n"
+    "  \"tie_word_embeddings\": true,\n"
+    "  \"torch_dtype\": \"bfloat16\",\n"
+    "  \"transformers_version\": \"4.51.0\",\n"
+    "  \"use_cache\": true,\n"
+    "  \"use_sliding_window\": false,\n"
+    "  \"vocab_size\": 151936\n"
+    "}\n";
+
 #define REQ "\"model_type\":\"qwen2\",\"num_hidden_layers\":2,\"hidden_size\":64,\"num_attention_heads\":4,\"intermediate_size\":96,\"vocab_size\":100"
 
 static void test_real(void) {
@@ -51,6 +83,61 @@ static void test_real(void) {
     CHECK(c.intermediate == 4864 && c.vocab == 151936 && c.max_position == 32768);
     CHECK(c.rope_theta == 1e6f && c.rms_eps == 1e-6f && c.tie_embeddings == 1);
     CHECK(c.bos_id == 151643 && c.eos_id == 151643 && !strcmp(c.torch_dtype, "bfloat16"));
+    CHECK(c.arch == SC_ARCH_QWEN2 && sc_config_has_qkv_bias(&c) && !sc_config_has_qk_norm(&c));
+    CHECK_OK(sc_config_load(cfg_file("qwen3.json", qwen3_06), &c));
+    CHECK(c.arch == SC_ARCH_QWEN3 && !c.attention_bias && !sc_config_has_qkv_bias(&c) && sc_config_has_qk_norm(&c));
+    CHECK(c.n_layers == 28 && c.hidden == 1024 && c.n_heads == 16 && c.n_kv_heads == 8 && c.head_dim == 128);
+    CHECK(c.intermediate == 3072 && c.vocab == 151936 && c.max_position == 40960 && c.rope_theta == 1e6f && c.rms_eps == 1e-6f);
+    CHECK(c.tie_embeddings == 1 && c.bos_id == 151643 && c.eos_id == 151645);
+}
+
+#define REQ3 "\"model_type\":\"qwen3\",\"num_hidden_layers\":2,\"hidden_size\":64,\"num_attention_heads\":4,\"intermediate_size\":96,\"vocab_size\":100"
+
+static void test_qwen3(void) {
+    sc_model_config c;
+    CHECK_OK(sc_config_load(cfg_file("q3.json", "{" REQ3 ",\"head_dim\":24,\"attention_bias\":true}"), &c));
+    CHECK(c.arch == SC_ARCH_QWEN3 && c.head_dim == 24 && c.attention_bias && sc_config_has_qkv_bias(&c));
+    // attention_bias means nothing to qwen2 (always biased, as in transformers)
+    CHECK_OK(sc_config_load(cfg_file("q2ab.json", "{" REQ ",\"attention_bias\":false}"), &c));
+    CHECK(c.arch == SC_ARCH_QWEN2 && !c.attention_bias && sc_config_has_qkv_bias(&c));
+    // full-attention layer_types are fine
+    CHECK_OK(sc_config_load(cfg_file("lt.json", "{" REQ3 ",\"head_dim\":16,\"layer_types\":[\"full_attention\",\"full_attention\"]}"), &c));
+    CHECK_ERR(sc_config_load(cfg_file("q3nohd.json", "{" REQ3 "}"), &c), SC_ERR_FORMAT, "q3nohd.json", "model_type qwen3 needs key \"head_dim\"",
+              "add \"head_dim\": N");
+    CHECK_ERR(sc_config_load(cfg_file("q3ab.json", "{" REQ3 ",\"head_dim\":16,\"attention_bias\":\"no\"}"), &c), SC_ERR_FORMAT,
+              "q3ab.json", "\"attention_bias\" must be true or false");
+    CHECK_ERR(sc_config_load(cfg_file("lt2.json", "{" REQ3 ",\"head_dim\":16,\"layer_types\":[\"full_attention\",\"sliding_attention\"]}"), &c),
+              SC_ERR_FORMAT, "lt2.json", "layer_types[1] is not \"full_attention\"");
+    CHECK_ERR(sc_config_load(cfg_file("q3odd.json", "{" REQ3 ",\"head_dim\":15}"), &c), SC_ERR_FORMAT, "head_dim 15 is odd");
+    // transformers 5 layout: rope_theta inside rope_parameters
+    CHECK_OK(sc_config_load(cfg_file("rp.json", "{" REQ3 ",\"head_dim\":16,\"rope_parameters\":{\"rope_type\":\"default\",\"rope_theta\":1000000}}"), &c));
+    CHECK(c.rope_theta == 1e6f);
+    CHECK_ERR(sc_config_load(cfg_file("rp2.json", "{" REQ3 ",\"head_dim\":16,\"rope_parameters\":{\"rope_type\":\"yarn\",\"factor\":4}}"), &c),
+              SC_ERR_FORMAT, "rp2.json", "rope_parameters.rope_type is not \"default\"");
+    CHECK_ERR(sc_config_load(cfg_file("rp3.json", "{" REQ3 ",\"head_dim\":16,\"rope_theta\":5,\"rope_parameters\":{\"rope_theta\":6}}"), &c),
+              SC_ERR_FORMAT, "rp3.json", "disagree");
+
+    // save -> load round trip in the Qwen3 layout
+    sc_model_config r;
+    CHECK_OK(sc_config_load(cfg_file("qwen3.json", qwen3_06), &c));
+    char path[8192];
+    snprintf(path, sizeof path, "%s/saved3.json", sc_test_tmpdir());
+    CHECK_OK(sc_config_save(path, &c));
+    CHECK_OK(sc_config_load(path, &r));
+    CHECK(!memcmp(&c, &r, sizeof c));
+    c.attention_bias = 1;
+    c.head_dim = 64;   // = hidden / heads: still written for qwen3
+    CHECK_OK(sc_config_save(path, &c));
+    CHECK_OK(sc_config_load(path, &r));
+    CHECK(!memcmp(&c, &r, sizeof c));
+    if (system("/usr/bin/python3 -c 'import json' >/dev/null 2>&1") == 0) {
+        char cmd[16384];
+        snprintf(cmd, sizeof cmd, "/usr/bin/python3 -c \"import json,sys; c=json.load(open('%s')); "
+                 "sys.exit(0 if (c['model_type'],c['architectures'],c['head_dim'],c['attention_bias'],c['sliding_window'],c['use_sliding_window'],"
+                 "c['hidden_size'],c['num_attention_heads'],c['tie_word_embeddings']) == ('qwen3',['Qwen3ForCausalLM'],64,True,None,False,1024,16,True) else 1)\"",
+                 path);
+        CHECK(system(cmd) == 0);
+    }
 }
 
 static void test_defaults(void) {
@@ -169,5 +256,6 @@ int main(void) {
     test_defaults();
     test_errors();
     test_save();
+    test_qwen3();
     return sc_test_finish("test_config");
 }

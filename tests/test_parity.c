@@ -1,7 +1,8 @@
 // test_parity.c — the C engine against the independent PyTorch reference (tests/ref):
 // logits of a packed batch of prompts of different lengths, greedy generations of 32 tokens,
 // and the divergence loss with its adapter gradients (shared and per-block), for tied and
-// untied embeddings, kv-head ratios 2, 1 and 7, and an odd number of blocks.
+// untied embeddings, kv-head ratios 2, 1 and 7, an odd number of blocks, and Qwen3 (per-head
+// q/k norms, head_dim 24 and 48 where C/NH is 16 and 32, with and without attention_bias).
 //
 // Tolerances (one table, each with its reason):
 //   logits: max|ours - ref| / max|ref| <= 1e-4 per prompt (float32 engine vs float64 reference)
@@ -23,11 +24,17 @@
 #define TOL_LOSS 1e-4
 #define TOL_GRAD 1e-3
 
-typedef struct { const char *name; int L, C, NH, KVH, I, V, tie; sc_dtype dt; sc_adapter_kind adapter; } mcase;
+// HD 0: C / NH. Even case indices run the backward without checkpointing, odd ones with.
+typedef struct {
+    const char *name; int L, C, NH, KVH, I, V, tie; sc_dtype dt; sc_adapter_kind adapter;
+    sc_arch arch; int HD, attention_bias;
+} mcase;
 static const mcase cases[] = {
-    {"tied_kv2_bf16", 3, 64, 4, 2, 176, 2048, 1, SC_DTYPE_BF16, SC_ADAPTER_SHARED},
-    {"untied_kv1_f32", 2, 64, 4, 4, 128, 2048, 0, SC_DTYPE_F32, SC_ADAPTER_PER_BLOCK},
-    {"untied_kv7_odd_bf16", 5, 112, 7, 1, 160, 2048, 0, SC_DTYPE_BF16, SC_ADAPTER_SHARED},
+    {"tied_kv2_bf16", 3, 64, 4, 2, 176, 2048, 1, SC_DTYPE_BF16, SC_ADAPTER_SHARED, SC_ARCH_QWEN2, 0, 0},
+    {"untied_kv1_f32", 2, 64, 4, 4, 128, 2048, 0, SC_DTYPE_F32, SC_ADAPTER_PER_BLOCK, SC_ARCH_QWEN2, 0, 0},
+    {"untied_kv7_odd_bf16", 5, 112, 7, 1, 160, 2048, 0, SC_DTYPE_BF16, SC_ADAPTER_SHARED, SC_ARCH_QWEN2, 0, 0},
+    {"qwen3_tied_hd24_kv2_bf16", 2, 64, 4, 2, 128, 2048, 1, SC_DTYPE_BF16, SC_ADAPTER_PER_BLOCK, SC_ARCH_QWEN3, 24, 0},
+    {"qwen3_untied_hd48_bias_f32", 2, 64, 2, 1, 96, 2048, 0, SC_DTYPE_F32, SC_ADAPTER_SHARED, SC_ARCH_QWEN3, 48, 1},
 };
 #define N_PROMPTS 3
 static const int prompt_lens[N_PROMPTS] = {5, 17, 11};
@@ -67,6 +74,7 @@ static void run_case(const mcase *mc, int case_index) {
     sc_make_model_opts mo = {0};
     mo.cfg.n_layers = mc->L; mo.cfg.hidden = mc->C; mo.cfg.n_heads = mc->NH; mo.cfg.n_kv_heads = mc->KVH;
     mo.cfg.intermediate = mc->I; mo.cfg.vocab = mc->V; mo.cfg.tie_embeddings = mc->tie;
+    mo.cfg.arch = mc->arch; mo.cfg.head_dim = mc->HD; mo.cfg.attention_bias = mc->attention_bias;
     mo.cfg.rope_theta = 1e6f; mo.cfg.rms_eps = 1e-6f; mo.cfg.max_position = 4096;
     mo.cfg.bos_id = mo.cfg.eos_id = -1;
     mo.dtype = mc->dt;
@@ -75,6 +83,9 @@ static void run_case(const mcase *mc, int case_index) {
     sc_model *m = NULL;
     CHECK_OK(sc_model_load(dir, 0, -1, sc_test_backend(), &m));
     if (!m) return;
+    CHECK(m->cfg.arch == mc->arch && (!mc->HD || m->cfg.head_dim == mc->HD));
+    CHECK((m->blocks[0].q_norm != NULL) == (mc->arch == SC_ARCH_QWEN3));
+    CHECK((m->blocks[0].q_bias != NULL) == (mc->arch == SC_ARCH_QWEN2 || mc->attention_bias));
     sc_backend *be = sc_test_backend();
     const int V = mc->V, C = mc->C;
 
@@ -134,7 +145,7 @@ static void run_case(const mcase *mc, int case_index) {
     float *hp = malloc(sizeof(float) * (size_t)LT * C), *hq = malloc(sizeof(float) * (size_t)LT * C), *dh = calloc((size_t)LT * C, sizeof(float));
     sc_hook hook = sc_adapter_hook(ad);
     sc_activations *acts = NULL;
-    CHECK_OK(sc_activations_create(m, be, 0, 0, case_index % 2, &acts));   // with and without checkpointing
+    CHECK_OK(sc_activations_create(m, be, 0, 0, case_index % 2, &acts));   // without and with checkpointing
     CHECK_OK(sc_forward(m, be, &lb, lids, hp, NULL, NULL, NULL));
     CHECK_OK(sc_forward(m, be, &lb, lids, hq, NULL, &hook, acts));
     sc_loss_stats ls;

@@ -1,7 +1,9 @@
 // test_weights.c — make_model + sc_model_load: presets, deterministic weights that follow the
 // documented initialisation (recomputed here from the RNG), zero-copy BF16/F32 and converted F16,
-// block slices, tied/untied heads, sharded output equal to the single file, every loader error.
+// block slices, tied/untied heads, sharded output equal to the single file, every loader error,
+// and Qwen3 (per-head q/k norms, no biases, head_dim != hidden/heads, tensors without "model.").
 #include "testutil.h"
+#include "steerclear/engine.h"
 #include "steerclear/make_model.h"
 #include "steerclear/rng.h"
 
@@ -63,7 +65,13 @@ static void test_presets(void) {
     CHECK_OK(sc_make_model_preset("qwen2.5-14b-shape", &o));
     CHECK(o.cfg.n_layers == 48 && o.cfg.hidden == 5120 && o.cfg.n_heads == 40 && o.cfg.n_kv_heads == 8 && o.cfg.head_dim == 128);
     CHECK(o.cfg.intermediate == 13824 && o.cfg.vocab == 152064 && !o.cfg.tie_embeddings);
-    CHECK_ERR(sc_make_model_preset("gpt2", &o), SC_ERR_ARG, "unknown preset 'gpt2'", "tiny, qwen2.5-0.5b-shape, qwen2.5-14b-shape");
+    CHECK(o.cfg.arch == SC_ARCH_QWEN2);
+    CHECK_OK(sc_make_model_preset("qwen3-0.6b-shape", &o));   // Qwen3-0.6B: head_dim 128, hidden / heads 64
+    CHECK(o.cfg.arch == SC_ARCH_QWEN3 && o.cfg.n_layers == 28 && o.cfg.hidden == 1024 && o.cfg.n_heads == 16 && o.cfg.n_kv_heads == 8);
+    CHECK(o.cfg.head_dim == 128 && o.cfg.intermediate == 3072 && o.cfg.vocab == 151936 && o.cfg.tie_embeddings && !o.cfg.attention_bias);
+    CHECK_OK(sc_make_model_preset("tiny", &o));
+    CHECK(o.cfg.arch == SC_ARCH_QWEN2);
+    CHECK_ERR(sc_make_model_preset("gpt2", &o), SC_ERR_ARG, "unknown preset 'gpt2'", "tiny, qwen2.5-0.5b-shape, qwen2.5-14b-shape, qwen3-0.6b-shape");
 
     const char *tok = sc_test_env("SC_TOKENIZER", "");
     if (tok[0] && sc_file_exists(tok)) {
@@ -294,12 +302,15 @@ static void capture(sc_log_level level, const char *msg, void *user) {
     if (level == SC_LOG_DEBUG) snprintf(g_log, sizeof g_log, "%s", msg);
 }
 
-// Copy the bf16 model's tensors into DIR/model.safetensors, dropping `drop` and retyping `as_i32`.
-static void copy_model(const char *dir, const char *drop, const char *as_i32, const sc_model_config *cfg) {
+// Copy the tensors of model SRC (a folder of the test's tmpdir) into DIR/model.safetensors,
+// dropping `drop`, retyping `as_i32`, halving the first dimension of `halve`, and removing
+// the "model." prefix of every name when `strip` is set.
+static void copy_model_from(const char *src, const char *dir, const char *drop, const char *as_i32, const char *halve, int strip,
+                            const sc_model_config *cfg) {
     CHECK_OK(sc_mkdir_p(dir));
     sc_safetensors *st;
     char p[8300];
-    snprintf(p, sizeof p, "%s/bf16", sc_test_tmpdir());
+    snprintf(p, sizeof p, "%s/%s", sc_test_tmpdir(), src);
     CHECK_OK(sc_st_open_dir(p, &st));
     if (!st) return;
     sc_st_write_tensor *t = calloc(sc_st_count(st), sizeof *t);
@@ -310,6 +321,8 @@ static void copy_model(const char *dir, const char *drop, const char *as_i32, co
         t[n] = (sc_st_write_tensor){x->name, x->dtype, x->ndim, {0}, x->data};
         memcpy(t[n].shape, x->shape, sizeof x->shape);
         if (as_i32 && !strcmp(x->name, as_i32)) { t[n].dtype = SC_DTYPE_I32; t[n].shape[1] /= 2; }
+        if (halve && !strcmp(x->name, halve)) t[n].shape[0] /= 2;
+        if (strip && !strncmp(x->name, "model.", 6)) t[n].name = x->name + 6;
         n++;
     }
     snprintf(p, sizeof p, "%s/model.safetensors", dir);
@@ -318,6 +331,10 @@ static void copy_model(const char *dir, const char *drop, const char *as_i32, co
     CHECK_OK(sc_config_save(p, cfg));
     free(t);
     sc_st_close(st);
+}
+
+static void copy_model(const char *dir, const char *drop, const char *as_i32, const sc_model_config *cfg) {
+    copy_model_from("bf16", dir, drop, as_i32, NULL, 0, cfg);
 }
 
 static void test_errors(void) {
@@ -403,6 +420,129 @@ static void test_errors(void) {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// Qwen3
+
+static void capture_warn(sc_log_level level, const char *msg, void *user) {
+    (void)user;
+    if (level == SC_LOG_WARN) snprintf(g_log, sizeof g_log, "%s", msg);
+}
+
+// logits of a few tokens (bitwise comparisons between loaders of the same weights)
+static void some_logits(const sc_model *m, float *logits) {
+    int32_t ids[5] = {1, 7, 3, 60, 2};
+    int ss[2] = {0, 5};
+    sc_batch b = {.n_seq = 1, .seq_start = ss};
+    float h[5 * 16];
+    CHECK_OK(sc_forward(m, sc_test_backend(), &b, ids, h, NULL, NULL, NULL));
+    CHECK_OK(sc_head(m, sc_test_backend(), h, NULL, 5, NULL, logits));
+}
+
+static void test_qwen3(void) {
+    // C 16, NH 2, HD 12 (not C / NH = 8), KVH 1
+    sc_make_model_opts o = small_opts(SC_DTYPE_BF16, 1);
+    o.cfg.arch = SC_ARCH_QWEN3;
+    o.cfg.head_dim = 12;
+    CHECK_OK(sc_make_model(tmp_dir("q3"), &o));
+    char p[8300], dir[8300];
+    snprintf(p, sizeof p, "%s/q3/config.json", sc_test_tmpdir());
+    char *text;
+    size_t n;
+    CHECK_OK(sc_read_file(p, &text, &n));
+    if (text) {
+        CHECK(strstr(text, "\"Qwen3ForCausalLM\"") && strstr(text, "\"model_type\":\t\"qwen3\"") && strstr(text, "\"head_dim\":\t12"));
+        CHECK(strstr(text, "\"attention_bias\":\tfalse") && strstr(text, "\"sliding_window\":\tnull"));
+        free(text);
+    }
+    sc_model *m = NULL;
+    CHECK_OK(sc_model_load(tmp_dir("q3"), 0, -1, sc_test_backend(), &m));
+    if (!m) return;
+    CHECK(m->cfg.arch == SC_ARCH_QWEN3 && m->cfg.head_dim == 12 && !m->cfg.attention_bias && !strcmp(m->prefix, "model."));
+    CHECK(!sc_st_find(m->st, "model.layers.0.self_attn.q_proj.bias") && sc_st_find(m->st, "model.layers.1.self_attn.k_norm.weight"));
+    for (int l = 0; l < 2; l++) {
+        const sc_block_weights *b = &m->blocks[l];
+        CHECK(b->q.rows == 24 && b->q.cols == 16 && b->k.rows == 12 && b->v.rows == 12 && b->o.rows == 16 && b->o.cols == 24);
+        CHECK(!b->q_bias && !b->k_bias && !b->v_bias && b->q_norm && b->k_norm);
+    }
+    // canonical order without biases: embed 0; layer 0: input_layernorm 1, q 2, k 3, v 4, o 5, q_norm 6, k_norm 7
+    float z[12];
+    sc_rng_normal(99, 6, 0, z, 12);
+    for (int i = 0; i < 12; i++) CHECK(m->blocks[0].q_norm[i] == sc_bf16_to_f32(sc_f32_to_bf16(1.0f + 0.05f * z[i])));
+    sc_rng_normal(99, 7 + 11, 0, z, 12);   // layer 1 k_norm
+    for (int i = 0; i < 12; i++) CHECK(m->blocks[1].k_norm[i] == sc_bf16_to_f32(sc_f32_to_bf16(1.0f + 0.05f * z[i])));
+    float l3[5 * 64], lb[5 * 64];
+    some_logits(m, l3);
+
+    // the same tensors named without "model." (a bare Qwen3Model checkpoint, e.g. Qwen3-Embedding)
+    snprintf(dir, sizeof dir, "%s/q3bare", sc_test_tmpdir());
+    copy_model_from("q3", dir, NULL, NULL, NULL, 1, &o.cfg);
+    sc_model *mb = NULL;
+    CHECK_OK(sc_model_load(dir, 0, -1, sc_test_backend(), &mb));
+    if (mb) {
+        CHECK(!strcmp(mb->prefix, "") && sc_st_find(mb->st, "layers.0.self_attn.q_norm.weight"));
+        some_logits(mb, lb);
+        CHECK(!memcmp(l3, lb, sizeof l3));
+        sc_model_free(mb);
+    }
+    // the q/k norms matter
+    m->blocks[1].q_norm[0] *= 3.0f;
+    some_logits(m, lb);
+    CHECK(memcmp(l3, lb, sizeof l3) != 0);
+    sc_model_free(m);
+
+    // attention_bias true: biases written, loaded and used
+    sc_make_model_opts ob = o;
+    ob.cfg.attention_bias = 1;
+    CHECK_OK(sc_make_model(tmp_dir("q3bias"), &ob));
+    CHECK_OK(sc_model_load(g_dir, 0, -1, sc_test_backend(), &m));
+    if (m) {
+        CHECK(m->cfg.attention_bias && m->blocks[1].v_bias && m->blocks[0].q_norm);
+        sc_model_free(m);
+    }
+    // bias tensors in the file, config says attention_bias false: ignored, with a warning
+    snprintf(dir, sizeof dir, "%s/q3biasignored", sc_test_tmpdir());
+    copy_model_from("q3bias", dir, NULL, NULL, NULL, 0, &o.cfg);
+    sc_log_set(capture_warn, NULL);
+    g_log[0] = '\0';
+    CHECK_OK(sc_model_load(dir, 0, -1, sc_test_backend(), &m));
+    sc_log_set(NULL, NULL);
+    CHECK(strstr(g_log, "q_proj.bias is in the checkpoint but config.json says attention_bias is false") != NULL);
+    if (m) { CHECK(!m->blocks[0].q_bias); sc_model_free(m); }
+    // attention_bias true, biases missing
+    snprintf(dir, sizeof dir, "%s/q3nobias", sc_test_tmpdir());
+    copy_model_from("q3", dir, NULL, NULL, NULL, 0, &ob.cfg);
+    CHECK_ERR(sc_model_load(dir, 0, -1, sc_test_backend(), &m), SC_ERR_FORMAT, "tensor model.layers.0.self_attn.q_proj.bias not found",
+              "attention_bias is true", "set it to false");
+
+    // a q_norm of the wrong shape, a missing k_norm, a qwen2 checkpoint under a qwen3 config
+    snprintf(dir, sizeof dir, "%s/q3badnorm", sc_test_tmpdir());
+    copy_model_from("q3", dir, NULL, NULL, "model.layers.1.self_attn.q_norm.weight", 0, &o.cfg);
+    CHECK_ERR(sc_model_load(dir, 0, -1, sc_test_backend(), &m), SC_ERR_SHAPE,
+              "q3badnorm/model.safetensors: tensor model.layers.1.self_attn.q_norm.weight: shape [6] does not match config [12]",
+              "one weight per head dimension", "check head_dim (12) in config.json");
+    CHECK_OK(sc_model_load(dir, 0, 1, sc_test_backend(), &m));   // block 0 is fine
+    sc_model_free(m);
+    snprintf(dir, sizeof dir, "%s/q3nonorm", sc_test_tmpdir());
+    copy_model_from("q3", dir, "model.layers.0.self_attn.k_norm.weight", NULL, NULL, 0, &o.cfg);
+    CHECK_ERR(sc_model_load(dir, 0, -1, sc_test_backend(), &m), SC_ERR_FORMAT, "q3nonorm: tensor model.layers.0.self_attn.k_norm.weight not found",
+              "model_type qwen3", "is this a Qwen3 checkpoint?");
+    sc_model_config c2 = small_opts(SC_DTYPE_BF16, 1).cfg;   // the qwen2 "bf16" model labelled qwen3
+    c2.arch = SC_ARCH_QWEN3;
+    c2.head_dim = 8;
+    snprintf(dir, sizeof dir, "%s/q2asq3", sc_test_tmpdir());
+    copy_model(dir, NULL, NULL, &c2);
+    sc_log_set(capture_warn, NULL);   // its biases are said to be ignored first
+    CHECK_ERR(sc_model_load(dir, 0, -1, sc_test_backend(), &m), SC_ERR_FORMAT, "self_attn.q_norm.weight not found", "a Qwen2 one needs model_type qwen2");
+    sc_log_set(NULL, NULL);
+    // a head_dim that disagrees with the projections
+    sc_model_config c3 = o.cfg;
+    c3.head_dim = 8;
+    snprintf(dir, sizeof dir, "%s/q3hd", sc_test_tmpdir());
+    copy_model_from("q3", dir, NULL, NULL, NULL, 0, &c3);
+    CHECK_ERR(sc_model_load(dir, 0, -1, sc_test_backend(), &m), SC_ERR_SHAPE, "tensor model.layers.0.self_attn.q_proj.weight: shape [24,16] does not match config [16,16]");
+    CHECK(m == NULL);
+}
+
 int main(void) {
     test_presets();
     test_load_bf16();
@@ -410,5 +550,6 @@ int main(void) {
     test_dtypes();
     test_determinism_and_shards();
     test_errors();
+    test_qwen3();
     return sc_test_finish("test_weights");
 }

@@ -1,4 +1,4 @@
-// engine.h — running a Qwen2 model (or a slice of its blocks) forward and backward.
+// engine.h — running a Qwen2 or Qwen3 model (or a slice of its blocks) forward and backward.
 //
 // Tokens of all sequences are packed row after row (no padding). A batch says where each
 // sequence starts, at which position its first row sits (past tokens in the KV cache), and

@@ -1,5 +1,5 @@
-// model.h — Qwen2-family model: config, weights, and the forward/backward engine over a
-// slice of blocks [first, last).
+// model.h — Qwen2-family models (qwen2: Qwen1.5, Qwen2, Qwen2.5; qwen3: Qwen3): config,
+// weights, and the forward/backward engine over a slice of blocks [first, last).
 //
 // Dimension letters used in shape comments throughout:
 //   B  sequences in a batch        T  tokens (all sequences packed, no padding)
@@ -13,13 +13,23 @@
 #include "steerclear/safetensors.h"
 
 // ---------------------------------------------------------------------------------------
-// config.json (model_type "qwen2")
+// config.json (model_type "qwen2" or "qwen3")
+
+// The architectures the engine runs. qwen3 differs from qwen2 in the attention only: a
+// per-head RMSNorm on q and on k (weights [HD], eps rms_norm_eps) after the projections and
+// before RoPE, no q/k/v biases unless config.json says "attention_bias": true, and head_dim
+// given explicitly in config.json (it need not be C / NH).
+typedef enum { SC_ARCH_QWEN2 = 0, SC_ARCH_QWEN3 = 1 } sc_arch;
+const char *sc_arch_name(sc_arch a);   // "qwen2", "qwen3" (the model_type)
+
 typedef struct {
+    sc_arch arch;          // model_type
+    int attention_bias;    // qwen3: attention_bias (default false); qwen2 ignores it (always biased)
     int n_layers;          // num_hidden_layers (L)
     int hidden;            // hidden_size (C)
     int n_heads;           // num_attention_heads (NH)
     int n_kv_heads;        // num_key_value_heads (KVH), defaults to NH
-    int head_dim;          // head_dim if given, else C / NH
+    int head_dim;          // head_dim if given, else C / NH (qwen2); required for qwen3
     int intermediate;      // intermediate_size (I)
     int vocab;             // vocab_size (V)
     int max_position;      // max_position_embeddings
@@ -30,9 +40,15 @@ typedef struct {
     char torch_dtype[16];  // "bfloat16", "float16", "float32" (informational)
 } sc_model_config;
 
+// q/k/v projections carry biases: always for qwen2, for qwen3 when attention_bias is true.
+static inline int sc_config_has_qkv_bias(const sc_model_config *c) { return c->arch == SC_ARCH_QWEN2 || c->attention_bias; }
+// Per-head RMSNorm of q and k before RoPE (qwen3).
+static inline int sc_config_has_qk_norm(const sc_model_config *c) { return c->arch == SC_ARCH_QWEN3; }
+
 // Parse DIR/config.json (path is the file). Errors name the file and the key.
 sc_status sc_config_load(const char *path, sc_model_config *cfg);
-// Write config.json in the Hugging Face layout (architectures Qwen2ForCausalLM, model_type qwen2).
+// Write config.json in the Hugging Face layout of cfg->arch (architectures Qwen2ForCausalLM,
+// model_type qwen2; or Qwen3ForCausalLM, model_type qwen3, with head_dim and attention_bias).
 sc_status sc_config_save(const char *path, const sc_model_config *cfg);
 
 // ---------------------------------------------------------------------------------------
@@ -46,9 +62,11 @@ typedef struct {
     sc_mat q;              // (NH*HD, C)  self_attn.q_proj.weight
     sc_mat k;              // (KVH*HD, C) self_attn.k_proj.weight
     sc_mat v;              // (KVH*HD, C) self_attn.v_proj.weight
-    float *q_bias;         // (NH*HD)
+    float *q_bias;         // (NH*HD)   NULL when the config has no q/k/v biases (qwen3)
     float *k_bias;         // (KVH*HD)
     float *v_bias;         // (KVH*HD)
+    float *q_norm;         // (HD)      self_attn.q_norm.weight (qwen3), else NULL
+    float *k_norm;         // (HD)      self_attn.k_norm.weight (qwen3), else NULL
     sc_mat o;              // (C, NH*HD)  self_attn.o_proj.weight (no bias)
     float *mlp_norm;       // (C)       post_attention_layernorm.weight
     sc_mat gate;           // (I, C)    mlp.gate_proj.weight
@@ -69,6 +87,8 @@ typedef struct {
     // ownership
     sc_safetensors *st;
     void **owned; size_t n_owned, cap_owned;
+    const char *prefix;    // "model." (a ...ForCausalLM checkpoint) or "" (a bare Qwen3Model one,
+                           // e.g. Qwen3-Embedding: embed_tokens.weight, layers.N....); lm_head.weight has none
     char dir[1024];
 } sc_model;
 

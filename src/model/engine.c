@@ -1,10 +1,12 @@
-// engine.c — Qwen2 blocks forward and backward over a slice [first, last), the head, the KV
-// cache and the saved activations. Weights are frozen: backward computes gradients for the
+// engine.c — Qwen2 and Qwen3 blocks forward and backward over a slice [first, last), the head,
+// the KV cache and the saved activations. Weights are frozen: backward computes gradients for the
 // activations only (adapters get theirs through the hook). Every operation on activations is
 // a backend op; this file only lays out buffers and sequences the ops.
 //
 // Per block (x: residual stream):
 //   a = rmsnorm(x; attn_norm); q,k,v = a Wq^T + bq, ...; rope(q,k); att = attention(q,k,v)
+//   (qwen3: no biases unless attention_bias, and before rope q and k are RMS-normalised per
+//   head, q = rmsnorm(q_pre; q_norm) over rows of HD, i.e. [T*NH, HD], likewise k over [T*KVH, HD])
 //   x_mid = x + att Wo^T;  m = rmsnorm(x_mid; mlp_norm); g = m Wg^T, u = m Wu^T
 //   x_out = x_mid + (silu(g) * u) Wd^T;  then the hook may change x_out.
 #include "steerclear/engine.h"
@@ -18,9 +20,13 @@ typedef struct {
     float *x_in;   // (T, C) block input
     float *a;      // (T, C) attention RMSNorm output
     float *rstd1;  // (T)
-    float *q;      // (T, NH*HD) after rope
-    float *k;      // (T, KVH*HD) after rope
+    float *q;      // (T, NH*HD) after (q norm and) rope
+    float *k;      // (T, KVH*HD) after (k norm and) rope
     float *v;      // (T, KVH*HD)
+    float *q_pre;  // (T, NH*HD) q projection before the per-head norm (qwen3; else empty)
+    float *k_pre;  // (T, KVH*HD) (qwen3; else empty)
+    float *rstd_q; // (T, NH)  (qwen3; else empty)
+    float *rstd_k; // (T, KVH) (qwen3; else empty)
     float *att;    // (T, NH*HD) attention output before o_proj
     float *lse;    // (T, NH)
     float *x_mid;  // (T, C)
@@ -36,7 +42,8 @@ typedef struct {
 // Floats per token of each block_acts field, in field order.
 static void block_acts_widths(const sc_model_config *c, size_t w[N_BLOCK_ACTS]) {
     const size_t C = c->hidden, QD = (size_t)c->n_heads * c->head_dim, KD = (size_t)c->n_kv_heads * c->head_dim, I = c->intermediate;
-    const size_t widths[N_BLOCK_ACTS] = {C, C, 1, QD, KD, KD, QD, (size_t)c->n_heads, C, C, 1, I, I, I, C};
+    const size_t qk = sc_config_has_qk_norm(c) ? 1 : 0, NH = c->n_heads, KVH = c->n_kv_heads;
+    const size_t widths[N_BLOCK_ACTS] = {C, C, 1, QD, KD, KD, qk * QD, qk * KD, qk * NH, qk * KVH, QD, NH, C, C, 1, I, I, I, C};
     memcpy(w, widths, sizeof widths);
 }
 
@@ -58,18 +65,30 @@ static float *block_acts_layout(block_acts *b, const sc_model_config *c, int T, 
     return mem;
 }
 
-typedef struct { float *dq, *dk, *dv, *datt, *dmm, *dI1, *dI2, *dmid; } block_grads;
+// dq_pre, dk_pre: gradients w.r.t. the projections before the per-head q/k norm (qwen3; else empty)
+typedef struct { float *dq, *dk, *dv, *datt, *dmm, *dI1, *dI2, *dmid, *dq_pre, *dk_pre; } block_grads;
+
+#define N_BLOCK_GRADS (sizeof(block_grads) / sizeof(float *))
+
+static void block_grads_widths(const sc_model_config *c, size_t w[N_BLOCK_GRADS]) {
+    const size_t C = c->hidden, QD = (size_t)c->n_heads * c->head_dim, KD = (size_t)c->n_kv_heads * c->head_dim, I = c->intermediate;
+    const size_t qk = sc_config_has_qk_norm(c) ? 1 : 0;
+    const size_t widths[N_BLOCK_GRADS] = {QD, KD, KD, QD, C, I, I, C, qk * QD, qk * KD};
+    memcpy(w, widths, sizeof widths);
+}
 
 static size_t block_grads_floats(const sc_model_config *c, int T) {
-    const size_t C = c->hidden, QD = (size_t)c->n_heads * c->head_dim, KD = (size_t)c->n_kv_heads * c->head_dim, I = c->intermediate;
-    return (size_t)T * (QD + KD + KD + QD + C + I + I + C) + 8 * 16;
+    size_t w[N_BLOCK_GRADS], n = 0;
+    block_grads_widths(c, w);
+    for (size_t i = 0; i < N_BLOCK_GRADS; i++) n += (w[i] * (size_t)T + 15) / 16 * 16;
+    return n;
 }
 
 static void block_grads_layout(block_grads *g, const sc_model_config *c, int T, float *mem) {
-    const size_t C = c->hidden, QD = (size_t)c->n_heads * c->head_dim, KD = (size_t)c->n_kv_heads * c->head_dim, I = c->intermediate;
-    float **f[] = {&g->dq, &g->dk, &g->dv, &g->datt, &g->dmm, &g->dI1, &g->dI2, &g->dmid};
-    const size_t w[] = {QD, KD, KD, QD, C, I, I, C};
-    for (size_t i = 0; i < 8; i++) { *f[i] = mem; mem += (w[i] * (size_t)T + 15) / 16 * 16; }
+    size_t w[N_BLOCK_GRADS];
+    block_grads_widths(c, w);
+    float **f = (float **)g;
+    for (size_t i = 0; i < N_BLOCK_GRADS; i++) { f[i] = mem; mem += (w[i] * (size_t)T + 15) / 16 * 16; }
 }
 
 // --- Saved activations ----------------------------------------------------------------------
@@ -200,11 +219,17 @@ static sc_status block_forward(const run_ctx *r, int l, block_acts *b, sc_kv_cac
     sc_backend *be = r->be;
     const sc_backend_ops *op = be->op;
     const int T = r->T, C = c->hidden, NH = c->n_heads, KVH = c->n_kv_heads, HD = c->head_dim;
-    const int KD = KVH * HD;
+    const int KD = KVH * HD, qk_norm = sc_config_has_qk_norm(c);
     SC_TRY(op->rmsnorm(be, b->a, b->rstd1, b->x_in, w->attn_norm, T, C, c->rms_eps));
-    SC_TRY(op->matmul(be, b->q, b->a, &w->q, w->q_bias, T));
-    SC_TRY(op->matmul(be, b->k, b->a, &w->k, w->k_bias, T));
+    // biases are NULL when the config has none (qwen3); with q/k norms the projections go to
+    // q_pre/k_pre (kept for backward) and the norms write q and k
+    SC_TRY(op->matmul(be, qk_norm ? b->q_pre : b->q, b->a, &w->q, w->q_bias, T));
+    SC_TRY(op->matmul(be, qk_norm ? b->k_pre : b->k, b->a, &w->k, w->k_bias, T));
     SC_TRY(op->matmul(be, b->v, b->a, &w->v, w->v_bias, T));
+    if (qk_norm) {   // per head: rows of HD
+        SC_TRY(op->rmsnorm(be, b->q, b->rstd_q, b->q_pre, w->q_norm, T * NH, HD, c->rms_eps));
+        SC_TRY(op->rmsnorm(be, b->k, b->rstd_k, b->k_pre, w->k_norm, T * KVH, HD, c->rms_eps));
+    }
     SC_TRY(op->rope(be, b->q, r->pos, T, NH, HD, c->rope_theta, 0));
     SC_TRY(op->rope(be, b->k, r->pos, T, KVH, HD, c->rope_theta, 0));
 
@@ -258,8 +283,15 @@ static sc_status block_backward(const run_ctx *r, int l, const block_acts *b, fl
                                   r->batch->seq_start, r->batch->n_seq, NH, KVH, HD));
     SC_TRY(op->rope(be, gr->dq, r->pos, T, NH, HD, c->rope_theta, 1));
     SC_TRY(op->rope(be, gr->dk, r->pos, T, KVH, HD, c->rope_theta, 1));
-    SC_TRY(op->matmul_dx(be, gr->dmm, gr->dq, &w->q, T, 0));                 // d a, reusing dmm
-    SC_TRY(op->matmul_dx(be, gr->dmm, gr->dk, &w->k, T, 1));
+    const float *dq = gr->dq, *dk = gr->dk;   // w.r.t. the projections' outputs
+    if (sc_config_has_qk_norm(c)) {           // through the per-head norms
+        SC_TRY(op->rmsnorm_backward(be, gr->dq_pre, gr->dq, b->q_pre, w->q_norm, b->rstd_q, T * NH, HD, 0));
+        SC_TRY(op->rmsnorm_backward(be, gr->dk_pre, gr->dk, b->k_pre, w->k_norm, b->rstd_k, T * KVH, HD, 0));
+        dq = gr->dq_pre;
+        dk = gr->dk_pre;
+    }
+    SC_TRY(op->matmul_dx(be, gr->dmm, dq, &w->q, T, 0));                     // d a, reusing dmm
+    SC_TRY(op->matmul_dx(be, gr->dmm, dk, &w->k, T, 1));
     SC_TRY(op->matmul_dx(be, gr->dmm, gr->dv, &w->v, T, 1));
     SC_TRY(op->copy(be, dx, gr->dmid, sizeof(float) * (size_t)T * C));
     SC_TRY(op->rmsnorm_backward(be, dx, gr->dmm, b->x_in, w->attn_norm, b->rstd1, T, C, 1));

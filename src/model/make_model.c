@@ -1,4 +1,4 @@
-// make_model.c — random Qwen2 models in the Hugging Face layout: presets, tokenizer vocabulary
+// make_model.c — random Qwen2 or Qwen3 models in the Hugging Face layout: presets, tokenizer vocabulary
 // check, deterministic weights from the counter-based RNG, streamed (bounded memory) writing,
 // optional sharding with model.safetensors.index.json.
 //
@@ -20,9 +20,12 @@
 //                           Every RMSNorm is scale-invariant, so only this ratio matters, and
 //                           logits keep std ~1.
 //   q/k/v biases            std 0.1: small but non-zero, so the bias path is exercised.
-//   RMSNorm weights         1 + 0.05 N(0,1): near identity, but not exactly 1.
+//   RMSNorm weights         1 + 0.05 N(0,1): near identity, but not exactly 1 (also the
+//                           qwen3 per-head q_norm and k_norm, [head_dim] each).
 // Canonical order: embed; per layer: input_layernorm, q w, q b, k w, k b, v w, v b, o,
-// post_attention_layernorm, gate, up, down; final norm; lm_head (untied only).
+// [qwen3: q_norm, k_norm,] post_attention_layernorm, gate, up, down; final norm; lm_head
+// (untied only). The biases are left out where the architecture has none (qwen3 without
+// attention_bias); a qwen2 model's tensors and streams are those of the qwen2-only writer.
 #include "steerclear/make_model.h"
 #include "steerclear/rng.h"
 
@@ -53,8 +56,12 @@ sc_status sc_make_model_preset(const char *name, sc_make_model_opts *o) {
     } else if (!strcmp(name, "qwen2.5-14b-shape")) {
         c->n_layers = 48; c->hidden = 5120; c->n_heads = 40; c->n_kv_heads = 8; c->head_dim = 128;
         c->intermediate = 13824; c->vocab = 152064; c->tie_embeddings = 0; c->max_position = 131072;
+    } else if (!strcmp(name, "qwen3-0.6b-shape")) {   // head_dim 128 != hidden / heads = 64
+        c->arch = SC_ARCH_QWEN3;
+        c->n_layers = 28; c->hidden = 1024; c->n_heads = 16; c->n_kv_heads = 8; c->head_dim = 128;
+        c->intermediate = 3072; c->vocab = 151936; c->tie_embeddings = 1; c->max_position = 40960;
     } else {
-        return sc_errorf(SC_ERR_ARG, "unknown preset '%s' (presets: tiny, qwen2.5-0.5b-shape, qwen2.5-14b-shape)", name);
+        return sc_errorf(SC_ERR_ARG, "unknown preset '%s' (presets: " SC_MAKE_MODEL_PRESETS ")", name);
     }
     snprintf(c->torch_dtype, sizeof c->torch_dtype, "bfloat16");
     return SC_OK;
@@ -111,7 +118,8 @@ typedef struct {
 } tensor_spec;
 
 static sc_status build_specs(const sc_model_config *c, tensor_spec **out, size_t *n_out) {
-    size_t cap = 1 + 12 * (size_t)c->n_layers + 2, n = 0;
+    size_t cap = 1 + 14 * (size_t)c->n_layers + 2, n = 0;
+    const int bias = sc_config_has_qkv_bias(c), qk_norm = sc_config_has_qk_norm(c);
     tensor_spec *s = sc_calloc(cap, sizeof *s, "tensor list");
     if (!s) return SC_ERR_MEM;
     int64_t C = c->hidden, I = c->intermediate, V = c->vocab;
@@ -123,12 +131,16 @@ static sc_status build_specs(const sc_model_config *c, tensor_spec **out, size_t
     for (int l = 0; l < c->n_layers; l++) {
         ADD(K_NORM, C, 0, "model.layers.%d.input_layernorm.weight", l);
         ADD(K_PROJ, QD, C, "model.layers.%d.self_attn.q_proj.weight", l);
-        ADD(K_BIAS, QD, 0, "model.layers.%d.self_attn.q_proj.bias", l);
+        if (bias) ADD(K_BIAS, QD, 0, "model.layers.%d.self_attn.q_proj.bias", l);
         ADD(K_PROJ, KD, C, "model.layers.%d.self_attn.k_proj.weight", l);
-        ADD(K_BIAS, KD, 0, "model.layers.%d.self_attn.k_proj.bias", l);
+        if (bias) ADD(K_BIAS, KD, 0, "model.layers.%d.self_attn.k_proj.bias", l);
         ADD(K_PROJ, KD, C, "model.layers.%d.self_attn.v_proj.weight", l);
-        ADD(K_BIAS, KD, 0, "model.layers.%d.self_attn.v_proj.bias", l);
+        if (bias) ADD(K_BIAS, KD, 0, "model.layers.%d.self_attn.v_proj.bias", l);
         ADD(K_OUT, C, QD, "model.layers.%d.self_attn.o_proj.weight", l);
+        if (qk_norm) {
+            ADD(K_NORM, c->head_dim, 0, "model.layers.%d.self_attn.q_norm.weight", l);
+            ADD(K_NORM, c->head_dim, 0, "model.layers.%d.self_attn.k_norm.weight", l);
+        }
         ADD(K_NORM, C, 0, "model.layers.%d.post_attention_layernorm.weight", l);
         ADD(K_PROJ, I, C, "model.layers.%d.mlp.gate_proj.weight", l);
         ADD(K_PROJ, I, C, "model.layers.%d.mlp.up_proj.weight", l);
@@ -222,6 +234,7 @@ static sc_status write_index(const char *path, const tensor_spec *specs, size_t 
 }
 
 static sc_status check_config(sc_model_config *c) {
+    if (c->arch != SC_ARCH_QWEN2 && c->arch != SC_ARCH_QWEN3) return sc_errorf(SC_ERR_ARG, "unknown architecture %d (qwen2 or qwen3)", (int)c->arch);
     if (c->n_layers <= 0 || c->hidden <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 || c->intermediate <= 0 || c->vocab <= 0)
         return sc_errorf(SC_ERR_ARG, "model sizes must be positive (layers %d, hidden %d, heads %d, kv heads %d, intermediate %d, vocab %d)",
                          c->n_layers, c->hidden, c->n_heads, c->n_kv_heads, c->intermediate, c->vocab);

@@ -1,5 +1,11 @@
-// weights.c — loading a Qwen2 checkpoint in the Hugging Face layout (config.json + safetensors)
-// for a slice of blocks [first, last): sc_model_load / sc_model_free.
+// weights.c — loading a Qwen2 or Qwen3 checkpoint in the Hugging Face layout (config.json +
+// safetensors) for a slice of blocks [first, last): sc_model_load / sc_model_free.
+//
+// qwen3 blocks add self_attn.q_norm.weight and self_attn.k_norm.weight ([head_dim] each) and
+// have q/k/v biases only when config.json says "attention_bias": true (bias tensors in a file
+// whose config says false are ignored, with a warning, as transformers ignores them). Tensor
+// names carry the "model." prefix of a ...ForCausalLM checkpoint, or none (a bare base-model
+// checkpoint such as Qwen3-Embedding: embed_tokens.weight, layers.N...., norm.weight).
 //
 // Matrices stay in the mapping when F32 or BF16 (zero copy); F16 matrices are converted once
 // into owned F32. Vectors (norms, biases) always become owned F32 copies. Every shape is
@@ -30,8 +36,26 @@ static sc_status own(sc_model *m, void *p) {
 
 static const sc_st_tensor *need(const sc_model *m, const char *name, sc_status *rc) {
     const sc_st_tensor *t = sc_st_find(m->st, name);
-    if (!t) *rc = sc_errorf(SC_ERR_FORMAT, "%s: tensor %s not found in the checkpoint (model.safetensors or its shards)", m->dir, name);
-    return t;
+    if (t) return t;
+    if (sc_config_has_qk_norm(&m->cfg) && (strstr(name, "q_norm") || strstr(name, "k_norm")))
+        *rc = sc_errorf(SC_ERR_FORMAT, "%s: tensor %s not found in the checkpoint (model.safetensors or its shards); config.json says model_type qwen3, "
+                        "whose blocks have per-head q/k norms: is this a Qwen3 checkpoint? (a Qwen2 one needs model_type qwen2)", m->dir, name);
+    else if (strstr(name, "_proj.bias") && m->cfg.arch == SC_ARCH_QWEN3)
+        *rc = sc_errorf(SC_ERR_FORMAT, "%s: tensor %s not found in the checkpoint (model.safetensors or its shards); config.json says attention_bias is true: "
+                        "set it to false if the model has no q/k/v biases", m->dir, name);
+    else
+        *rc = sc_errorf(SC_ERR_FORMAT, "%s: tensor %s not found in the checkpoint (model.safetensors or its shards)", m->dir, name);
+    return NULL;
+}
+
+// "model." when the checkpoint names its tensors model.layers.N... (every ...ForCausalLM),
+// "" when it names them layers.N... (a bare base model, e.g. Qwen3-Embedding).
+static const char *tensor_prefix(const sc_safetensors *st) {
+    if (sc_st_find(st, "model.norm.weight") || sc_st_find(st, "model.embed_tokens.weight") ||
+        sc_st_find(st, "model.layers.0.input_layernorm.weight")) return "model.";
+    if (sc_st_find(st, "norm.weight") || sc_st_find(st, "embed_tokens.weight") || sc_st_find(st, "layers.0.input_layernorm.weight"))
+        return "";
+    return "model.";   // neither: the errors name the usual tensors
 }
 
 static void fmt_shape(char *buf, size_t cap, int ndim, const int64_t *shape) {
@@ -40,14 +64,16 @@ static void fmt_shape(char *buf, size_t cap, int ndim, const int64_t *shape) {
     if (k < cap) snprintf(buf + k, cap - k, "]");
 }
 
-static sc_status check_shape(const sc_st_tensor *t, int ndim, const int64_t *want) {
+// hint: NULL, or what to check (appended to the message)
+static sc_status check_shape(const sc_st_tensor *t, int ndim, const int64_t *want, const char *hint) {
     int same = t->ndim == ndim;
     for (int d = 0; same && d < ndim; d++) same = t->shape[d] == want[d];
     if (same) return SC_OK;
     char got[160], exp[160];
     fmt_shape(got, sizeof got, t->ndim, t->shape);
     fmt_shape(exp, sizeof exp, ndim, want);
-    return sc_errorf(SC_ERR_SHAPE, "%s: tensor %s: shape %s does not match config %s", t->file, t->name, got, exp);
+    return sc_errorf(SC_ERR_SHAPE, "%s: tensor %s: shape %s does not match config %s%s%s", t->file, t->name, got, exp,
+                     hint ? "; " : "", hint ? hint : "");
 }
 
 static sc_status check_float(const sc_st_tensor *t) {
@@ -74,7 +100,7 @@ static sc_status load_mat(sc_model *m, const char *name, int64_t rows, int64_t c
     if (!t) return rc;
     SC_TRY(check_float(t));
     int64_t want[2] = {rows, cols};
-    SC_TRY(check_shape(t, 2, want));
+    SC_TRY(check_shape(t, 2, want, NULL));
     out->rows = rows;
     out->cols = cols;
     size_t es = sc_dtype_size(t->dtype);
@@ -102,12 +128,12 @@ static sc_status load_mat(sc_model *m, const char *name, int64_t rows, int64_t c
     return SC_OK;
 }
 
-static sc_status load_vec(sc_model *m, const char *name, int64_t n, float **out) {
+static sc_status load_vec_hint(sc_model *m, const char *name, int64_t n, const char *hint, float **out) {
     sc_status rc = SC_OK;
     const sc_st_tensor *t = need(m, name, &rc);
     if (!t) return rc;
     SC_TRY(check_float(t));
-    SC_TRY(check_shape(t, 1, &n));
+    SC_TRY(check_shape(t, 1, &n, hint));
     float *buf = sc_aligned_alloc((size_t)n * sizeof(float), name);
     if (!buf) return SC_ERR_MEM;
     to_f32(t, buf, (size_t)n);
@@ -116,6 +142,8 @@ static sc_status load_vec(sc_model *m, const char *name, int64_t n, float **out)
     return SC_OK;
 }
 
+static sc_status load_vec(sc_model *m, const char *name, int64_t n, float **out) { return load_vec_hint(m, name, n, NULL, out); }
+
 // ---------------------------------------------------------------------------------------
 // Loading
 
@@ -123,17 +151,28 @@ static sc_status load_block(sc_model *m, int l) {
     const sc_model_config *c = &m->cfg;
     sc_block_weights *b = &m->blocks[l];
     int64_t C = c->hidden, I = c->intermediate;
-    int64_t QD = (int64_t)c->n_heads * c->head_dim, KD = (int64_t)c->n_kv_heads * c->head_dim;
+    int64_t QD = (int64_t)c->n_heads * c->head_dim, KD = (int64_t)c->n_kv_heads * c->head_dim, HD = c->head_dim;
     char n[256];
-#define NAME(suffix) (snprintf(n, sizeof n, "model.layers.%d.%s", l, suffix), n)
+#define NAME(suffix) (snprintf(n, sizeof n, "%slayers.%d.%s", m->prefix, l, suffix), n)
     SC_TRY(load_vec(m, NAME("input_layernorm.weight"), C, &b->attn_norm));
     SC_TRY(load_mat(m, NAME("self_attn.q_proj.weight"), QD, C, &b->q));
     SC_TRY(load_mat(m, NAME("self_attn.k_proj.weight"), KD, C, &b->k));
     SC_TRY(load_mat(m, NAME("self_attn.v_proj.weight"), KD, C, &b->v));
-    SC_TRY(load_vec(m, NAME("self_attn.q_proj.bias"), QD, &b->q_bias));
-    SC_TRY(load_vec(m, NAME("self_attn.k_proj.bias"), KD, &b->k_bias));
-    SC_TRY(load_vec(m, NAME("self_attn.v_proj.bias"), KD, &b->v_bias));
+    if (sc_config_has_qkv_bias(c)) {
+        SC_TRY(load_vec(m, NAME("self_attn.q_proj.bias"), QD, &b->q_bias));
+        SC_TRY(load_vec(m, NAME("self_attn.k_proj.bias"), KD, &b->k_bias));
+        SC_TRY(load_vec(m, NAME("self_attn.v_proj.bias"), KD, &b->v_bias));
+    } else if (l == m->first && sc_st_find(m->st, NAME("self_attn.q_proj.bias"))) {   // said once
+        sc_log(SC_LOG_WARN, "%s: tensor %s is in the checkpoint but config.json says attention_bias is false: the q/k/v biases are ignored "
+               "(as transformers does); set \"attention_bias\": true in config.json if the model uses them", m->dir, n);
+    }
     SC_TRY(load_mat(m, NAME("self_attn.o_proj.weight"), C, QD, &b->o));
+    if (sc_config_has_qk_norm(c)) {   // one weight per head dimension, shared by all heads
+        char hint[160];
+        snprintf(hint, sizeof hint, "a qwen3 q/k norm has one weight per head dimension: check head_dim (%d) in config.json", c->head_dim);
+        SC_TRY(load_vec_hint(m, NAME("self_attn.q_norm.weight"), HD, hint, &b->q_norm));
+        SC_TRY(load_vec_hint(m, NAME("self_attn.k_norm.weight"), HD, hint, &b->k_norm));
+    }
     SC_TRY(load_vec(m, NAME("post_attention_layernorm.weight"), C, &b->mlp_norm));
     SC_TRY(load_mat(m, NAME("mlp.gate_proj.weight"), I, C, &b->gate));
     SC_TRY(load_mat(m, NAME("mlp.up_proj.weight"), I, C, &b->up));
@@ -163,6 +202,8 @@ static sc_status load_all(sc_model *m, const char *dir, int first, int last) {
     m->blocks = sc_calloc((size_t)L, sizeof *m->blocks, "block weight table");
     if (!m->blocks) return SC_ERR_MEM;
     SC_TRY(sc_st_open_dir(dir, &m->st));
+    m->prefix = tensor_prefix(m->st);
+    char name[64];
 
     int64_t V = c->vocab, C = c->hidden;
     const sc_st_tensor *head = m->has_head ? sc_st_find(m->st, "lm_head.weight") : NULL;
@@ -174,10 +215,12 @@ static sc_status load_all(sc_model *m, const char *dir, int first, int last) {
         head = NULL;
     }
     int need_embed = m->has_embed || (m->has_head && !head);
-    if (need_embed) SC_TRY(load_mat(m, "model.embed_tokens.weight", V, C, &m->embed));
+    snprintf(name, sizeof name, "%sembed_tokens.weight", m->prefix);
+    if (need_embed) SC_TRY(load_mat(m, name, V, C, &m->embed));
     for (int l = first; l < last; l++) SC_TRY(load_block(m, l));
     if (m->has_head) {
-        SC_TRY(load_vec(m, "model.norm.weight", C, &m->final_norm));
+        snprintf(name, sizeof name, "%snorm.weight", m->prefix);
+        SC_TRY(load_vec(m, name, C, &m->final_norm));
         if (head) SC_TRY(load_mat(m, "lm_head.weight", V, C, &m->lm_head));
         else m->lm_head = m->embed;
     }

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
-"""Independent PyTorch reference for steerclear's Qwen2 numerics.
+"""Independent PyTorch reference for steerclear's Qwen2 and Qwen3 numerics.
 
 Computes, in float64 by default (float32 on request), with plain PyTorch and no
-`transformers`: the Qwen2 forward pass (logits and the residual stream after every
+`transformers`: the Qwen2 / Qwen3 forward pass (logits and the residual stream after every
 block), residual adapters (shared or per-block), the divergence loss
 alpha * (-KL(P||Q)) + beta * NLL and its gradient with respect to the adapter
 (teacher-forced, or the study's slow "incremental" re-run per generated token),
@@ -14,8 +14,16 @@ rope scaling is refused).
 Written from the maths in the brief, not from the C engine, so that the engine can
 be checked against it.
 
-Model: a Hugging Face Qwen2 directory (config.json; model.safetensors, or
+Model: a Hugging Face Qwen2 or Qwen3 directory (config.json; model.safetensors, or
 model.safetensors.index.json and its shards; tensors F32, F16, BF16 or F64).
+Tensor names with the "model." prefix (...ForCausalLM) or without it (a bare base model).
+
+Qwen3 (model_type "qwen3") differs in the attention only: head_dim comes from config.json
+(required; it need not be hidden / heads), q/k/v have biases only when "attention_bias" is
+true, and after the projections each head of q and of k is RMS-normalised over its head_dim
+values with its own weight (self_attn.q_norm.weight, self_attn.k_norm.weight, [head_dim],
+eps rms_norm_eps), before RoPE:
+    q[t, h, :] = q_norm * q[t, h, :] / sqrt(mean(q[t, h, :]^2) + eps)     (likewise k)
 
 Adapter at the output h of every block l (before the next block / the final norm):
     u = h A_l B_l          A_l: [C, r], B_l: [r, C]
@@ -145,17 +153,25 @@ class Qwen2Ref:
             cfg = json.load(f)
         self.cfg = cfg
         self.dtype = dtype
+        self.arch = cfg.get("model_type")
+        if self.arch not in ("qwen2", "qwen3"):
+            raise ValueError(f"{model_dir}/config.json: model_type {self.arch!r} is not qwen2 or qwen3")
         self.L = int(cfg["num_hidden_layers"])
         self.C = int(cfg["hidden_size"])
         self.NH = int(cfg["num_attention_heads"])
         self.KVH = int(cfg.get("num_key_value_heads") or self.NH)
+        if self.arch == "qwen3" and not cfg.get("head_dim"):
+            raise ValueError(f"{model_dir}/config.json: qwen3 needs head_dim")
         self.HD = int(cfg.get("head_dim") or self.C // self.NH)
+        # qwen2 always has q/k/v biases; qwen3 only with attention_bias (default false)
+        self.qkv_bias = self.arch == "qwen2" or bool(cfg.get("attention_bias", False))
+        self.qk_norm = self.arch == "qwen3"
         self.I = int(cfg["intermediate_size"])
         self.V = int(cfg["vocab_size"])
-        self.theta = float(cfg.get("rope_theta", 10000.0))
+        self.theta = float(cfg.get("rope_theta") or (cfg.get("rope_parameters") or {}).get("rope_theta", 10000.0))
         self.eps = float(cfg.get("rms_norm_eps", 1e-6))
         self.tied = bool(cfg.get("tie_word_embeddings", False))
-        if cfg.get("rope_scaling"):
+        if cfg.get("rope_scaling") or (cfg.get("rope_parameters") or {}).get("rope_type", "default") != "default":
             raise ValueError(f"{model_dir}/config.json: rope_scaling is not supported")
         if cfg.get("hidden_act", "silu") != "silu":
             raise ValueError(f"{model_dir}/config.json: hidden_act {cfg['hidden_act']} is not silu")
@@ -163,8 +179,11 @@ class Qwen2Ref:
             raise ValueError(f"{model_dir}/config.json: heads {self.NH} not a multiple of kv heads {self.KVH}")
 
         raw = read_model_tensors(model_dir)
+        pre = "model." if any(k.startswith("model.") for k in raw) else ""
 
         def get(name, shape, optional=False):
+            if name != "lm_head.weight":
+                name = pre + name[len("model."):]
             if name not in raw:
                 if optional:
                     return torch.zeros(shape, dtype=dtype)
@@ -179,14 +198,17 @@ class Qwen2Ref:
         self.layers = []
         for l in range(self.L):
             p = f"model.layers.{l}."
+            nob = not self.qkv_bias  # no biases: zeros (a file's bias tensors are ignored)
             self.layers.append({
                 "ln1": get(p + "input_layernorm.weight", [C]),
                 "wq": get(p + "self_attn.q_proj.weight", [NH * HD, C]),
-                "bq": get(p + "self_attn.q_proj.bias", [NH * HD], optional=True),
+                "bq": torch.zeros(NH * HD, dtype=dtype) if nob else get(p + "self_attn.q_proj.bias", [NH * HD], optional=True),
                 "wk": get(p + "self_attn.k_proj.weight", [KVH * HD, C]),
-                "bk": get(p + "self_attn.k_proj.bias", [KVH * HD], optional=True),
+                "bk": torch.zeros(KVH * HD, dtype=dtype) if nob else get(p + "self_attn.k_proj.bias", [KVH * HD], optional=True),
                 "wv": get(p + "self_attn.v_proj.weight", [KVH * HD, C]),
-                "bv": get(p + "self_attn.v_proj.bias", [KVH * HD], optional=True),
+                "bv": torch.zeros(KVH * HD, dtype=dtype) if nob else get(p + "self_attn.v_proj.bias", [KVH * HD], optional=True),
+                "qn": get(p + "self_attn.q_norm.weight", [HD]) if self.qk_norm else None,
+                "kn": get(p + "self_attn.k_norm.weight", [HD]) if self.qk_norm else None,
                 "wo": get(p + "self_attn.o_proj.weight", [C, NH * HD]),
                 "ln2": get(p + "post_attention_layernorm.weight", [C]),
                 "wg": get(p + "mlp.gate_proj.weight", [I, C]),
@@ -222,8 +244,11 @@ class Qwen2Ref:
         W = self.layers[l]
         T = x.shape[0]
         a = self.rmsnorm(x, W["ln1"])
-        q = (a @ W["wq"].T + W["bq"]).view(T, self.NH, self.HD).transpose(0, 1)   # [NH, T, HD]
-        k = (a @ W["wk"].T + W["bk"]).view(T, self.KVH, self.HD).transpose(0, 1)  # [KVH, T, HD]
+        q = (a @ W["wq"].T + W["bq"]).view(T, self.NH, self.HD)    # [T, NH, HD]
+        k = (a @ W["wk"].T + W["bk"]).view(T, self.KVH, self.HD)   # [T, KVH, HD]
+        if self.qk_norm:  # qwen3: every head's vector normalised over its HD values
+            q, k = self.rmsnorm(q, W["qn"]), self.rmsnorm(k, W["kn"])
+        q, k = q.transpose(0, 1), k.transpose(0, 1)                 # [NH, T, HD], [KVH, T, HD]
         v = (a @ W["wv"].T + W["bv"]).view(T, self.KVH, self.HD).transpose(0, 1)  # [KVH, T, HD]
         q, k = self.rope(q, T), self.rope(k, T)
         g = self.NH // self.KVH

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Self-checks of the PyTorch reference (qwen2_ref.py) on tiny random Qwen2 models.
+"""Self-checks of the PyTorch reference (qwen2_ref.py) on tiny random Qwen2 and Qwen3 models.
 
 Builds two throwaway models in the Hugging Face layout (L=3, C=64, NH=4, KVH=2, I=176,
 V=300): untied BF16 in one file, tied F32 split into two shards with an index. Checks
@@ -8,6 +8,8 @@ formulation, the forward pass against a naive per-head loop, causality, float32 
 float64, adapters and steering hooks, the divergence-loss gradient against central
 finite differences, incremental == teacher-forced, greedy generation (determinism,
 stop ids, agreement with the logits), both direction modes, and the CLI end to end.
+A Qwen3 model (per-head q/k norms, no biases, head_dim 24 != C/NH = 16) is checked against
+the naive loop, by finite differences, and with tensor names without the "model." prefix.
 It leaves out real checkpoints (none are needed; the C tests use the CLI).
 Exit 0 on success, 1 with a message on the first failure.
 """
@@ -65,9 +67,9 @@ def write_safetensors(path, tensors, dtype):
         f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
-def make_model(d, tied, dtype, shards, seed):
+def make_model(d, tied, dtype, shards, seed, arch="qwen2", HD=None, prefix="model."):
     L, C, NH, KVH, I, V = 3, 64, 4, 2, 176, 300
-    HD = C // NH
+    HD = HD or C // NH
     g = torch.Generator().manual_seed(seed)
 
     def rn(*shape, s=0.1):
@@ -79,11 +81,15 @@ def make_model(d, tied, dtype, shards, seed):
         t[p + "input_layernorm.weight"] = 1 + rn(C)
         t[p + "post_attention_layernorm.weight"] = 1 + rn(C)
         t[p + "self_attn.q_proj.weight"] = rn(NH * HD, C, s=0.2)
-        t[p + "self_attn.q_proj.bias"] = rn(NH * HD)
         t[p + "self_attn.k_proj.weight"] = rn(KVH * HD, C, s=0.2)
-        t[p + "self_attn.k_proj.bias"] = rn(KVH * HD)
         t[p + "self_attn.v_proj.weight"] = rn(KVH * HD, C, s=0.2)
-        t[p + "self_attn.v_proj.bias"] = rn(KVH * HD)
+        if arch == "qwen2":
+            t[p + "self_attn.q_proj.bias"] = rn(NH * HD)
+            t[p + "self_attn.k_proj.bias"] = rn(KVH * HD)
+            t[p + "self_attn.v_proj.bias"] = rn(KVH * HD)
+        else:
+            t[p + "self_attn.q_norm.weight"] = 1 + rn(HD, s=0.3)
+            t[p + "self_attn.k_norm.weight"] = 1 + rn(HD, s=0.3)
         t[p + "self_attn.o_proj.weight"] = rn(C, NH * HD, s=0.15)
         t[p + "mlp.gate_proj.weight"] = rn(I, C, s=0.15)
         t[p + "mlp.up_proj.weight"] = rn(I, C, s=0.15)
@@ -91,22 +97,25 @@ def make_model(d, tied, dtype, shards, seed):
     if not tied:
         t["lm_head.weight"] = rn(V, C, s=0.3)
     os.makedirs(d, exist_ok=True)
-    cfg = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_act": "silu",
-           "num_hidden_layers": L, "hidden_size": C, "num_attention_heads": NH,
+    cfg = {"architectures": ["Qwen2ForCausalLM" if arch == "qwen2" else "Qwen3ForCausalLM"], "model_type": arch,
+           "hidden_act": "silu", "num_hidden_layers": L, "hidden_size": C, "num_attention_heads": NH,
            "num_key_value_heads": KVH, "intermediate_size": I, "vocab_size": V,
            "rope_theta": 10000.0, "rms_norm_eps": 1e-6, "tie_word_embeddings": tied,
            "rope_scaling": None, "torch_dtype": "bfloat16" if dtype == "BF16" else "float32"}
+    if arch == "qwen3":
+        cfg.update(head_dim=HD, attention_bias=False)
     with open(os.path.join(d, "config.json"), "w") as f:
         json.dump(cfg, f)
+    tw = {(prefix + n[len("model."):] if n.startswith("model.") else n): x for n, x in t.items()}
     if shards == 1:
-        write_safetensors(os.path.join(d, "model.safetensors"), t, dtype)
+        write_safetensors(os.path.join(d, "model.safetensors"), tw, dtype)
     else:
-        names = list(t)
+        names = list(tw)
         wm = {}
         for s in range(shards):
             part = names[s::shards]
             fn = f"model-{s + 1:05d}-of-{shards:05d}.safetensors"
-            write_safetensors(os.path.join(d, fn), {n: t[n] for n in part}, dtype)
+            write_safetensors(os.path.join(d, fn), {n: tw[n] for n in part}, dtype)
             wm.update({n: fn for n in part})
         with open(os.path.join(d, "model.safetensors.index.json"), "w") as f:
             json.dump({"metadata": {}, "weight_map": wm}, f)
@@ -119,7 +128,8 @@ def make_model(d, tied, dtype, shards, seed):
 
 def naive_logits(t, cfg, ids):
     L, C, NH, KVH = cfg["num_hidden_layers"], cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
-    HD, eps, th = C // NH, cfg["rms_norm_eps"], cfg["rope_theta"]
+    HD, eps, th = cfg.get("head_dim") or C // NH, cfg["rms_norm_eps"], cfg["rope_theta"]
+    q3 = cfg["model_type"] == "qwen3"
     W = {k: v.double().numpy() for k, v in t.items()}
     if cfg["bf16"]:
         W = {k: torch.from_numpy(v).to(torch.bfloat16).double().numpy() for k, v in W.items()}
@@ -144,11 +154,17 @@ def naive_logits(t, cfg, ids):
         q, k, v = [], [], []
         for pos in range(T):
             a = rms(x[pos], W[p + "input_layernorm.weight"])
-            qq = W[p + "self_attn.q_proj.weight"] @ a + W[p + "self_attn.q_proj.bias"]
-            kk = W[p + "self_attn.k_proj.weight"] @ a + W[p + "self_attn.k_proj.bias"]
-            vv = W[p + "self_attn.v_proj.weight"] @ a + W[p + "self_attn.v_proj.bias"]
-            q.append([rot(qq[h * HD:(h + 1) * HD], pos) for h in range(NH)])
-            k.append([rot(kk[h * HD:(h + 1) * HD], pos) for h in range(KVH)])
+            zq, zk = np.zeros(NH * HD), np.zeros(KVH * HD)
+            qq = W[p + "self_attn.q_proj.weight"] @ a + W.get(p + "self_attn.q_proj.bias", zq)
+            kk = W[p + "self_attn.k_proj.weight"] @ a + W.get(p + "self_attn.k_proj.bias", zk)
+            vv = W[p + "self_attn.v_proj.weight"] @ a + W.get(p + "self_attn.v_proj.bias", zk)
+            qh = [qq[h * HD:(h + 1) * HD] for h in range(NH)]
+            kh = [kk[h * HD:(h + 1) * HD] for h in range(KVH)]
+            if q3:  # per-head RMSNorm before rope
+                qh = [rms(x_, W[p + "self_attn.q_norm.weight"]) for x_ in qh]
+                kh = [rms(x_, W[p + "self_attn.k_norm.weight"]) for x_ in kh]
+            q.append([rot(x_, pos) for x_ in qh])
+            k.append([rot(x_, pos) for x_ in kh])
             v.append([vv[h * HD:(h + 1) * HD] for h in range(KVH)])
         nx = []
         for pos in range(T):
@@ -327,6 +343,35 @@ def check_model(d, t, tied, bf16):
     return m
 
 
+def check_qwen3(tmp):
+    """Qwen3: per-head q/k norms, no biases, head_dim 24 (C/NH = 16), tensors with and without
+    the "model." prefix; forward against the naive loop, loss gradient by finite differences."""
+    tag = "[qwen3]"
+    d = os.path.join(tmp, "qwen3")
+    t = make_model(d, tied=True, dtype="F32", shards=1, seed=5, arch="qwen3", HD=24)
+    m = R.Qwen2Ref(d, torch.float64)
+    check(m.HD == 24 and m.qk_norm and not m.qkv_bias, f"{tag} config: head_dim 24, q/k norms, no biases")
+    ids = [3, 141, 59, 26, 5, 35, 299]
+    logits, _ = m.forward(ids)
+    close(logits.numpy(), naive_logits(t, dict(m.cfg, bf16=False), ids), 1e-10, f"{tag} forward vs naive loop")
+    # the norms matter: scaling a q_norm weight changes the logits
+    m.layers[0]["qn"] = m.layers[0]["qn"] * 2
+    check(not torch.allclose(m.forward(ids)[0], logits), f"{tag} q_norm weight is used")
+    m.layers[0]["qn"] = m.layers[0]["qn"] / 2
+    d2 = os.path.join(tmp, "qwen3_bare")
+    make_model(d2, tied=True, dtype="F32", shards=1, seed=5, arch="qwen3", HD=24, prefix="")
+    check(torch.equal(R.Qwen2Ref(d2).forward(ids)[0], logits), f"{tag} tensors without the model. prefix")
+    ad = rand_adapter(m, "per-block", 13)
+    r, dA, dB = loss_grad(m, ad)
+    A0, B0 = ad.A.detach(), ad.B.detach()
+    h, g = 1e-6, torch.Generator().manual_seed(4)
+    DA = torch.randn(A0.shape, generator=g, dtype=torch.float64)
+    DB = torch.randn(B0.shape, generator=g, dtype=torch.float64)
+    fd = (loss_val(m, "per-block", A0 + h * DA, B0 + h * DB) - loss_val(m, "per-block", A0 - h * DA, B0 - h * DB)) / (2 * h)
+    an = float((dA * DA).sum() + (dB * DB).sum())
+    check(abs(fd - an) <= 1e-6 * (1 + abs(an)), f"{tag} directional FD {fd:.10g} vs {an:.10g}")
+
+
 def check_rope():
     class M:
         HD, dtype = 16, torch.float64
@@ -418,6 +463,7 @@ def main():
         ids = [7, 9, 250, 3]
         check(torch.equal(R.Qwen2Ref(d2).forward(ids)[0], R.Qwen2Ref(d3).forward(ids)[0]),
               "sharded model == single file")
+        check_qwen3(tmp)
         check_bench_model(d1)
         check_cli(d1, tmp, m1)
     finally:
