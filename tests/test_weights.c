@@ -388,6 +388,22 @@ static void test_errors(void) {
     CHECK_ERR(sc_model_load(dir, 0, -1, sc_test_backend(), &m), SC_ERR_FORMAT, "nohead: tensor lm_head.weight not found", "tie_word_embeddings is false");
     CHECK_OK(sc_model_load(dir, 0, 1, sc_test_backend(), &m));   // no head in this slice
     sc_model_free(m);
+    // ... loads for hidden states only (an embedding model), and then refuses to make logits
+    CHECK_OK(sc_model_load_hidden(dir, sc_test_backend(), &m));
+    if (m) {
+        CHECK(m->has_head && m->final_norm && !m->lm_head.data);
+        sc_backend *be = sc_test_backend();
+        float *hid = NULL, *logits = NULL;
+        CHECK_OK(sc_backend_alloc_floats(be, (size_t)m->cfg.hidden, "hidden", &hid));
+        CHECK_OK(sc_backend_alloc_floats(be, (size_t)m->cfg.vocab, "logits", &logits));
+        if (hid && logits) {
+            CHECK_OK(be->op->memset(be, hid, 0, sizeof(float) * (size_t)m->cfg.hidden));
+            CHECK_ERR(sc_head(m, be, hid, NULL, 1, NULL, logits), SC_ERR_ARG, "without its LM head");
+        }
+        be->op->free(be, hid);
+        be->op->free(be, logits);
+        sc_model_free(m);
+    }
     // a non-float matrix
     snprintf(dir, sizeof dir, "%s/i32", sc_test_tmpdir());
     copy_model(dir, NULL, "model.layers.0.self_attn.q_proj.weight", &o.cfg);

@@ -97,6 +97,10 @@ typedef struct {
 // the model). Every disagreement between config and tensors is an error naming the file, the
 // tensor and both shapes.
 sc_status sc_model_load(const char *dir, int first, int last, sc_backend *be, sc_model **out);
+// Every block and the final norm but no LM head (lm_head.data NULL): for hidden states only,
+// e.g. an embedding model whose checkpoint has no lm_head.weight although it is untied
+// (Qwen3-Embedding-8B). sc_head then refuses to make logits.
+sc_status sc_model_load_hidden(const char *dir, sc_backend *be, sc_model **out);
 void sc_model_free(sc_model *m);
 
 #endif

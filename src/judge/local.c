@@ -575,7 +575,7 @@ static void model_name(const char *dir, char *out, size_t cap) {
 }
 
 // Load a model directory and its tokenizer for `role` ("judge model", "embedding model").
-static sc_status model_open(local_provider *lp, const char *dir, const char *role, const char *key, local_model *lm) {
+static sc_status model_open(local_provider *lp, const char *dir, const char *role, const char *key, int hidden_only, local_model *lm) {
     if (strlen(dir) >= sizeof lm->dir) return sc_errorf(SC_ERR_ARG, "local judge: the %s path '%s' is too long", role, dir);
     snprintf(lm->dir, sizeof lm->dir, "%s", dir);
     if (!is_dir(dir))
@@ -586,7 +586,7 @@ static sc_status model_open(local_provider *lp, const char *dir, const char *rol
     if (!sc_file_exists(path))
         return sc_errorf(SC_ERR_ARG, "local judge: %s has no tokenizer.json: the %s directory needs the model's tokenizer.json "
                          "(download it from the model's Hugging Face repository into %s)", dir, role, dir);
-    sc_status st = sc_model_load(dir, 0, -1, lp->be, &lm->m);
+    sc_status st = hidden_only ? sc_model_load_hidden(dir, lp->be, &lm->m) : sc_model_load(dir, 0, -1, lp->be, &lm->m);
     if (st != SC_OK) return sc_error_wrap(st, "local judge: loading the %s %s: ", role, dir);
     if ((st = sc_tok_load(path, &lm->tok)) != SC_OK) { model_release(lm); return sc_error_wrap(st, "local judge: the %s's tokenizer: ", role); }
     const int32_t nv = sc_tok_vocab_size(lm->tok);
@@ -621,7 +621,7 @@ sc_status sc_provider_local(const char *model_dir, const char *embed_dir, sc_pro
     lp->base.op = &local_ops;
     lp->base.name = "local";
     if ((st = sc_judge_prompts_load(NULL, &lp->prompts)) != SC_OK) { st = sc_error_wrap(st, "local judge: "); goto fail; }
-    if ((st = model_open(lp, model_dir, "judge model", "judge.local_model", &lp->judge)) != SC_OK) goto fail;
+    if ((st = model_open(lp, model_dir, "judge model", "judge.local_model", 0, &lp->judge)) != SC_OK) goto fail;
     lp->im_start = sc_tok_id(lp->judge.tok, "<|im_start|>");
     lp->im_end = sc_tok_id(lp->judge.tok, "<|im_end|>");
     if (lp->im_start < 0 || lp->im_end < 0) {
@@ -631,7 +631,7 @@ sc_status sc_provider_local(const char *model_dir, const char *embed_dir, sc_pro
     }
     lp->shared = same_dir(model_dir, embed_dir);
     if (lp->shared) lp->embedder = lp->judge;
-    else if ((st = model_open(lp, embed_dir, "embedding model", "judge.local_embed_model", &lp->embedder)) != SC_OK) goto fail;
+    else if ((st = model_open(lp, embed_dir, "embedding model", "judge.local_embed_model", 1, &lp->embedder)) != SC_OK) goto fail;
     model_name(model_dir, lp->base.model, sizeof lp->base.model);
     model_name(embed_dir, lp->base.embed_model, sizeof lp->base.embed_model);
     sc_log(SC_LOG_INFO, "local judge: model %s (%s), embeddings %s%s, %s backend, loaded in %.1f s", lp->base.model, model_dir, lp->base.embed_model,

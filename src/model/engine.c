@@ -447,6 +447,8 @@ static sc_status head_forward(const sc_model *m, sc_backend *be, const float *hi
     float *rs = rstd ? rstd : SC_ARENA_FLOATS(&be->ws, n, "head rstd");
     if (!nrm || !rs) return SC_ERR_MEM;
     SC_TRY(be->op->rmsnorm(be, nrm, rs, x, m->final_norm, n, C, m->cfg.rms_eps));
+    if (logits && !m->lm_head.data)
+        return sc_errorf(SC_ERR_ARG, "%s was loaded without its LM head (for hidden states only): it cannot make logits", m->dir);
     if (logits) SC_TRY(be->op->matmul(be, logits, nrm, &m->lm_head, NULL, n));
     return SC_OK;
 }

@@ -181,7 +181,7 @@ static sc_status load_block(sc_model *m, int l) {
     return SC_OK;
 }
 
-static sc_status load_all(sc_model *m, const char *dir, int first, int last) {
+static sc_status load_all(sc_model *m, const char *dir, int first, int last, int want_lm_head) {
     if (strlen(dir) >= sizeof m->dir) return sc_errorf(SC_ERR_ARG, "model directory path is too long (%zu bytes): %s", strlen(dir), dir);
     snprintf(m->dir, sizeof m->dir, "%s", dir);
     char path[1100];
@@ -206,15 +206,15 @@ static sc_status load_all(sc_model *m, const char *dir, int first, int last) {
     char name[64];
 
     int64_t V = c->vocab, C = c->hidden;
-    const sc_st_tensor *head = m->has_head ? sc_st_find(m->st, "lm_head.weight") : NULL;
-    if (m->has_head && !c->tie_embeddings && !head)
+    const sc_st_tensor *head = m->has_head && want_lm_head ? sc_st_find(m->st, "lm_head.weight") : NULL;
+    if (m->has_head && want_lm_head && !c->tie_embeddings && !head)
         return sc_errorf(SC_ERR_FORMAT, "%s: tensor lm_head.weight not found, and config.json says tie_word_embeddings is false", dir);
     if (m->has_head && c->tie_embeddings && head) {
         // Hugging Face ties lm_head to the embedding after loading, so the embedding wins
         sc_log(SC_LOG_DEBUG, "%s: tie_word_embeddings is true; lm_head.weight is present but ignored (the embedding is the head, as in transformers)", dir);
         head = NULL;
     }
-    int need_embed = m->has_embed || (m->has_head && !head);
+    int need_embed = m->has_embed || (m->has_head && want_lm_head && !head);
     snprintf(name, sizeof name, "%sembed_tokens.weight", m->prefix);
     if (need_embed) SC_TRY(load_mat(m, name, V, C, &m->embed));
     for (int l = first; l < last; l++) SC_TRY(load_block(m, l));
@@ -222,7 +222,7 @@ static sc_status load_all(sc_model *m, const char *dir, int first, int last) {
         snprintf(name, sizeof name, "%snorm.weight", m->prefix);
         SC_TRY(load_vec(m, name, C, &m->final_norm));
         if (head) SC_TRY(load_mat(m, "lm_head.weight", V, C, &m->lm_head));
-        else m->lm_head = m->embed;
+        else if (want_lm_head) m->lm_head = m->embed;
     }
     return SC_OK;
 }
@@ -256,16 +256,24 @@ static sc_status with_mats(sc_model *m, int prepare) {
     return SC_OK;
 }
 
-sc_status sc_model_load(const char *dir, int first, int last, sc_backend *be, sc_model **out) {
+static sc_status load_model(const char *dir, int first, int last, int want_lm_head, sc_backend *be, sc_model **out) {
     *out = NULL;
     if (!be) return sc_errorf(SC_ERR_INTERNAL, "%s: loading a model needs a backend", dir);
     sc_model *m = calloc(1, sizeof *m);
     if (!m) return sc_errorf(SC_ERR_MEM, "out of memory loading %s", dir);
-    sc_status rc = load_all(m, dir, first, last);
+    sc_status rc = load_all(m, dir, first, last, want_lm_head);
     if (rc == SC_OK) { m->be = be; rc = with_mats(m, 1); }
     if (rc != SC_OK) { sc_model_free(m); return rc; }
     *out = m;
     return SC_OK;
+}
+
+sc_status sc_model_load(const char *dir, int first, int last, sc_backend *be, sc_model **out) {
+    return load_model(dir, first, last, 1, be, out);
+}
+
+sc_status sc_model_load_hidden(const char *dir, sc_backend *be, sc_model **out) {
+    return load_model(dir, 0, -1, 0, be, out);
 }
 
 void sc_model_free(sc_model *m) {
