@@ -140,8 +140,12 @@ int main(void) {
     free(judged);
     sc_judge_record rec;
     CHECK_OK(sc_results_read_judge(run, 1, &rec));
-    CHECK(rec.n[0] == 3 && rec.n[1] == 3 && rec.dim > 0);
-    CHECK(rec.batch_of[0][2] == 2);
+    // the direction's last batch (8 outputs, the lighthouse in 6) has no theme: not embedded
+    CHECK(rec.n[0] == 3 && rec.n[1] == 2 && rec.answered[0] == 3 && rec.answered[1] == 3 && rec.dim > 0);
+    CHECK(rec.batch_of[0][2] == 2 && rec.batch_of[1][1] == 1);
+    sc_judge_record_free(&rec);
+    CHECK_OK(sc_results_read_judge(run, 2, &rec));
+    CHECK(rec.n[0] == 3 && rec.n[1] == 0 && rec.answered[1] == 3 && rec.emb[1] == NULL);
     sc_judge_record_free(&rec);
 
     // score: search 0 first (its two sides say the same), search 1 and 2 below
@@ -154,6 +158,8 @@ int main(void) {
         CHECKF(ranked[0] == 0, "best search %d (%.3f)", ranked[0], lin[0]);
         CHECK(lin[0] > 0.9 && lin[0] >= lin[1] && lin[1] >= lin[2]);
         CHECKF(lin[1] < 0.6, "second best %.3f", lin[1]);
+        // search 2's direction shows no theme at all: nothing to match, 0 (not "both say nothing": 1)
+        CHECKF(ranked[2] == 2 && lin[2] == 0, "last: search %d (%.3f)", ranked[2], lin[2]);
     }
     free(ranked);
     free(lin);

@@ -7,17 +7,16 @@
 // are shuffled with the run's seed — one permutation for both, so batch k of each holds the same
 // prompts — and cut into `batches` batches of `batch_size` (default 6 x 16, the study's). With
 // fewer outputs the batches stay full and there are fewer of them (the last may be smaller):
-// ceil(n / batch_size) batches, at most `batches`. Themes that are null ("no theme") are embedded
-// as the text SC_NO_THEME, so two sides that both show no difference match. Failed batches are
-// recorded in themes.json, asked again by the next judge, and left out of the score meanwhile
-// (the Linearity Score divides by the larger side, so a theme missing on one side counts 0).
+// ceil(n / batch_size) batches, at most `batches`. Only themes are embedded: a batch the judge
+// answered with no theme (null) counts 0 in the Linearity Score, which divides the matched
+// cosines by the larger number of answered batches — a search whose outputs show no theme on
+// one side (or on both: nothing changed) scores 0, not 1. Failed batches are recorded in
+// themes.json, asked again by the next judge, and left out of the score meanwhile.
 #ifndef STEERCLEAR_JUDGING_H
 #define STEERCLEAR_JUDGING_H
 
 #include "steerclear/judge.h"
 #include "steerclear/stage.h"
-
-#define SC_NO_THEME "no theme sets these outputs apart"
 
 typedef enum { SC_JUDGE_LEXICAL = 0, SC_JUDGE_GEMINI, SC_JUDGE_OPENAI, SC_JUDGE_LOCAL } sc_judge_provider_kind;
 

@@ -111,13 +111,15 @@ typedef struct {
 // One search's judged themes, as embedded: side 0 the adapter's, side 1 the direction's.
 typedef struct {
     int search, dim;
-    int n[2];                  // themes embedded per side (failed batches left out)
+    int n[2];                  // themes embedded per side (null themes and failed batches left out)
+    int answered[2];           // batches the judge answered per side, null themes included
     float *emb[2];             // [n[s]][dim]
     int *batch_of[2];          // (n[s]) the batch each embedded theme answers
 } sc_judge_record;
 
 // /judge: rewritten whole (attrs provider, model, embed_model, date, batches, batch_size,
-// scale; /judge/NNNN/{adapter,direction}_embeddings f32 [n][dim], _batches i32 [n]).
+// scale; /judge/NNNN attrs adapter_answered, direction_answered;
+// /judge/NNNN/{adapter,direction}_embeddings f32 [n][dim], _batches i32 [n], absent when n = 0).
 sc_status sc_results_write_judge(sc_run *r, const sc_judge_meta *m, const sc_judge_record *rec, int n);
 // The searches in /judge (ascending, malloc'ed) and one search's record (arrays malloc'ed;
 // free with sc_judge_record_free). meta strings are malloc'ed too (sc_judge_meta_free).
@@ -127,10 +129,11 @@ void sc_judge_record_free(sc_judge_record *rec);
 sc_status sc_results_read_judge_meta(const sc_run *r, sc_judge_meta *m);
 void sc_judge_meta_free(sc_judge_meta *m);
 
-// One search's score: its cosine matrix [n[0]][n[1]] and matching.
+// One search's score: its cosine matrix [na][nb] and matching (none when na or nb is 0).
 typedef struct {
     int search;
-    int na, nb;
+    int na, nb;                // themes per side
+    int answered_a, answered_b;   // answered batches per side
     const double *cosine;      // [na][nb]
     const int *match;          // (na) column of each row, -1: none
     double score, best, worst;

@@ -18,6 +18,10 @@ static const subcommand commands[] = {
     {"search", sc_cmd_search, "train divergence adapters (the search)"},
     {"extract", sc_cmd_extract, "steering directions from finished searches (results.h5, safetensors, GGUF)"},
     {"evaluate", sc_cmd_evaluate, "continuations of test prompts: base, adapters, directions"},
+    {"judge", sc_cmd_judge, "the judge's themes of the evaluation outputs, embedded"},
+    {"score", sc_cmd_score, "Linearity Scores (cosine matrix, Hungarian matching) and the ranking"},
+    {"quantify", sc_cmd_quantify, "scale sweeps of the best directions: question marks, length, trait win rates"},
+    {"report", sc_cmd_report, "figures and RUN_DIR/report.md"},
     {NULL, NULL, NULL},
 };
 

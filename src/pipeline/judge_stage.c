@@ -225,7 +225,7 @@ static void add_sorted(cJSON *arr, cJSON *e) {
     else cJSON_AddItemToArray(arr, e);
 }
 
-// One embedding call over every answered theme in themes.json (the lexical provider's TF-IDF
+// One embedding call over every theme in themes.json (the lexical provider's TF-IDF
 // needs the whole corpus in one call; HTTP answers come from the cache), then /judge.
 static sc_status embed_and_record(sc_run *run, sc_provider *p, const sc_judge_config *c, const cJSON *doc, const char *when) {
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(doc, "searches");
@@ -246,8 +246,10 @@ static sc_status embed_and_record(sc_run *run, sc_provider *p, const sc_judge_co
             for (const cJSON *t = cJSON_GetObjectItemCaseSensitive(e, side_name[s])->child; t; t = t->next) {
                 const char *status = field_str(t, "status");
                 if (!status || strcmp(status, "ok")) continue;
+                rec[k].answered[s]++;
                 const char *theme = field_str(t, "theme");
-                texts[n_text] = theme ? theme : SC_NO_THEME;
+                if (!theme) continue;   // no theme: not embedded, counts 0 in the score
+                texts[n_text] = theme;
                 batch[n_text++] = cJSON_GetObjectItemCaseSensitive(t, "batch")->valueint;
                 rec[k].n[s]++;
             }

@@ -79,7 +79,7 @@ static sc_status take_lock(sc_run *r, int wait, const char *command) {
     if (ftruncate(fd, 0) != 0 || pwrite(fd, line, (size_t)n, 0) != n) sc_log(SC_LOG_WARN, "%s: cannot record this process in the lock file", path);
     r->lock_fd = fd;
     // we are the only writer now: temporaries of a writer that was killed are stale
-    const char *subdirs[] = {"", "/checkpoints", "/directions", "/eval"};
+    const char *subdirs[] = {"", "/checkpoints", "/directions", "/eval", "/judge", "/quantify", "/report"};
     int removed = 0;
     for (size_t i = 0; i < sizeof subdirs / sizeof subdirs[0]; i++) {
         snprintf(path, sizeof path, "%s%s", r->dir, subdirs[i]);
@@ -590,14 +590,21 @@ sc_status sc_results_write_judge(sc_run *r, const sc_judge_meta *m, const sc_jud
     W(sc_h5_attr_i64(h, "/judge", "batches", m->batches));
     W(sc_h5_attr_i64(h, "/judge", "batch_size", m->batch_size));
     W(sc_h5_attr_f64(h, "/judge", "scale", m->scale));
-    for (int k = 0; k < n; k++)
+    for (int k = 0; k < n; k++) {
+        char grp[32];
+        snprintf(grp, sizeof grp, "/judge/%04d", rec[k].search);
+        W(sc_h5_mkgroup(h, grp));
+        W(sc_h5_attr_i64(h, grp, "adapter_answered", rec[k].answered[0]));
+        W(sc_h5_attr_i64(h, grp, "direction_answered", rec[k].answered[1]));
         for (int s = 0; s < 2; s++) {
+            if (rec[k].n[s] == 0) continue;
             int64_t de[2] = {rec[k].n[s], rec[k].dim}, db[1] = {rec[k].n[s]};
             snprintf(obj, sizeof obj, "/judge/%04d/%s_embeddings", rec[k].search, side[s]);
             W(sc_h5_write_f32(h, obj, 2, de, rec[k].emb[s]));
             snprintf(obj, sizeof obj, "/judge/%04d/%s_batches", rec[k].search, side[s]);
             W(sc_h5_write_i32(h, obj, 1, db, rec[k].batch_of[s]));
         }
+    }
     st = sc_h5_commit(h);
     h = NULL;
 done:
@@ -643,16 +650,23 @@ sc_status sc_results_read_judge(const sc_run *r, int search, sc_judge_record *re
     sc_h5 *h = NULL;
     SC_TRY(open_read(r, &h));
     static const char *const side[2] = {"adapter", "direction"};
-    sc_status st = SC_OK;
+    char grp[32];
+    snprintf(grp, sizeof grp, "/judge/%04d", search);
+    int64_t ans[2] = {0, 0};
+    sc_status st = sc_h5_exists(h, grp) ? SC_OK : sc_errorf(SC_ERR_ARG, "%s has no %s: search %d was not judged; run `steerclear judge`", sc_h5_filename(h), grp, search);
+    if (!st) st = sc_h5_read_attr_i64(h, grp, "adapter_answered", &ans[0]);
+    if (!st) st = sc_h5_read_attr_i64(h, grp, "direction_answered", &ans[1]);
     for (int s = 0; s < 2 && !st; s++) {
         char obj[128];
         int nd = 0, nb = 0;
         int64_t de[SC_H5_MAX_DIMS], db[SC_H5_MAX_DIMS];
+        rec->answered[s] = (int)ans[s];
         snprintf(obj, sizeof obj, "/judge/%04d/%s_embeddings", search, side[s]);
+        if (!sc_h5_exists(h, obj)) continue;   // no theme on this side
         if ((st = sc_h5_read_f32(h, obj, &rec->emb[s], &nd, de))) break;
         snprintf(obj, sizeof obj, "/judge/%04d/%s_batches", search, side[s]);
         if ((st = sc_h5_read_i32(h, obj, (int32_t **)&rec->batch_of[s], &nb, db))) break;
-        if (nd != 2 || nb != 1 || db[0] != de[0] || (s && de[1] != rec->dim))
+        if (nd != 2 || nb != 1 || db[0] != de[0] || (rec->dim && de[1] != rec->dim))
             st = sc_errorf(SC_ERR_FORMAT, "%s: %s: shapes disagree; run `steerclear judge` again", sc_h5_filename(h), obj);
         rec->n[s] = (int)de[0];
         rec->dim = (int)de[1];
@@ -701,8 +715,13 @@ sc_status sc_results_write_scores(sc_run *r, const sc_score_record *rec, int n, 
         const sc_score_record *s = &rec[k];
         int64_t dc[2] = {s->na, s->nb}, dm[1] = {s->na};
         snprintf(grp, sizeof grp, "/scores/%04d", s->search);
-        snprintf(obj, sizeof obj, "%s/cosine", grp); W(sc_h5_write_f64(h, obj, 2, dc, s->cosine));
-        snprintf(obj, sizeof obj, "%s/match", grp); W(sc_h5_write_i32(h, obj, 1, dm, s->match));
+        W(sc_h5_mkgroup(h, grp));
+        if (s->na > 0 && s->nb > 0) {
+            snprintf(obj, sizeof obj, "%s/cosine", grp); W(sc_h5_write_f64(h, obj, 2, dc, s->cosine));
+            snprintf(obj, sizeof obj, "%s/match", grp); W(sc_h5_write_i32(h, obj, 1, dm, s->match));
+        }
+        W(sc_h5_attr_i64(h, grp, "adapter_answered", s->answered_a));
+        W(sc_h5_attr_i64(h, grp, "direction_answered", s->answered_b));
         W(sc_h5_attr_f64(h, grp, "linearity", s->score));
         W(sc_h5_attr_f64(h, grp, "best", s->best));
         W(sc_h5_attr_f64(h, grp, "worst", s->worst));

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-// The judged theme of (search, side, batch) in themes.json: its text, SC_NO_THEME for null.
+// The judged theme of (search, side, batch) in themes.json.
 static const char *theme_text(const cJSON *themes, int search, int side, int batch) {
     static const char *const side_name[2] = {"adapter", "direction"};
     for (const cJSON *e = cJSON_GetObjectItemCaseSensitive(themes, "searches") ? cJSON_GetObjectItemCaseSensitive(themes, "searches")->child : NULL; e; e = e->next) {
@@ -19,7 +19,7 @@ static const char *theme_text(const cJSON *themes, int search, int side, int bat
         if (!cJSON_IsNumber(sv) || sv->valueint != search) continue;
         for (const cJSON *t = cJSON_GetObjectItemCaseSensitive(e, side_name[side]) ? cJSON_GetObjectItemCaseSensitive(e, side_name[side])->child : NULL; t; t = t->next) {
             const cJSON *b = cJSON_GetObjectItemCaseSensitive(t, "batch"), *th = cJSON_GetObjectItemCaseSensitive(t, "theme");
-            if (cJSON_IsNumber(b) && b->valueint == batch) return cJSON_IsString(th) ? th->valuestring : SC_NO_THEME;
+            if (cJSON_IsNumber(b) && b->valueint == batch) return cJSON_IsString(th) ? th->valuestring : "(no theme)";
         }
     }
     return "(not in judge/themes.json)";
@@ -60,21 +60,31 @@ sc_status sc_score_run(sc_run *run, const sc_judge_config *c) {
     for (int k = 0; !st && k < n; k++) {
         sc_judge_record *r = &rec[n_scored];
         if ((st = sc_results_read_judge(run, searches[k], r))) break;
-        if (r->n[0] == 0 || r->n[1] == 0) {
-            sc_log(SC_LOG_WARN, "search %d: no %s theme was answered: it is left out of the ranking; run `steerclear judge` again to ask the failed batches",
-                   r->search, r->n[0] == 0 ? "adapter" : "direction");
+        if (r->answered[0] == 0 || r->answered[1] == 0) {
+            sc_log(SC_LOG_WARN, "search %d: no %s batch was answered: it is left out of the ranking; run `steerclear judge` again to ask the failed batches",
+                   r->search, r->answered[0] == 0 ? "adapter" : "direction");
             sc_judge_record_free(r);
             continue;
         }
-        cos[n_scored] = malloc(sizeof(double) * (size_t)r->n[0] * (size_t)r->n[1]);
-        match[n_scored] = malloc(sizeof(int) * (size_t)r->n[0]);
-        if (!cos[n_scored] || !match[n_scored]) { st = sc_errorf(SC_ERR_MEM, "out of memory"); break; }
-        sc_cosine_matrix(r->emb[0], r->n[0], r->emb[1], r->n[1], r->dim, cos[n_scored]);
-        sc_linearity lin;
-        if ((st = sc_linearity_score(cos[n_scored], r->n[0], r->n[1], match[n_scored], &lin))) break;
-        score[n_scored] = (sc_score_record){.search = r->search, .na = r->n[0], .nb = r->n[1], .cosine = cos[n_scored],
-                                            .match = match[n_scored], .score = lin.score, .best = lin.best, .worst = lin.worst,
-                                            .best_a = lin.best_a, .best_b = lin.best_b, .worst_a = lin.worst_a, .worst_b = lin.worst_b};
+        sc_score_record *sr = &score[n_scored];
+        *sr = (sc_score_record){.search = r->search, .na = r->n[0], .nb = r->n[1], .answered_a = r->answered[0], .answered_b = r->answered[1],
+                                .best_a = -1, .best_b = -1, .worst_a = -1, .worst_b = -1};
+        if (r->n[0] > 0 && r->n[1] > 0) {
+            cos[n_scored] = malloc(sizeof(double) * (size_t)r->n[0] * (size_t)r->n[1]);
+            match[n_scored] = malloc(sizeof(int) * (size_t)r->n[0]);
+            if (!cos[n_scored] || !match[n_scored]) { st = sc_errorf(SC_ERR_MEM, "out of memory"); break; }
+            sc_cosine_matrix(r->emb[0], r->n[0], r->emb[1], r->n[1], r->dim, cos[n_scored]);
+            sc_linearity lin;
+            if ((st = sc_linearity_score(cos[n_scored], r->n[0], r->n[1], match[n_scored], &lin))) break;
+            // batches answered with no theme count 0: divide by the larger number of answered batches
+            const int most = r->n[0] > r->n[1] ? r->n[0] : r->n[1];
+            const int batches = r->answered[0] > r->answered[1] ? r->answered[0] : r->answered[1];
+            sr->cosine = cos[n_scored];
+            sr->match = match[n_scored];
+            sr->score = lin.score * most / (batches > most ? batches : most);
+            sr->best = lin.best; sr->worst = lin.worst;
+            sr->best_a = lin.best_a; sr->best_b = lin.best_b; sr->worst_a = lin.worst_a; sr->worst_b = lin.worst_b;
+        }
         n_scored++;
     }
     if (!st && n_scored == 0) st = sc_errorf(SC_ERR_ARG, "no judged search has themes on both sides; run `steerclear judge` (again)");
@@ -122,10 +132,17 @@ sc_status sc_score_run(sc_run *run, const sc_judge_config *c) {
         faithful += s->score >= (double)c->threshold;
         cJSON_AddNumberToObject(e, "adapter_themes", s->na);
         cJSON_AddNumberToObject(e, "direction_themes", s->nb);
-        cJSON_AddItemToObject(e, "best", pair_json(themes, r, s->best_a, s->best_b, s->best));
-        cJSON_AddItemToObject(e, "worst", pair_json(themes, r, s->worst_a, s->worst_b, s->worst));
+        cJSON_AddNumberToObject(e, "adapter_batches", s->answered_a);
+        cJSON_AddNumberToObject(e, "direction_batches", s->answered_b);
+        if (s->best_a >= 0) {
+            cJSON_AddItemToObject(e, "best", pair_json(themes, r, s->best_a, s->best_b, s->best));
+            cJSON_AddItemToObject(e, "worst", pair_json(themes, r, s->worst_a, s->worst_b, s->worst));
+        } else {
+            cJSON_AddNullToObject(e, "best");
+            cJSON_AddNullToObject(e, "worst");
+        }
         cJSON *m = cJSON_AddArrayToObject(e, "matches");
-        for (int i = 0; i < s->na; i++)
+        for (int i = 0; i < s->na && s->nb > 0; i++)
             if (s->match[i] >= 0) cJSON_AddItemToArray(m, pair_json(themes, r, i, s->match[i], s->cosine[(size_t)i * (size_t)s->nb + (size_t)s->match[i]]));
     }
     if (!(text = cJSON_Print(doc))) { st = sc_errorf(SC_ERR_MEM, "out of memory"); goto done; }
