@@ -194,6 +194,30 @@ int main(void) {
     CHECK_OK(sc_results_list_judged(run, &judged, &n_judged));
     CHECK(n_judged == 3);
     free(judged);
+    // a damaged themes.json (a side that is not an array, a batch without its index, a search
+    // without its number) is asked again, not trusted and not a crash
+    {
+        cJSON *bad = read_json(path);
+        cJSON *arr = cJSON_GetObjectItem(bad, "searches");
+        cJSON_ReplaceItemInObject(cJSON_GetArrayItem(arr, 0), "adapter", cJSON_CreateString("oops"));
+        cJSON_DeleteItemFromObject(cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 1), "direction"), 0), "batch");
+        cJSON_DeleteItemFromObject(cJSON_GetArrayItem(arr, 2), "search");
+        char *text = cJSON_Print(bad);
+        sc_test_write(path, text, strlen(text));
+        free(text);
+        cJSON_Delete(bad);
+        CHECK_OK(sc_judge_run(run, &jc, &o));
+        again = read_json(path);
+        CHECK(again && cJSON_Compare(cJSON_GetObjectItem(themes, "searches"), cJSON_GetObjectItem(again, "searches"), 1));
+        cJSON_Delete(again);
+        bad = read_json(path);   // the same settings, "searches" not an array
+        cJSON_ReplaceItemInObject(bad, "searches", cJSON_CreateNumber(2));
+        text = cJSON_Print(bad);
+        sc_test_write(path, text, strlen(text));
+        free(text);
+        cJSON_Delete(bad);
+        CHECK_OK(sc_judge_run(run, &jc, &o));
+    }
     // another seed: other batches, all asked again
     sc_judge_opts o2 = {.seed = 8, .seed_set = 1};
     CHECK_OK(sc_judge_run(run, &jc, &o2));

@@ -14,6 +14,8 @@
 
 #include "steerclear/search.h"
 
+#define SC_MAX_SEARCH_INDEX 10000   // search indices are 0..9999: /searches/NNNN has four digits
+
 typedef struct sc_run sc_run;
 
 typedef enum {

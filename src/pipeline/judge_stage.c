@@ -4,6 +4,7 @@
 // Leaves out: judging base.json against itself (the base model is the reference side).
 #include "steerclear/judging.h"
 #include "steerclear/evaluate.h"
+#include "steerclear/json.h"
 #include "steerclear/rng.h"
 
 #include <cjson/cJSON.h>
@@ -213,6 +214,27 @@ static int reuse_theme(const cJSON *old_side, int b, const sc_judge_batch *bt, s
     return 1;
 }
 
+// A search entry of an earlier themes.json that can be kept: an integer search and, per side, an
+// array of batches each with an integer "batch" and a "status" (a hand-edited or damaged file is
+// asked again rather than trusted).
+static int entry_ok(const cJSON *e) {
+    const cJSON *sv = cJSON_GetObjectItemCaseSensitive(e, "search");
+    if (!cJSON_IsObject(e) || !sc_json_is_int(sv, 0, SC_MAX_SEARCH_INDEX - 1)) return 0;
+    for (int s = 0; s < 2; s++) {
+        const cJSON *side = cJSON_GetObjectItemCaseSensitive(e, side_name[s]);
+        if (!cJSON_IsArray(side)) return 0;
+        for (const cJSON *t = side->child; t; t = t->next)
+            if (!cJSON_IsObject(t) || !sc_json_is_int(cJSON_GetObjectItemCaseSensitive(t, "batch"), 0, 1e6) || !field_str(t, "status")) return 0;
+    }
+    return 1;
+}
+
+// The searches array of an earlier themes.json made with the same settings, else NULL.
+static const cJSON *old_searches(const cJSON *old, int same) {
+    const cJSON *a = same ? cJSON_GetObjectItemCaseSensitive(old, "searches") : NULL;
+    return cJSON_IsArray(a) ? a : NULL;
+}
+
 // --- The stage ------------------------------------------------------------------------------------
 
 // Insert search entry e into arr keeping ascending "search".
@@ -335,10 +357,8 @@ sc_status sc_judge_run(sc_run *run, const sc_judge_config *c, const sc_judge_opt
     if (!batches || !answers || !slot_job || !slot_side || !slot_batch) { st = sc_errorf(SC_ERR_MEM, "out of memory"); goto done; }
     for (int k = 0; k < n_jobs; k++) {
         const cJSON *old_search = NULL;
-        for (const cJSON *e = same ? cJSON_GetObjectItemCaseSensitive(old, "searches")->child : NULL; e; e = e->next) {
-            const cJSON *sv = cJSON_GetObjectItemCaseSensitive(e, "search");
-            if (cJSON_IsNumber(sv) && sv->valueint == jobs[k].search) old_search = e;
-        }
+        for (const cJSON *e = old_searches(old, same) ? old_searches(old, same)->child : NULL; e; e = e->next)
+            if (entry_ok(e) && cJSON_GetObjectItemCaseSensitive(e, "search")->valueint == jobs[k].search) old_search = e;
         for (int s = 0; s < 2; s++)
             for (int b = 0; b < jobs[k].n_batches; b++) {
                 const sc_judge_batch bt = job_batch(&jobs[k], s, b, c->batch_size);
@@ -383,11 +403,13 @@ sc_status sc_judge_run(sc_run *run, const sc_judge_config *c, const sc_judge_opt
         add_sorted(arr, e);
     }
     // searches judged before with the same settings and not asked about now stay
-    for (const cJSON *e = same ? cJSON_GetObjectItemCaseSensitive(old, "searches")->child : NULL; e; e = e->next) {
-        const cJSON *sv = cJSON_GetObjectItemCaseSensitive(e, "search");
-        int now_judged = !cJSON_IsNumber(sv);
-        for (int k = 0; k < n_jobs && !now_judged; k++) now_judged = jobs[k].search == sv->valueint;
-        if (!now_judged) add_sorted(arr, cJSON_Duplicate(e, 1));
+    for (const cJSON *e = old_searches(old, same) ? old_searches(old, same)->child : NULL; e; e = e->next) {
+        if (!entry_ok(e)) continue;
+        const int s = cJSON_GetObjectItemCaseSensitive(e, "search")->valueint;
+        int now_judged = 0, already = 0;
+        for (int k = 0; k < n_jobs; k++) now_judged |= jobs[k].search == s;
+        for (const cJSON *x = arr->child; x; x = x->next) already |= cJSON_GetObjectItemCaseSensitive(x, "search")->valueint == s;
+        if (!now_judged && !already) add_sorted(arr, cJSON_Duplicate(e, 1));
     }
     if (!(text = cJSON_Print(doc))) { st = sc_errorf(SC_ERR_MEM, "out of memory"); goto done; }
     if ((st = sc_write_file_atomic(tpath, text, strlen(text)))) goto done;

@@ -16,7 +16,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SC_MAX_SEARCH_INDEX 10000   // /searches/NNNN: four digits
 
 struct sc_run {
     char *dir;
