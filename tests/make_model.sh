@@ -19,6 +19,15 @@ check() { if ! eval "$1"; then echo "FAIL: $1"; fail=1; fi; }
 "$BIN" make-model --preset tiny --tokenizer "$TOK" --seed 1 --out "$T/tiny" >"$T/out" 2>"$T/err" || { echo "make-model failed:"; cat "$T/err"; exit 1; }
 check '[ -f "$T/tiny/config.json" ] && [ -f "$T/tiny/model.safetensors" ] && [ -f "$T/tiny/tokenizer.json" ]'
 check 'cmp -s "$TOK" "$T/tiny/tokenizer.json"'
+check '[ ! -e "$T/tiny/tokenizer_config.json" ]'   # none beside $TOK: chats render as plain ChatML
+# the chat template travels with the tokenizer: tokenizer_config.json beside it is copied, and
+# a later make-model from a bare tokenizer.json into the same directory removes it again
+mkdir -p "$T/tokdir" && cp "$TOK" "$T/tokdir/tokenizer.json"
+printf '{"chat_template": null, "eos_token": "<|im_end|>"}' >"$T/tokdir/tokenizer_config.json"
+"$BIN" make-model --preset tiny --tokenizer "$T/tokdir/tokenizer.json" --seed 1 --out "$T/tpl" >/dev/null 2>&1
+check 'cmp -s "$T/tokdir/tokenizer_config.json" "$T/tpl/tokenizer_config.json"'
+"$BIN" make-model --preset tiny --tokenizer "$TOK" --seed 1 --out "$T/tpl" >/dev/null 2>&1
+check '[ ! -e "$T/tpl/tokenizer_config.json" ]'
 check '[ ! -e "$T/tiny/model.safetensors.index.json" ]'
 check '! ls "$T/tiny" | grep -q tmp'
 cat >"$T/check.py" <<'EOF'

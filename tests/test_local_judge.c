@@ -3,7 +3,8 @@
 //  1. parsing without a model: good, fenced, chatty (object inside text), broken and
 //     schema-breaking answers for themes and verdicts; the object span helper;
 //  2. construction errors name the directory and the fix (no directory, a missing one, one
-//     without tokenizer.json); names come from the directory or config's "_name_or_path";
+//     without tokenizer.json, a chat template that is not ChatML); names come from the
+//     directory or config's "_name_or_path";
 //  3. themes: a random model answers garbage, so every batch fails with a message about JSON and
 //     the repair turn, after exactly two answers per batch (counted from the provider's debug
 //     log); a batch whose prompt is longer than the model's context fails alone, unasked, and
@@ -250,6 +251,14 @@ int main(void) {
     cJSON_Delete(root);
     free(cfg);
     CHECK_ERR(sc_provider_local(dir, notok, &p), SC_ERR_ARG, "embedding model", "no-tokenizer has no tokenizer.json");
+    // prompts are rendered with the judge model's chat template: one steerclear cannot render is
+    // an error naming the file (without a tokenizer_config.json: plain ChatML, as below)
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    const char *inst = "{\"chat_template\": \"{% for m in messages %}[INST] {{ m.content }} [/INST]{% endfor %}\"}";
+    sc_test_write(path, inst, strlen(inst));
+    CHECK_ERR(sc_provider_local(dir, NULL, &p), SC_ERR_FORMAT, "chat template", "judge-model/tokenizer_config.json", "not a ChatML template");
+    CHECK(p == NULL);
+    remove(path);
     double t_setup = sc_now_seconds() - t0;
 
     // 3. themes and compare

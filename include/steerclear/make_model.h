@@ -1,6 +1,7 @@
 // make_model.h — write a random Qwen2-family model (qwen2 or qwen3) in the Hugging Face layout (config.json,
-// model.safetensors or shards + model.safetensors.index.json, tokenizer.json), for tests and
-// benchmarks. The same options and seed give byte-identical files.
+// model.safetensors or shards + model.safetensors.index.json, tokenizer.json, and the tokenizer's
+// tokenizer_config.json when it has one beside it), for tests and benchmarks. The same options and
+// seed give byte-identical files.
 #ifndef STEERCLEAR_MAKE_MODEL_H
 #define STEERCLEAR_MAKE_MODEL_H
 
@@ -12,7 +13,10 @@ typedef struct {
     uint64_t seed;
     size_t shard_bytes;      // 0: one model.safetensors; else shards of at most this many bytes
                              // (a tensor larger than that gets a shard of its own)
-    const char *tokenizer;   // tokenizer.json copied into the directory; NULL: none, no vocab check
+    const char *tokenizer;   // tokenizer.json copied into the directory; NULL: none, no vocab check.
+                             // tokenizer_config.json and chat_template.jinja beside it (its chat
+                             // template, see chat.h) are copied too when present; without them the
+                             // model renders chats as plain ChatML without a system turn
     size_t chunk_elems;      // elements generated per step (memory bound); 0: 1<<22
 } sc_make_model_opts;
 

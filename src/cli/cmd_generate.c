@@ -1,5 +1,6 @@
 // cmd_generate.c — `steerclear generate` (sample a continuation, optionally steered) and
 // `steerclear logits` (write the logits of a text as .npy).
+#include "steerclear/chat.h"
 #include "steerclear/cli.h"
 #include "steerclear/generate.h"
 #include "steerclear/npy.h"
@@ -80,7 +81,14 @@ static void generate_usage(FILE *f) {
     fprintf(f, "usage: steerclear generate --model DIR --prompt TEXT [options]\n"
                "  --max-new-tokens N   (64)      --temperature T (1.0)   --top-k K (0 = off)\n"
                "  --top-p P (1.0 = off)          --seed S (0)            --greedy\n"
-               "  --chat                wrap TEXT as a user turn of the chat template\n"
+               "  --chat                wrap TEXT as a user turn of the model's chat template (its\n"
+               "                        tokenizer_config.json; plain ChatML without one)\n"
+               "  --system TEXT         with --chat: the system message (replaces the template's default;\n"
+               "                        --system '' gives an empty system turn)\n"
+               "  --no-system           with --chat: no system turn, not even the template's default\n"
+               "  --no-think            with --chat, Qwen3: enable_thinking=false (empty think block)\n"
+               "  --show-prompt         print the prompt as the model sees it, then a line\n"
+               "                        '--- continuation ---', then the continuation\n"
                "  --direction RUN_DIR:SEARCH | --direction-file F.safetensors   steer with a direction\n"
                "  --scale X (2.0)       --blocks FIRST:LAST  (steer blocks [FIRST, LAST) only)\n"
                "  --memory-budget SIZE  memory this process may use, e.g. 16G\n");
@@ -92,7 +100,8 @@ int sc_cmd_generate(int argc, char **argv) {
     sc_sample_opts_default(&so);
     so.max_new_tokens = 64;
     float scale = 2.0f;
-    int chat = 0, first = 0, last = -1;
+    int chat = 0, first = 0, last = -1, no_system = 0, no_think = 0, show_prompt = 0;
+    const char *system_msg = NULL;
     size_t budget = 0;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"prompt", required_argument, 0, 'p'},
@@ -101,6 +110,8 @@ int sc_cmd_generate(int argc, char **argv) {
         {"greedy", no_argument, 0, 'g'}, {"chat", no_argument, 0, 'c'}, {"direction", required_argument, 0, 'd'},
         {"direction-file", required_argument, 0, 'f'}, {"scale", required_argument, 0, 'x'},
         {"blocks", required_argument, 0, 'b'}, {"memory-budget", required_argument, 0, 'M'},
+        {"system", required_argument, 0, 'S'}, {"no-system", no_argument, 0, 'N'}, {"no-think", no_argument, 0, 'T'},
+        {"show-prompt", no_argument, 0, 'w'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
@@ -116,6 +127,10 @@ int sc_cmd_generate(int argc, char **argv) {
         case 's': ok = sc_cli_parse_seed("--seed", optarg, &so.seed); break;
         case 'g': so.greedy = 1; break;
         case 'c': chat = 1; break;
+        case 'S': system_msg = optarg; break;
+        case 'N': no_system = 1; break;
+        case 'T': no_think = 1; break;
+        case 'w': show_prompt = 1; break;
         case 'd': dir_spec = optarg; break;
         case 'f': dir_file = optarg; break;
         case 'x': ok = sc_cli_parse_float("--scale", optarg, &scale); break;
@@ -133,10 +148,14 @@ int sc_cmd_generate(int argc, char **argv) {
         return 2;
     }
     if (dir_spec && dir_file) { fprintf(stderr, "steerclear generate: give --direction or --direction-file, not both\n"); return 2; }
+    if (!chat && (system_msg || no_system || no_think)) { fprintf(stderr, "steerclear generate: --system, --no-system and --no-think need --chat\n"); return 2; }
+    if (system_msg && no_system) { fprintf(stderr, "steerclear generate: give --system or --no-system, not both\n"); return 2; }
+    sc_chat *tmpl = NULL;
+    if (chat && sc_chat_load(model, &tmpl)) return sc_cli_bad_input("generate");
     sc_backend *be = NULL;
     sc_model *m = NULL;
     sc_tokenizer *tok = NULL;
-    if (load_model_and_tok(model, budget, &be, &m, &tok)) return sc_cli_bad_input("generate");
+    if (load_model_and_tok(model, budget, &be, &m, &tok)) { sc_chat_free(tmpl); return sc_cli_bad_input("generate"); }
     int rc = SC_EXIT_BAD_INPUT;
     int32_t *ids = NULL;
     size_t n_ids = 0;
@@ -149,12 +168,18 @@ int sc_cmd_generate(int argc, char **argv) {
     }
     const char *input = prompt;
     if (chat) {
-        size_t n = strlen(prompt) + 128;
-        wrapped = malloc(n);
-        snprintf(wrapped, n, "<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n", prompt);
+        const sc_chat_msg msgs[2] = {{SC_CHAT_SYSTEM, system_msg}, {SC_CHAT_USER, prompt}};
+        const sc_chat_opts co = {.no_default_system = no_system, .no_thinking = no_think};
+        if (sc_chat_render(tmpl, &co, system_msg ? msgs : msgs + 1, system_msg ? 2 : 1, &wrapped)) { sc_cli_fail("generate"); goto done; }   // bad input (exit 2)
+        sc_log(SC_LOG_DEBUG, "generate: chat template %s (%s)", sc_chat_family(tmpl), sc_chat_source(tmpl));
         input = wrapped;
     }
     if (sc_tok_encode(tok, input, strlen(input), &ids, &n_ids)) { sc_cli_fail("generate"); goto done; }
+    if (show_prompt) {
+        const size_t n_in = strlen(input);
+        printf("%s%s--- continuation ---\n", input, n_in && input[n_in - 1] == '\n' ? "" : "\n");
+        fflush(stdout);
+    }
     if (n_ids == 0) { fprintf(stderr, "steerclear generate: the prompt is empty\n"); goto done; }
     int32_t stops[2];
     sc_sample_opts_for_tokenizer(&so, tok, stops);
@@ -181,6 +206,7 @@ int sc_cmd_generate(int argc, char **argv) {
 done:
     if (be) be->op->free(be, dirs_dev);
     free(ids); free(dirs); free(out.ids); free(text); free(wrapped);
+    sc_chat_free(tmpl);
     sc_tok_free(tok);
     sc_model_free(m);
     sc_backend_free(be);

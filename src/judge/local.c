@@ -2,12 +2,15 @@
 // Qwen chat template) answers the same prompts the HTTP providers send (judge_prompts.h), and
 // the mean-pooled final hidden state of a model directory embeds texts.
 //
-// Themes and comparisons: each prompt is wrapped in the chat template, several go through one
+// Themes and comparisons: each prompt (system + user message) is rendered with the judge model's
+// own chat template (chat.h: its tokenizer_config.json; Qwen3's with enable_thinking=false, so
+// that the answer is the JSON object rather than reasoning first), several go through one
 // greedy generation (sc_generate), and the answer is parsed with the same checks as the HTTP
-// providers' answers. An answer that fails them gets one repair turn: the bad answer stays in
-// the conversation as the assistant's turn, a user turn quotes the parse error and asks for
-// the JSON object only, and the model answers again. A second failure is recorded for that
-// batch (or pair) alone; so is a prompt longer than the model's context.
+// providers' answers. An answer that fails them gets one repair turn: the conversation is
+// rendered again with the bad answer (decoded text) as the assistant's turn and a user turn
+// that quotes the parse error and asks for the JSON object only, and the model answers again.
+// A second failure is recorded for that batch (or pair) alone; so is a prompt longer than the
+// model's context.
 //
 // Embeddings: the text (no chat template) runs through the model; the final hidden state,
 // after the final RMSNorm, is averaged over the text's tokens and L2-normalised: [n][C]. Each
@@ -16,8 +19,9 @@
 // same from call to call.
 //
 // Leaves out: a response cache (a rerun asks again; the judge stage keeps finished answers),
-// sampling (answers are greedy), chat templates other than Qwen's (<|im_start|> ... <|im_end|>),
+// sampling (answers are greedy), chat templates other than the ChatML ones chat.h knows,
 // the CUDA backend (the judge runs on the CPU backend, beside whatever the pipeline uses).
+#include "steerclear/chat.h"
 #include "steerclear/generate.h"
 #include "steerclear/judge_prompts.h"
 #include "steerclear/model.h"
@@ -56,7 +60,8 @@ typedef struct {
     local_model embedder;        // shares judge's model and tokenizer when `shared`
     int shared;
     sc_judge_prompts prompts;
-    int32_t im_start, im_end;    // chat template tokens of the judge's tokenizer
+    sc_chat *chat;               // the judge model's chat template
+    sc_chat_opts chat_opts;      // no_thinking where the template has the switch (Qwen3)
 } local_provider;
 
 // ---------------------------------------------------------------------------------------
@@ -91,35 +96,30 @@ static char *defuse(const char *s) {
     return d;
 }
 
-// Tokenize text and append it to ids[*n] (capacity *cap, grown).
-static sc_status append_text(const sc_tokenizer *tok, const char *text, int32_t **ids, int *n, int *cap) {
+// Render a conversation with the judge's chat template (every content defused) and tokenize
+// it into ids[*n] (replacing what was there; capacity *cap).
+static sc_status set_conversation(const local_provider *lp, const sc_chat_msg *msgs, int n_msgs, int32_t **ids, int *n, int *cap) {
+    sc_chat_msg safe[4];
+    char *owned[4] = {0};
+    sc_status st = SC_OK;
+    if (n_msgs > 4) return sc_errorf(SC_ERR_INTERNAL, "local judge: a conversation of %d messages", n_msgs);
+    for (int i = 0; i < n_msgs && st == SC_OK; i++) {
+        if (!(owned[i] = defuse(msgs[i].content))) st = sc_errorf(SC_ERR_MEM, "out of memory building a chat prompt");
+        safe[i] = (sc_chat_msg){msgs[i].role, owned[i]};
+    }
+    char *text = NULL;
+    if (st == SC_OK) st = sc_chat_render(lp->chat, &lp->chat_opts, safe, n_msgs, &text);
+    for (int i = 0; i < n_msgs; i++) free(owned[i]);
     int32_t *t = NULL;
     size_t nt = 0;
-    SC_TRY(sc_tok_encode(tok, text, strlen(text), &t, &nt));
-    if ((size_t)*n + nt > (size_t)INT_MAX / 2) { free(t); return sc_errorf(SC_ERR_ARG, "the conversation is too long to tokenize"); }
-    if (*n + (int)nt > *cap) {
-        int c = *cap ? *cap : 256;
-        while (c < *n + (int)nt) c *= 2;
-        int32_t *q = realloc(*ids, sizeof *q * (size_t)c);
-        if (!q) { free(t); return sc_errorf(SC_ERR_MEM, "out of memory tokenizing a judge prompt"); }
-        *ids = q;
-        *cap = c;
-    }
-    if (nt) memcpy(*ids + *n, t, sizeof *t * nt);
-    *n += (int)nt;
-    free(t);
-    return SC_OK;
-}
-
-// One chat turn: "<|im_start|>ROLE\n" + content (defused) + "<|im_end|>\n".
-static sc_status append_turn(const sc_tokenizer *tok, const char *role, const char *content, int32_t **ids, int *n, int *cap) {
-    char *safe = defuse(content);
-    char *text = safe ? joinf("<|im_start|>%s\n%s<|im_end|>\n", role, safe) : NULL;
-    free(safe);
-    if (!text) return sc_errorf(SC_ERR_MEM, "out of memory building a chat prompt");
-    sc_status st = append_text(tok, text, ids, n, cap);
+    if (st == SC_OK) st = sc_tok_encode(lp->judge.tok, text, strlen(text), &t, &nt);
     free(text);
-    return st;
+    if (st != SC_OK) return st;
+    if (nt > (size_t)INT_MAX / 2) { free(t); return sc_errorf(SC_ERR_ARG, "the conversation is too long to tokenize"); }
+    free(*ids);
+    *ids = t;
+    *n = *cap = (int)nt;
+    return SC_OK;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -129,7 +129,8 @@ typedef sc_status (*answer_parse)(void *user, int i, const char *text);
 
 typedef struct {
     char *label;                 // "batch 3 (prompt ids 4, 9)", "pair 5"
-    int32_t *ids;                // the conversation so far (malloc'ed)
+    char *system, *user;         // the prompt's messages (malloc'ed), for the repair turn
+    int32_t *ids;                // the conversation so far, tokenized (malloc'ed)
     int len, cap;
     int round;                   // 0: first answer pending; 1: repair answer pending; 2: done
     sc_status status;            // SC_OK once parsed; else the failure
@@ -245,6 +246,7 @@ static sc_status ask_round(local_provider *lp, const ask_spec *s, ask_item *item
             if (st == SC_OK) { it->status = SC_OK; it->round = 2; free(text); continue; }
             char err[1536];
             snprintf(err, sizeof err, "%s%s", sc_last_error(), out[j].stopped ? "" : " (the answer reached the token limit before it ended)");
+            if (!text) { item_fail(it, st, s->what, err); continue; }   // not decodable: nothing to repair
             if (it->round == 1 || st == SC_ERR_MEM) {
                 char *msg = joinf("the answer is not valid JSON of the required shape, also after a repair turn: %s", err);
                 item_fail(it, st == SC_ERR_MEM ? SC_ERR_MEM : SC_ERR_FORMAT, s->what, msg ? msg : err);
@@ -252,30 +254,18 @@ static sc_status ask_round(local_provider *lp, const ask_spec *s, ask_item *item
                 free(text);
                 continue;
             }
-            // the repair turn: the bad answer as the assistant's turn (its ids as generated,
-            // closed with <|im_end|>), then a user turn quoting what is wrong
-            free(text);
+            // the repair turn: the conversation again, with the bad answer (as decoded, special
+            // tokens dropped) as the assistant's turn and a user turn quoting what is wrong
             it->first_error = sc_strdup(err);
-            int n_ans = out[j].n;
-            if (n_ans > 0 && out[j].stopped && out[j].ids[n_ans - 1] != lp->im_end) n_ans--;   // <|endoftext|>
-            const int closed = n_ans > 0 && out[j].ids[n_ans - 1] == lp->im_end;
             char *repair = joinf("Your answer is not valid JSON of the required shape: %s\n\nAnswer again with only the JSON object %s, "
                                  "and nothing before or after it.", err, s->shape);
             sc_status rs = repair && it->first_error ? SC_OK : sc_errorf(SC_ERR_MEM, "out of memory building a repair turn");
-            if (rs == SC_OK && it->len + n_ans > it->cap) {
-                int c = it->len + n_ans;
-                int32_t *q = realloc(it->ids, sizeof *q * (size_t)c);
-                if (!q) rs = sc_errorf(SC_ERR_MEM, "out of memory building a repair turn");
-                else { it->ids = q; it->cap = c; }
-            }
             if (rs == SC_OK) {
-                memcpy(it->ids + it->len, out[j].ids, sizeof(int32_t) * (size_t)n_ans);
-                it->len += n_ans;
-                rs = append_text(lp->judge.tok, closed ? "\n" : "<|im_end|>\n", &it->ids, &it->len, &it->cap);
+                const sc_chat_msg conv[4] = {{SC_CHAT_SYSTEM, it->system}, {SC_CHAT_USER, it->user}, {SC_CHAT_ASSISTANT, text}, {SC_CHAT_USER, repair}};
+                rs = set_conversation(lp, conv, 4, &it->ids, &it->len, &it->cap);
             }
-            if (rs == SC_OK) rs = append_turn(lp->judge.tok, "user", repair, &it->ids, &it->len, &it->cap);
-            if (rs == SC_OK) rs = append_text(lp->judge.tok, "<|im_start|>assistant\n", &it->ids, &it->len, &it->cap);
             free(repair);
+            free(text);
             if (rs != SC_OK) {
                 char msg[2048];
                 snprintf(msg, sizeof msg, "%s", sc_last_error());
@@ -318,16 +308,18 @@ static sc_status ask_all(local_provider *lp, const ask_spec *s, ask_item *items,
 
 static void items_free(ask_item *items, int n) {
     if (!items) return;
-    for (int i = 0; i < n; i++) { free(items[i].label); free(items[i].ids); free(items[i].error); free(items[i].first_error); }
+    for (int i = 0; i < n; i++) {
+        free(items[i].label); free(items[i].system); free(items[i].user); free(items[i].ids); free(items[i].error); free(items[i].first_error);
+    }
     free(items);
 }
 
-// The conversation's opening: system and user turn, then the assistant's header.
+// The conversation's opening: system and user turn, then the generation prompt. The messages
+// are kept for the repair turn.
 static sc_status item_start(local_provider *lp, ask_item *it, const char *system, const char *user) {
-    sc_status st = append_turn(lp->judge.tok, "system", system, &it->ids, &it->len, &it->cap);
-    if (st == SC_OK) st = append_turn(lp->judge.tok, "user", user, &it->ids, &it->len, &it->cap);
-    if (st == SC_OK) st = append_text(lp->judge.tok, "<|im_start|>assistant\n", &it->ids, &it->len, &it->cap);
-    return st;
+    if (!(it->system = sc_strdup(system)) || !(it->user = sc_strdup(user))) return sc_errorf(SC_ERR_MEM, "out of memory building a chat prompt");
+    const sc_chat_msg conv[2] = {{SC_CHAT_SYSTEM, system}, {SC_CHAT_USER, user}};
+    return set_conversation(lp, conv, 2, &it->ids, &it->len, &it->cap);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -533,6 +525,7 @@ static void local_free(sc_provider *p) {
     local_provider *lp = p->impl;
     if (!lp->shared) model_release(&lp->embedder);
     model_release(&lp->judge);
+    sc_chat_free(lp->chat);
     sc_judge_prompts_release(&lp->prompts);
     sc_backend_free(lp->be);
     free(lp);
@@ -622,19 +615,20 @@ sc_status sc_provider_local(const char *model_dir, const char *embed_dir, sc_pro
     lp->base.name = "local";
     if ((st = sc_judge_prompts_load(NULL, &lp->prompts)) != SC_OK) { st = sc_error_wrap(st, "local judge: "); goto fail; }
     if ((st = model_open(lp, model_dir, "judge model", "judge.local_model", 0, &lp->judge)) != SC_OK) goto fail;
-    lp->im_start = sc_tok_id(lp->judge.tok, "<|im_start|>");
-    lp->im_end = sc_tok_id(lp->judge.tok, "<|im_end|>");
-    if (lp->im_start < 0 || lp->im_end < 0) {
+    if (sc_tok_id(lp->judge.tok, "<|im_start|>") < 0 || sc_tok_id(lp->judge.tok, "<|im_end|>") < 0) {
         st = sc_errorf(SC_ERR_ARG, "local judge: %s/tokenizer.json has no <|im_start|> and <|im_end|> tokens: the judge needs a Qwen-style chat "
                        "(instruct) model; set judge.local_model to one", model_dir);
         goto fail;
     }
+    if ((st = sc_chat_load(model_dir, &lp->chat)) != SC_OK) { st = sc_error_wrap(st, "local judge: the judge model's chat template: "); goto fail; }
+    lp->chat_opts.no_thinking = sc_chat_has_thinking_switch(lp->chat);
     lp->shared = same_dir(model_dir, embed_dir);
     if (lp->shared) lp->embedder = lp->judge;
     else if ((st = model_open(lp, embed_dir, "embedding model", "judge.local_embed_model", 1, &lp->embedder)) != SC_OK) goto fail;
     model_name(model_dir, lp->base.model, sizeof lp->base.model);
     model_name(embed_dir, lp->base.embed_model, sizeof lp->base.embed_model);
-    sc_log(SC_LOG_INFO, "local judge: model %s (%s), embeddings %s%s, %s backend, loaded in %.1f s", lp->base.model, model_dir, lp->base.embed_model,
+    sc_log(SC_LOG_INFO, "local judge: model %s (%s, chat template %s%s), embeddings %s%s, %s backend, loaded in %.1f s", lp->base.model, model_dir,
+           sc_chat_family(lp->chat), lp->chat_opts.no_thinking ? ", thinking off" : "", lp->base.embed_model,
            lp->shared ? " (the same model)" : "", lp->be->name, sc_now_seconds() - t0);
     *out = &lp->base;
     return SC_OK;

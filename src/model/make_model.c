@@ -250,6 +250,23 @@ static sc_status check_config(sc_model_config *c) {
     return SC_OK;
 }
 
+// Copy NAME from the folder of tokenizer_path into out_dir; when there is none, remove a NAME
+// left in out_dir by an earlier run (it would belong to another tokenizer).
+static sc_status copy_companion(const char *tokenizer_path, const char *name, const char *out_dir) {
+    char src[4096], dst[4096];
+    const char *slash = strrchr(tokenizer_path, '/');
+    if (slash) snprintf(src, sizeof src, "%.*s/%s", (int)(slash - tokenizer_path), tokenizer_path, name);
+    else snprintf(src, sizeof src, "%s", name);
+    snprintf(dst, sizeof dst, "%s/%s", out_dir, name);
+    if (!sc_file_exists(src)) { unlink(dst); return SC_OK; }
+    char *text = NULL;
+    size_t len = 0;
+    SC_TRY(sc_read_file(src, &text, &len));
+    sc_status rc = sc_write_file_atomic(dst, text, len);
+    free(text);
+    return rc;
+}
+
 sc_status sc_make_model(const char *out_dir, const sc_make_model_opts *opts) {
     sc_make_model_opts o = *opts;
     SC_TRY(check_config(&o.cfg));
@@ -319,6 +336,9 @@ sc_status sc_make_model(const char *out_dir, const sc_make_model_opts *opts) {
         rc = sc_write_file_atomic(path, text, len);
         free(text);
         if (rc != SC_OK) goto done;
+        // the tokenizer's companions (its chat template), copied from beside it when there
+        if ((rc = copy_companion(o.tokenizer, "tokenizer_config.json", out_dir)) != SC_OK) goto done;
+        if ((rc = copy_companion(o.tokenizer, "chat_template.jinja", out_dir)) != SC_OK) goto done;
     }
     snprintf(path, sizeof path, "%s/config.json", out_dir);
     rc = sc_config_save(path, &o.cfg);
