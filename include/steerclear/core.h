@@ -75,6 +75,8 @@ sc_status sc_write_file_atomic(const char *path, const void *data, size_t len);
 // Rename tmp over path after fsync (for writers that stream into a temporary file).
 sc_status sc_commit_file(const char *tmp_path, const char *path);
 sc_status sc_mkdir_p(const char *path);
+// Remove a file or a directory with everything in it (symbolic links are removed, not followed).
+sc_status sc_remove_tree(const char *path);
 int sc_file_exists(const char *path);
 
 // Timing

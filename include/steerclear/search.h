@@ -15,6 +15,13 @@
 
 typedef struct cJSON cJSON;
 
+// How a search's prompts are drawn from the train set (the config key "prompt_sampling").
+typedef enum {
+    SC_SAMPLING_PER_SEARCH = 0,   // "per-search" (the study's): prompts_per_search prompts drawn once
+                                  // per search; every epoch visits that same set, in a fresh order
+    SC_SAMPLING_PER_EPOCH,        // "per-epoch": every epoch draws a fresh subset of the train set
+} sc_prompt_sampling;
+
 typedef struct {
     int searches;              // number of searches (20)
     sc_adapter_kind adapter;   // shared | per-block
@@ -25,6 +32,7 @@ typedef struct {
     int batch_size;            // prompts per optimizer step (12)
     int prompts_per_search;    // prompts drawn from the train set per search (192)
     int epochs;                // 1
+    sc_prompt_sampling prompt_sampling;   // per-search (a run recorded without the key: per-epoch)
     int max_new_tokens;        // sampled tokens per prompt (128)
     float temperature;         // sampling from Q: 1, full distribution
     int top_k;                 // 0 = off
@@ -40,18 +48,30 @@ void sc_search_config_default(sc_search_config *c);
 // Read the keys present in a JSON object (unknown keys are an error naming them; `where`
 // names the file for messages). Values are validated.
 sc_status sc_search_config_from_json(const cJSON *obj, const char *where, sc_search_config *c);
+// The same for a search section recorded by an earlier run (RUN_DIR/config.json on --resume):
+// a key it lacks because it was recorded before the key existed takes the value that run was
+// made with, not today's default (no "prompt_sampling": "per-epoch").
+sc_status sc_search_config_from_recorded_json(const cJSON *obj, const char *where, sc_search_config *c);
 sc_status sc_search_config_validate(const sc_search_config *c);
 cJSON *sc_search_config_to_json(const sc_search_config *c);
 // The settings a search's results depend on, as canonical JSON text (malloc'ed; NULL when out of
 // memory): every key except the ones --resume may change (searches, checkpoint_activations,
-// loss_chunk). Checkpoints record it; sc_search_settings_diff lists what differs from cfg.
+// loss_chunk). Checkpoints record it; sc_search_settings_diff lists what differs from cfg
+// (a key the recorded settings lack counts with its value from before it existed, as above).
 char *sc_search_config_settings(const sc_search_config *cfg);
 int sc_search_settings_diff(const char *settings_json, const sc_search_config *cfg, char *diff, size_t n);
 // --resume: compare a run's saved resolved config (JSON text) with the one asked for now
 // ({"model", "train", ["test",] "search": {...}}); any difference in a setting that changes
 // results is an error listing each key as "key (old -> new)". `where` names the saved file.
+// Keys the saved search section lacks count as in sc_search_config_from_recorded_json.
 sc_status sc_search_resume_check(const char *saved_json, const cJSON *now, const char *where, char *diff, size_t n);
 uint64_t sc_search_seed(const sc_search_config *c, int search);
+// The train-set rows epoch `epoch` of a search visits, in order (prompts_per_search of them;
+// step k of the epoch takes out[k * batch_size ...]). `seed` is the search's seed
+// (sc_search_seed). Epoch 0 is a seeded permutation of the n_train rows, cut to
+// prompts_per_search, in both modes; a later epoch is, per-epoch, another such draw, and
+// per-search, a seeded permutation of epoch 0's rows.
+sc_status sc_search_prompt_order(const sc_search_config *cfg, uint64_t seed, int n_train, int epoch, int32_t *out);
 
 // One step's record (what the HDF5 file keeps per step), in host memory allocated with the
 // search state (a step allocates nothing).

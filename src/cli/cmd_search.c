@@ -24,6 +24,9 @@ static void usage(FILE *f) {
                "  --searches N (20)      --adapter shared|per-block (shared)   --rank R (2)\n"
                "  --seed S (1234)        --batch-size N (12)   --prompts-per-search N (192)\n"
                "  --max-new-tokens N (128)   --lr X (0.1)   --epochs N (1)\n"
+               "  --prompt-sampling per-search|per-epoch (per-search)   per-search: the search's prompts are\n"
+               "                         drawn once and every epoch visits them in a new order; per-epoch:\n"
+               "                         every epoch draws new prompts (the only way before this option)\n"
                "  --first-search I --last-search J   run only searches [I, J)\n"
                "  --memory-budget SIZE   memory this process may use, e.g. 16G (default: 80%% of RAM / ranks on the node)\n"
                "  --resume               continue the searches checkpointed in RUN_DIR (with the settings it was started with)\n"
@@ -65,7 +68,7 @@ int sc_cmd_search(int argc, char **argv) {
         {"seed", required_argument, 0, 4}, {"batch-size", required_argument, 0, 5}, {"prompts-per-search", required_argument, 0, 6},
         {"max-new-tokens", required_argument, 0, 7}, {"lr", required_argument, 0, 8}, {"epochs", required_argument, 0, 9},
         {"first-search", required_argument, 0, 10}, {"last-search", required_argument, 0, 11},
-        {"memory-budget", required_argument, 0, 12}, {"wait", no_argument, 0, 13},
+        {"memory-budget", required_argument, 0, 12}, {"wait", no_argument, 0, 13}, {"prompt-sampling", required_argument, 0, 14},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     static const char *keys[] = {NULL, "searches", "adapter", "rank", "seed", "batch_size", "prompts_per_search", "max_new_tokens", "lr", "epochs"};
     int c, bad = 0;
@@ -82,6 +85,7 @@ int sc_cmd_search(int argc, char **argv) {
         case 'c': config = optarg; break;
         case 'r': resume = 1; break;
         case 2: cJSON_DeleteItemFromObjectCaseSensitive(over, keys[c]); cJSON_AddStringToObject(over, keys[c], optarg); break;
+        case 14: cJSON_DeleteItemFromObjectCaseSensitive(over, "prompt_sampling"); cJSON_AddStringToObject(over, "prompt_sampling", optarg); break;
         case 1: case 3: case 5: case 6: case 7: case 9:   // integers >= 1
             snprintf(flag, sizeof flag, "--%s", opts[5 + c - 1].name);
             if (!sc_cli_parse_int(flag, optarg, 1, &iv)) bad = 1;
@@ -125,7 +129,11 @@ int sc_cmd_search(int argc, char **argv) {
         if (!file) { fprintf(stderr, "steerclear search: %s: not valid JSON near '%.30s'\n", config, cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() : ""); goto done; }
         if (sc_json_check_object(file, config, top_keys)) { sc_cli_fail("search"); goto done; }
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(file, "search");
-        if (s && sc_search_config_from_json(s, config, &cfg)) { sc_cli_fail("search"); goto done; }
+        // the run's own config.json may predate a key: it then keeps the value the run was made with
+        if (s && (config == saved ? sc_search_config_from_recorded_json(s, config, &cfg) : sc_search_config_from_json(s, config, &cfg))) {
+            sc_cli_fail("search");
+            goto done;
+        }
         if (sc_path_dir_of(config, base, sizeof base) || sc_judging_config_load(file, config, base, &jcfg, &qcfg)) { sc_cli_fail("search"); goto done; }
         if (sc_path_dir_of(config, base, sizeof base) || !config_path(file, "model", base, model, sizeof model) ||
             !config_path(file, "train", base, train, sizeof train) || !config_path(file, "test", base, test, sizeof test)) {

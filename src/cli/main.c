@@ -1,5 +1,6 @@
 // main.c — the steerclear command: dispatch to one subcommand. Nothing else lives here.
 #include "steerclear/cli.h"
+#include "steerclear/monitor.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -11,6 +12,7 @@ typedef struct {
 } subcommand;
 
 static const subcommand commands[] = {
+    {"run", sc_cmd_run, "the whole study from one config: search ... report, resumable"},
     {"tokenize", sc_cmd_tokenize, "text to token ids (or --decode ids to text)"},
     {"make-model", sc_cmd_make_model, "write a random model in the Hugging Face layout"},
     {"logits", sc_cmd_logits, "write a text's logits [tokens, vocab] as .npy"},
@@ -35,6 +37,7 @@ int main(int argc, char **argv) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    if (!strcmp(argv[1], "--version")) { printf("steerclear %s\n", sc_version()); return 0; }
     for (const subcommand *c = commands; c->name; c++)
         if (!strcmp(argv[1], c->name)) return c->run(argc - 1, argv + 1);
     fprintf(stderr, "steerclear: unknown command '%s'\n", argv[1]);

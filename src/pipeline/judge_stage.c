@@ -2,6 +2,7 @@
 // provider's themes (answers already in RUN_DIR/judge/themes.json with the same settings are
 // kept), then one embedding call over every theme of the run; themes.json and results.h5 /judge.
 // Leaves out: judging base.json against itself (the base model is the reference side).
+#include "steerclear/monitor.h"
 #include "steerclear/judging.h"
 #include "steerclear/evaluate.h"
 #include "steerclear/json.h"
@@ -370,7 +371,14 @@ sc_status sc_judge_run(sc_run *run, const sc_judge_config *c, const sc_judge_opt
     }
     const double t0 = sc_now_seconds();
     sc_log(SC_LOG_INFO, "judge: %d searches, %d batches (%d answered before), provider %s (%s)", n_jobs, total, kept, p->name, p->model);
-    if (n_ask > 0 && (st = p->op->themes(p, batches, n_ask, answers))) goto done;
+    // in chunks (several times the in-flight cap, so requests still overlap) for progress lines
+    const int chunk = 4 * c->in_flight > 32 ? 4 * c->in_flight : 32;
+    if (n_ask > 0) sc_monitor_progress("judge", 0, n_ask, "batches");
+    for (int i0 = 0; i0 < n_ask; i0 += chunk) {
+        const int m = n_ask - i0 < chunk ? n_ask - i0 : chunk;
+        if ((st = p->op->themes(p, batches + i0, m, answers + i0))) goto done;
+        sc_monitor_progress("judge", i0 + m, n_ask, "batches");
+    }
     for (int i = 0; i < n_ask; i++) {
         jobs[slot_job[i]].themes[slot_side[i]][slot_batch[i]] = answers[i];
         memset(&answers[i], 0, sizeof answers[i]);

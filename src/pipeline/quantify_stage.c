@@ -3,6 +3,7 @@
 // scale; "which response is more TRAIT" judged for base against steered, in both orders.
 // Generated texts are kept in RUN_DIR/quantify/outputs_NNNN.json and reused while the settings
 // that made them are the same; the judge's HTTP answers are cached, so a rerun costs nothing.
+#include "steerclear/monitor.h"
 #include "steerclear/judging.h"
 #include "steerclear/evaluate.h"
 #include "steerclear/score.h"
@@ -315,7 +316,13 @@ sc_status sc_quantify_run(sc_stage *stage, const sc_judge_config *jc, const sc_q
                 }
             }
     const double t0 = sc_now_seconds();
-    if (n_pairs > 0 && (st = prov->op->compare(prov, pairs, n_pairs, verdicts))) goto done;
+    const int chunk = 4 * jc->in_flight > 64 ? 4 * jc->in_flight : 64;
+    if (n_pairs > 0) sc_monitor_progress("quantify: judging", 0, n_pairs, "comparisons");
+    for (int i0 = 0; i0 < n_pairs; i0 += chunk) {
+        const int m = n_pairs - i0 < chunk ? n_pairs - i0 : chunk;
+        if ((st = prov->op->compare(prov, pairs + i0, m, verdicts + i0))) goto done;
+        sc_monitor_progress("quantify: judging", i0 + m, n_pairs, "comparisons");
+    }
     for (int i = 0; i < n_pairs; i++) failed += verdicts[i].status != SC_OK;
     sc_log(SC_LOG_INFO, "quantify: %d comparisons by %s (%s) in %.1f s, %d failed", n_pairs, prov->name, prov->model, sc_now_seconds() - t0, failed);
 

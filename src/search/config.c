@@ -1,4 +1,6 @@
-// config.c — search hyper-parameters: defaults (the study's), JSON in and out, validation.
+// config.c — search hyper-parameters: defaults (the study's), JSON in and out, validation, and
+// the comparison --resume makes with a run's recorded settings (a key the record predates counts
+// with the value the run was made with).
 #include "steerclear/search.h"
 #include "steerclear/rng.h"
 
@@ -27,6 +29,7 @@ void sc_search_config_default(sc_search_config *c) {
     c->batch_size = 12;
     c->prompts_per_search = 192;
     c->epochs = 1;
+    c->prompt_sampling = SC_SAMPLING_PER_SEARCH;
     c->max_new_tokens = 128;
     c->temperature = 1.0f;
     c->top_k = 0;
@@ -59,6 +62,7 @@ sc_status sc_search_config_validate(const sc_search_config *c) {
 }
 
 static const char *const adapter_names[] = {"shared", "per-block", NULL};   // sc_adapter_kind order
+static const char *const sampling_names[] = {"per-search", "per-epoch", NULL};   // sc_prompt_sampling order
 
 #define F(field) offsetof(sc_search_config, field)
 #define INT(n, f, lo, hi) {n, SC_KEY_INT, F(f), lo, hi, 0, 0, NULL}
@@ -69,6 +73,7 @@ static const sc_key keys[] = {
     FLT("lr", lr), FLT("adam_beta1", beta1), FLT("adam_beta2", beta2), FLT("adam_eps", adam_eps),
     FLT("weight_decay", weight_decay), INT("batch_size", batch_size, 1, 1 << 20),
     INT("prompts_per_search", prompts_per_search, 1, INT_MAX), INT("epochs", epochs, 1, 100000),
+    {"prompt_sampling", SC_KEY_ENUM, F(prompt_sampling), 0, 0, 0, 0, sampling_names},
     INT("max_new_tokens", max_new_tokens, 1, 1 << 24), FLT("temperature", temperature), INT("top_k", top_k, 0, INT_MAX),
     FLT("top_p", top_p), {"seed", SC_KEY_U64, F(seed), 0, 0, 0, 0, NULL},
     {"checkpoint_activations", SC_KEY_AUTO_BOOL, F(checkpoint_activations), 0, 0, 0, 0, NULL},
@@ -78,6 +83,29 @@ static const sc_key keys[] = {
 #undef FLT
 #undef F
 #define N_KEYS (sizeof keys / sizeof keys[0])
+
+// Keys added after runs had been recorded, with the value (JSON text) a recorded search section
+// or checkpoint that lacks one was made with. Before "prompt_sampling" existed every epoch drew
+// a fresh subset of the train set.
+static const struct { const char *key, *value; } legacy[] = {
+    {"prompt_sampling", "\"per-epoch\""},
+};
+
+// A recorded search section (or checkpoint settings) with every legacy key it lacks added.
+static void add_legacy(cJSON *obj) {
+    if (!cJSON_IsObject(obj)) return;
+    for (size_t i = 0; i < sizeof legacy / sizeof legacy[0]; i++)
+        if (!cJSON_GetObjectItemCaseSensitive(obj, legacy[i].key)) cJSON_AddItemToObject(obj, legacy[i].key, cJSON_Parse(legacy[i].value));
+}
+
+sc_status sc_search_config_from_recorded_json(const cJSON *obj, const char *where, sc_search_config *c) {
+    cJSON *full = cJSON_Duplicate(obj, 1);
+    if (!full) return sc_errorf(SC_ERR_MEM, "%s: out of memory", where);
+    add_legacy(full);
+    sc_status st = sc_search_config_from_json(full, where, c);
+    cJSON_Delete(full);
+    return st;
+}
 
 sc_status sc_search_config_from_json(const cJSON *obj, const char *where, sc_search_config *c) {
     char what[512];
@@ -128,6 +156,7 @@ char *sc_search_config_settings(const sc_search_config *cfg) {
 int sc_search_settings_diff(const char *settings_json, const sc_search_config *cfg, char *diff, size_t n) {
     diff[0] = '\0';
     cJSON *old = cJSON_Parse(settings_json), *now = sc_search_config_to_json(cfg);
+    add_legacy(old);
     if (!cJSON_IsObject(old)) snprintf(diff, n, "unreadable recorded settings");
     else diff_objects(old, now, "", diff, n);
     cJSON_Delete(old);
@@ -143,6 +172,7 @@ sc_status sc_search_resume_check(const char *saved_json, const cJSON *now, const
         return sc_errorf(SC_ERR_FORMAT, "%s: not a JSON object; restore it, or start a new run directory", where);
     }
     diff_objects(old, now, "", diff, n);
+    add_legacy(cJSON_GetObjectItemCaseSensitive(old, "search"));
     diff_objects(cJSON_GetObjectItemCaseSensitive(old, "search"), cJSON_GetObjectItemCaseSensitive(now, "search"), "search.", diff, n);
     cJSON_Delete(old);
     if (diff[0])

@@ -4,6 +4,7 @@
 // generator, saved activations, hidden buffers, workspace) is sized once per run from the
 // longest train prompt: steps allocate nothing.
 #include "steerclear/search.h"
+#include "steerclear/monitor.h"
 #include "steerclear/generate.h"
 #include "steerclear/results.h"
 #include "steerclear/rng.h"
@@ -153,19 +154,31 @@ sc_status sc_search_step(const sc_search_run *run, sc_search_work *w, sc_search_
 
 // --- The search loop --------------------------------------------------------------------------
 
-// The prompts of a search: a seeded permutation of the train set, first prompts_per_search.
-static sc_status draw_prompts(const sc_search_config *cfg, uint64_t seed, int n_train, int epoch, int32_t *out) {
-    int32_t *perm = malloc(sizeof(int32_t) * (size_t)n_train);
-    if (!perm) return sc_errorf(SC_ERR_MEM, "out of memory");
-    for (int i = 0; i < n_train; i++) perm[i] = i;
-    for (int i = n_train - 1; i > 0; i--) {   // Fisher-Yates with counter-based draws
+// A seeded Fisher-Yates shuffle of v[0, n) with counter-based draws (stream `stream`).
+static void shuffle(uint64_t seed, uint64_t stream, int32_t *v, int n) {
+    for (int i = n - 1; i > 0; i--) {
         uint32_t rr[4];
-        sc_philox4x32(seed, 0x50524f4d50ull + (uint64_t)epoch, (uint64_t)i, rr);
+        sc_philox4x32(seed, stream, (uint64_t)i, rr);
         int j = (int)((((uint64_t)rr[0] << 32) | rr[1]) % (uint64_t)(i + 1));
-        int32_t t = perm[i]; perm[i] = perm[j]; perm[j] = t;
+        int32_t t = v[i]; v[i] = v[j]; v[j] = t;
     }
-    memcpy(out, perm, sizeof(int32_t) * (size_t)cfg->prompts_per_search);
+}
+
+// Streams: 0x50524f4d50 ("PROMP") + epoch permutes the train set (epoch 0 in both modes, every
+// epoch per-epoch: the only draw before prompt_sampling existed, so those runs are unchanged);
+// 0x5245534855 ("RESHU") + epoch reorders epoch 0's rows for a later epoch per-search.
+sc_status sc_search_prompt_order(const sc_search_config *cfg, uint64_t seed, int n_train, int epoch, int32_t *out) {
+    const int n = cfg->prompts_per_search;
+    if (n_train < n || n < 1 || epoch < 0)
+        return sc_errorf(SC_ERR_ARG, "prompt order: %d prompts per search from a train set of %d (epoch %d)", n, n_train, epoch);
+    int32_t *perm = malloc(sizeof(int32_t) * (size_t)n_train);
+    if (!perm) return sc_errorf(SC_ERR_MEM, "out of memory for a permutation of %d train prompts", n_train);
+    for (int i = 0; i < n_train; i++) perm[i] = i;
+    const int fresh = cfg->prompt_sampling == SC_SAMPLING_PER_EPOCH ? epoch : 0;
+    shuffle(seed, 0x50524f4d50ull + (uint64_t)fresh, perm, n_train);
+    memcpy(out, perm, sizeof(int32_t) * (size_t)n);
     free(perm);
+    if (cfg->prompt_sampling == SC_SAMPLING_PER_SEARCH && epoch > 0) shuffle(seed, 0x5245534855ull + (uint64_t)epoch, out, n);
     return SC_OK;
 }
 
@@ -228,7 +241,7 @@ sc_status sc_search_run_range(const sc_search_run *run, int first, int last) {
         int drawn_epoch = -1;   // the epoch whose prompt order is in `order`
         while (s->steps_done < s->steps_total) {
             int step = s->steps_done, epoch = step / steps_per_epoch, k = step % steps_per_epoch;
-            if (epoch != drawn_epoch && (st = draw_prompts(cfg, s->seed, n_train, epoch, order))) break;
+            if (epoch != drawn_epoch && (st = sc_search_prompt_order(cfg, s->seed, n_train, epoch, order))) break;
             drawn_epoch = epoch;
             const int n = cfg->batch_size;
             for (int i = 0; i < n; i++) { bi[i] = order[k * cfg->batch_size + i]; bp[i] = tok[bi[i]]; bl[i] = tok_len[bi[i]]; }
@@ -261,6 +274,7 @@ sc_status sc_search_run_range(const sc_search_run *run, int first, int last) {
             sc_log(SC_LOG_INFO, "%ssearch %d/%d step %d/%d loss %.4f kl %.4f nll %.4f tok/s %.1f eta %s",
                    bar, sidx + 1, cfg->searches, s->steps_done, s->steps_total, rec->loss, rec->kl, rec->nll,
                    gen_tok / (dt > 0 ? dt : 1e-9), eta);
+            sc_monitor_step(done_steps, total_steps, "steps", per * (total_steps - done_steps));
             if (sc_interrupted()) { st = sc_errorf(SC_ERR_INTERRUPTED, "stopped by a signal after search %d step %d (checkpointed in %s); continue with --resume", sidx, s->steps_done, ckpt); break; }
         }
         if (!st) st = sc_results_add_search(run->run, s, &meta);

@@ -3,6 +3,7 @@
 // every (variant, prompt) pair, and one JSON file per variant (see steerclear/evaluate.h).
 // Leaves out: judging, scale sweeps, resuming a half-finished evaluation (files are
 // rewritten whole; a crash leaves the previous ones intact).
+#include "steerclear/monitor.h"
 #include "steerclear/evaluate.h"
 #include "steerclear/steer.h"
 
@@ -114,7 +115,7 @@ sc_status sc_evaluate_generate(const sc_model *m, sc_backend *be, const sc_eval_
     sc_status st = SC_OK;
     if (!cp || !cl || !ct || !cs) st = sc_errorf(SC_ERR_MEM, "out of memory");
     if (!st) st = sc_generator_create(m, be, &plan, &G);
-    const double t0 = sc_now_seconds();
+    sc_monitor_progress("generating", 0, total, "sequences");
     for (int k0 = 0; k0 < total && !st; k0 += nb_max) {
         int nb = total - k0 < nb_max ? total - k0 : nb_max;
         for (int j = 0; j < nb; j++) {
@@ -135,7 +136,7 @@ sc_status sc_evaluate_generate(const sc_model *m, sc_backend *be, const sc_eval_
             dst->n = n;
             dst->stopped = stopped;
         }
-        sc_log(SC_LOG_INFO, "evaluate: %d/%d sequences generated (%.1f s)", k0 + nb, total, sc_now_seconds() - t0);
+        sc_monitor_progress("generating", k0 + nb, total, "sequences");
     }
     if (st) for (int k = 0; k < total; k++) { free(out[k].ids); memset(&out[k], 0, sizeof out[k]); }
     free(cp); free(cl); free(ct); free(cs);

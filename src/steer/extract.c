@@ -4,6 +4,7 @@
 // module and exports them (see steerclear/extract.h).
 // Leaves out: spreading searches over MPI ranks; partial reuse of stored continuations
 // (sampling is seeded, so a re-run draws the same ones).
+#include "steerclear/monitor.h"
 #include "steerclear/extract.h"
 #include "steerclear/export.h"
 #include "steerclear/generate.h"
@@ -219,6 +220,7 @@ static sc_status build_sequences(const sc_extract_opts *o, const sc_stage *stage
     uint64_t *streams = malloc(sizeof(uint64_t) * (size_t)gb);
     if (!streams) { st = sc_errorf(SC_ERR_MEM, "out of memory"); goto done; }
     if ((st = sc_generator_create(stage->model, stage->be, &plan, &G))) { free(streams); goto done; }
+    sc_monitor_progress("extract: sampling continuations", 0, n, "sequences");
     for (int b0 = 0; b0 < n && !st; b0 += gb) {
         int nb = n - b0 < gb ? n - b0 : gb;
         for (int j = 0; j < nb; j++) streams[j] = ((uint64_t)out->set[b0 + j] << 32) | (uint64_t)out->index[b0 + j];
@@ -237,7 +239,7 @@ static sc_status build_sequences(const sc_extract_opts *o, const sc_stage *stage
                 out->len[s] = out->prompt_len[s] + k;
             }
         }
-        sc_log(SC_LOG_INFO, "extract: sampled continuations %d/%d", b0 + nb, n);
+        sc_monitor_progress("extract: sampling continuations", b0 + nb, n, "sequences");
     }
     free(streams);
     sc_generator_free(G);
