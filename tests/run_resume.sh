@@ -119,5 +119,10 @@ set +e
 "$BIN" run --config "$T/bad.json" --out "$T/bad" 2>"$T/err"; rc=$?
 set -e
 [ $rc -eq 2 ] && grep -q "scale" "$T/err" || { cat "$T/err"; fail "an unknown key gave exit $rc"; }
+echo '{"model": "no-such-model"}' >"$T/bad.json"   # no make_model section: nothing to make it from
+set +e
+"$BIN" run --config "$T/bad.json" --out "$T/bad" 2>"$T/err"; rc=$?
+set -e
+[ $rc -eq 2 ] && grep -q '"model": .*no-such-model is not a model directory' "$T/err" || { cat "$T/err"; fail "a missing model directory gave exit $rc"; }
 echo "run_resume: 12 kills resumed to identical results; config checks on resume"
 echo "1 passed, 0 failed"

@@ -152,6 +152,14 @@ sc_status sc_study_run(const sc_study_opts *o, char *run_dir_out, size_t cap) {
         sc_provider_free(p);
     }
     if (!st) st = make_model_once(&c);
+    if (!st) {
+        char mcfg[sizeof c.model + 16];
+        snprintf(mcfg, sizeof mcfg, "%s/config.json", c.model);
+        if (!sc_file_exists(mcfg))
+            st = sc_errorf(SC_ERR_ARG, "%s: \"model\": %s is not a model directory (no config.json): point \"model\" at a Hugging Face "
+                           "model directory (config.json, *.safetensors, tokenizer.json), or add a \"make_model\" section to make a random one there",
+                           o->config_path, c.model);
+    }
     sc_stage_opts so;
     sc_stage_opts_default(&so);
     so.run_dir = run_dir;
