@@ -232,8 +232,13 @@ sc_status sc_datagen_generate(sc_provider *p, const sc_scenarios *sc, const sc_d
                 for (int j = 0; j < slots[k].n && st != SC_ERR_MEM; j++) {
                     int sp_i = -1, si = -1;
                     double sim = 0;
-                    sc_drop_reason r = res->pools[s].n >= o->per_scenario ? SC_DROP_SURPLUS
-                        : sc_pool_offer(&res->pools[s], NULL, 0, &sc->items[s], slots[k].speakers[j], slots[k].texts[j], &o->clean, &sp_i, &si, &sim);
+                    // beyond the N needed: the opener's own faults are still reported; a clean one is surplus
+                    int role;
+                    const int full = res->pools[s].n >= o->per_scenario;
+                    sc_drop_reason r = !full
+                        ? sc_pool_offer(&res->pools[s], NULL, 0, &sc->items[s], slots[k].speakers[j], slots[k].texts[j], &o->clean, &sp_i, &si, &sim)
+                        : sc_opener_check(&sc->items[s], slots[k].speakers[j], slots[k].texts[j], &o->clean, &role);
+                    if (r == SC_DROP_NONE && full) r = SC_DROP_SURPLUS;
                     if (r == SC_DROP_N) { st = SC_ERR_MEM; break; }
                     if (r == SC_DROP_NONE) { kept++; continue; }
                     sc_dropped d = {.scenario = s, .request = ss[s].answers, .speaker = sc_strdup(slots[k].speakers[j]),
