@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""judge_server.py — a stand-in for the Gemini and OpenAI APIs for tests/test_judge_http.c.
+"""judge_server.py — a stand-in for the Gemini and OpenAI APIs for tests/test_judge_http.c,
+tests/judging.sh and tests/dataset_gen.sh.
 
 Python 3 standard library only. Listens on 127.0.0.1 (port 0 = an ephemeral port unless --port),
 prints the port as the first line on stdout, and exits when its stdin closes or on SIGTERM.
@@ -9,7 +10,8 @@ Endpoints (the same as the real APIs):
   POST /v1beta/models/{model}:batchEmbedContents    Gemini embeddings
   POST /v1/chat/completions                         OpenAI judge
   POST /v1/embeddings                               OpenAI embeddings
-  POST /_control   {"faults": PLAN, "key": KEY or null, "dim": N}   replaces settings (not logged)
+  POST /_control   {"faults": PLAN, "key": KEY or null, "dim": N, "down_after": N or null}
+                   replaces settings (not logged)
 
 Every other request is recorded as one JSON line in the --log file
   {"t": unix time, "method", "path", "query", "headers": {lower-case name: value}, "body": raw text,
@@ -21,7 +23,10 @@ and the response schema. A malformed request gets 400 with the problems in the e
 
 Answers are canned but computed from the request: a theme "the outputs all mention item N"
 (N = the batch's first prompt id, from its <item id="N"> tags) citing every id of the batch,
-or null when the text holds "no-theme"; a comparison picks the response that holds the trait's
+or null when the text holds "no-theme"; openers (a response schema with an "openers" array, from
+`steerclear dataset`) are N distinct sentences of words drawn by a SHA-256 of the scene name,
+the request number and the item (N, the scene and the roles read from the user message as
+prompts/dataset_openers.txt words them), speakers alternating between the two roles; a comparison picks the response that holds the trait's
 word more often (A on a tie); an embedding is a deterministic vector of --dim values from a
 SHA-256 of the text (OpenAI's data[] comes back in reverse order, with indexes).
 
@@ -41,6 +46,13 @@ and whose kind applies to the endpoint; each use counts down by one. Kinds:
   schema     the model's answer is JSON that violates the schema        (judge endpoints)
   extraid    the theme answer also cites prompt id 999999 (not in the batch)  (themes)
   badembed   the vector of the text holding MARKER (else the first) has dim-1 values  (embeddings)
+  dupes      openers: every opener twice, one near-copy (a word changed), and a copy of the first
+             opener already written (from the request's list)
+  dirty      openers: besides the normal ones, an empty one, a short one, one too long, one with
+             a line break, one with <|im_start|>, one with a "ROLE:" marker, one by a stranger
+  few        openers: only 2, whatever was asked
+Outage (--down-after N or /_control "down_after"): after N answers with HTTP 200, every API
+request gets HTTP 503 until the setting is cleared (null).
 """
 
 import argparse
@@ -60,6 +72,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 GEMINI_PATH = re.compile(r"^/v1beta/models/([A-Za-z0-9._-]+):(generateContent|batchEmbedContents)$")
 JUDGE_KINDS = {"notjson", "schema", "extraid"}
+OPENER_KINDS = {"dupes", "dirty", "few"}
 EMBED_KINDS = {"badembed"}
 ANY_KINDS = {"429", "retryinfo", "500", "slow", "truncated", "reset", "badbody", "echokey"}
 
@@ -73,6 +86,8 @@ class State:
         self.slow_s = args.slow_s
         self.faults = parse_plan(args.faults)
         self.active = 0
+        self.down_after = args.down_after
+        self.answered = 0
 
 
 def parse_plan(plan):
@@ -85,7 +100,7 @@ def parse_plan(plan):
         if "@" in entry:
             entry, marker = entry.split("@", 1)
         kind, _, count = entry.partition(":")
-        if kind not in JUDGE_KINDS | EMBED_KINDS | ANY_KINDS:
+        if kind not in JUDGE_KINDS | EMBED_KINDS | ANY_KINDS | OPENER_KINDS:
             raise ValueError("unknown fault kind %r" % kind)
         faults.append({"kind": kind, "left": int(count or "1"), "marker": marker})
     return faults
@@ -134,6 +149,76 @@ def check_schema_compare(schema, gemini):
     if not gemini and schema.get("additionalProperties") is not False:
         problems.append("schema: strict mode needs additionalProperties false")
     return problems
+
+
+def check_schema_openers(schema, gemini):
+    if not isinstance(schema, dict):
+        return ["no response schema"]
+    problems = []
+    props = schema.get("properties")
+    if not isinstance(props, dict) or set(props) != {"openers"}:
+        return ["schema properties must be openers"]
+    arr = props["openers"]
+    items = arr.get("items") if isinstance(arr, dict) else None
+    if arr.get("type") != ("ARRAY" if gemini else "array") or not isinstance(items, dict):
+        return ["schema: openers must be an array of objects"]
+    iprops = items.get("properties") or {}
+    if set(iprops) != {"speaker", "text"} or sorted(items.get("required") or []) != ["speaker", "text"]:
+        problems.append("schema: an opener must have the required properties speaker, text")
+    if not gemini and (schema.get("additionalProperties") is not False or items.get("additionalProperties") is not False):
+        problems.append("schema: strict mode needs additionalProperties false")
+    if schema.get("required") != ["openers"]:
+        problems.append("schema: openers must be required")
+    return problems
+
+
+WORDS = ("apple anchor autumn bakery balance bargain bicycle blanket border bottle bridge bucket candle canvas carpet "
+         "castle cellar chapter cherry circus cliff clock cloud coffee comet copper cotton cousin crystal curtain "
+         "dance desert doctor dragon drawer engine envelope fabric falcon feather fence festival forest fountain "
+         "garden garlic ginger glacier glove harbor hammer helmet honey horizon island jacket jungle kettle kitten "
+         "ladder lantern lemon letter library lizard magnet marble meadow mirror monkey morning mountain museum "
+         "napkin needle nephew orange orchard oven paddle palace parrot pencil pepper piano pillow planet pocket "
+         "pottery puzzle rabbit radio ribbon river rocket saddle sailor salmon shadow shelter silver sister "
+         "spider spoon stable station stone sugar summer tablet teapot thunder ticket tiger tomato tower tunnel "
+         "umbrella valley velvet village violin wallet window winter wizard yellow zebra").split()
+
+
+def opener_text(name, request, j, nwords=12):
+    digest = hashlib.sha256(("%s|%s|%d" % (name, request, j)).encode()).digest()
+    words = [WORDS[(digest[2 * k] * 256 + digest[2 * k + 1]) % len(WORDS)] for k in range(nwords)]
+    return "Honestly, the " + " ".join(words) + " keeps me awake at night."
+
+
+def openers_answer(text, fault):
+    if fault == "notjson":
+        return "Here are some openers: the first one is about the sea."
+    if fault == "schema":
+        return json.dumps({"openers": [{"speaker": "A"}, "not an object"]})
+    name = (re.search(r"^Scene \(([^)]*)\)", text, re.M) or [None, "scene"])[1]
+    roles = re.search(r'^The two people: "(.*)" and "(.*)"\.$', text, re.M)
+    role_a, role_b = (roles.group(1), roles.group(2)) if roles else ("A", "B")
+    n = int((re.search(r"^Write (\d+) new openers", text, re.M) or [None, "3"])[1])
+    request = (re.search(r"\(request (\d+)\)", text) or [None, "1"])[1]
+    if fault == "few":
+        n = min(n, 2)
+    items = [{"speaker": role_a if j % 2 == 0 else role_b, "text": opener_text(name, request, j)} for j in range(n)]
+    if fault == "dupes":
+        written = re.findall(r"^- (.*?): (.*)$", text, re.M)
+        copies = [dict(it) for it in items]
+        near = dict(items[0])
+        near["text"] = near["text"].replace("keeps me awake at night", "keeps me up at night")
+        items = [x for pair in zip(items, copies) for x in pair] + [near]
+        if written:
+            items.insert(1, {"speaker": written[0][0], "text": written[0][1].upper()})
+    if fault == "dirty":
+        items += [{"speaker": role_a, "text": "   "},
+                  {"speaker": role_b, "text": "Too short."},
+                  {"speaker": role_a, "text": "This one goes on and on. " * 30},
+                  {"speaker": role_b, "text": "One line here,\nand another line there, which a turn must not have."},
+                  {"speaker": role_a, "text": "I have to say something <|im_start|>assistant and then it breaks."},
+                  {"speaker": role_a, "text": "I will tell you everything tonight. %s: No, you will not, not again." % role_b},
+                  {"speaker": "Narrator", "text": "The rain keeps falling on the roof while nobody speaks at all."}]
+    return json.dumps({"openers": items})
 
 
 def theme_answer(text, fault):
@@ -258,6 +343,9 @@ class Handler(BaseHTTPRequestHandler):
                     st.key = req["key"]
                 if "dim" in req:
                     st.dim = int(req["dim"])
+                if "down_after" in req:
+                    st.down_after = None if req["down_after"] is None else int(req["down_after"])
+                    st.answered = 0
         except (ValueError, TypeError) as e:
             return self.send_json(400, {"error": {"code": 400, "message": "bad control request: %s" % e}})
         self.send_json(200, {"ok": True})
@@ -339,7 +427,10 @@ class Handler(BaseHTTPRequestHandler):
                     if gc.get("responseMimeType") != "application/json":
                         problems.append("generationConfig.responseMimeType must be application/json")
                     schema = gc.get("responseSchema")
-                    if isinstance(schema, dict) and "more" in (schema.get("properties") or {}):
+                    if isinstance(schema, dict) and "openers" in (schema.get("properties") or {}):
+                        kind = "openers"
+                        problems += check_schema_openers(schema, True)
+                    elif isinstance(schema, dict) and "more" in (schema.get("properties") or {}):
                         kind = "compare"
                         problems += check_schema_compare(schema, True)
                     else:
@@ -375,7 +466,10 @@ class Handler(BaseHTTPRequestHandler):
                     if rf.get("type") != "json_schema" or not isinstance(js.get("name"), str) or js.get("strict") is not True:
                         problems.append("response_format must be a strict json_schema with a name")
                     schema = js.get("schema")
-                    if isinstance(schema, dict) and "more" in (schema.get("properties") or {}):
+                    if isinstance(schema, dict) and "openers" in (schema.get("properties") or {}):
+                        kind = "openers"
+                        problems += check_schema_openers(schema, False)
+                    elif isinstance(schema, dict) and "more" in (schema.get("properties") or {}):
                         kind = "compare"
                         problems += check_schema_compare(schema, False)
                     else:
@@ -393,14 +487,21 @@ class Handler(BaseHTTPRequestHandler):
 
         fault = marker = None
         if not problems:
-            kinds = ANY_KINDS | (EMBED_KINDS if kind == "embed" else JUDGE_KINDS)
+            kinds = ANY_KINDS | (EMBED_KINDS if kind == "embed" else JUDGE_KINDS | (OPENER_KINDS if kind == "openers" else set()))
             fault, marker = self.take_fault(text, kinds)
+        down = False
+        with st.lock:
+            if not problems and st.down_after is not None and st.answered >= st.down_after:
+                down = True
+                fault = "down"
         entry = {"t": time.time(), "method": self.command, "path": path, "query": query, "headers": headers,
                  "body": text, "problems": problems, "fault": fault, "active": active}
         with st.lock:
             with open(st.log_path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(entry) + "\n")
 
+        if down:
+            return self.send_json(503, {"error": {"code": 503, "message": "the service is down (test outage)", "status": "UNAVAILABLE"}})
         if problems:
             return self.send_json(400, {"error": {"code": 400, "status": "INVALID_ARGUMENT",
                                                   "message": "judge_server: " + "; ".join(problems)}})
@@ -443,7 +544,10 @@ class Handler(BaseHTTPRequestHandler):
                 answer = {"object": "list", "data": list(reversed(data)), "model": model,
                           "usage": {"prompt_tokens": 1, "total_tokens": 1}}
         else:
-            reply = compare_answer(user_text, fault) if kind == "compare" else theme_answer(user_text, fault)
+            if kind == "openers":
+                reply = openers_answer(user_text, fault)
+            else:
+                reply = compare_answer(user_text, fault) if kind == "compare" else theme_answer(user_text, fault)
             if provider == "gemini":
                 answer = {"candidates": [{"content": {"parts": [{"text": reply}], "role": "model"}, "finishReason": "STOP", "index": 0}],
                           "usageMetadata": {"promptTokenCount": 1, "candidatesTokenCount": 1, "totalTokenCount": 2},
@@ -463,6 +567,8 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             return
+        with st.lock:
+            st.answered += 1
         self.send_json(200, answer)
 
 
@@ -474,6 +580,7 @@ def main():
     ap.add_argument("--faults", default="", help="fault plan: KIND:COUNT[@MARKER],...")
     ap.add_argument("--dim", type=int, default=16, help="embedding dimension")
     ap.add_argument("--slow-s", type=float, default=3.0, help="delay of a 'slow' answer")
+    ap.add_argument("--down-after", type=int, default=None, help="HTTP 503 for every API request after this many answers")
     ap.add_argument("--port", type=int, default=0)
     args = ap.parse_args()
 

@@ -29,6 +29,7 @@ int sc_cmd_score(int argc, char **argv);
 int sc_cmd_quantify(int argc, char **argv);
 int sc_cmd_report(int argc, char **argv);
 int sc_cmd_run(int argc, char **argv);
+int sc_cmd_dataset(int argc, char **argv);
 
 // Print "steerclear CMD: <message>" for the last error to stderr; returns 1 (SC_EXIT_FAILED).
 int sc_cli_fail(const char *cmd);

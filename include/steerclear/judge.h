@@ -58,6 +58,19 @@ typedef struct {
 
 typedef struct sc_provider sc_provider;
 
+// Free-form JSON requests (the dataset generator's conversation openers, datagen.h): each of n
+// requests is a system and a user message asking for an answer of the schema
+//   {"openers": [{"speaker": str, "text": str}, ...]}
+// The answer text goes through check(user, i, text), which keeps what it needs and returns
+// SC_OK, or refuses it with a message (then nothing of it is cached and out[i] says why).
+typedef sc_status (*sc_provider_check)(void *user, int i, const char *text);
+typedef struct {
+    sc_status status;            // SC_OK: check() took an answer
+    char *error;                 // malloc'ed when status != SC_OK
+    int cached;                  // answered from the provider's cache
+} sc_provider_outcome;
+void sc_provider_outcomes_free(sc_provider_outcome *out, int n);
+
 typedef struct {
     // Themes of n batches into out[n] (each filled, a failure recorded in its status). Returns
     // SC_OK when the call as a whole ran (even if some batches failed), an error otherwise
@@ -69,6 +82,12 @@ typedef struct {
     // Verdicts on n pairs into out[n] (a failure recorded per pair, like themes).
     sc_status (*compare)(sc_provider *p, const sc_judge_pair *pairs, int n, sc_judge_verdict *out);
     void (*free)(sc_provider *p);
+    // Openers (see sc_provider_check) for n requests into out[n]; SC_OK when the call as a whole
+    // ran. NULL for a provider that cannot write text (lexical).
+    sc_status (*openers)(sc_provider *p, const char *const *system, const char *const *user, int n,
+                         sc_provider_check check, void *user_data, sc_provider_outcome *out);
+    // Requests this provider may still send (its request budget), -1 for no limit. NULL: -1.
+    int (*budget_left)(const sc_provider *p);
 } sc_provider_ops;
 
 struct sc_provider {

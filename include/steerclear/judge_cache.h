@@ -88,7 +88,7 @@ sc_status sc_judge_net_embed_finish(const char *what, float *const *per_text, co
 sc_status sc_judge_net_floats(const cJSON *array, float **v, int *len);
 // The wire format of one provider: gemini.c and openai.c each define one; the rest (batching,
 // cache, retries, checks, the sc_provider_ops) is shared (cache.c).
-typedef enum { SC_JUDGE_ASK_THEME, SC_JUDGE_ASK_COMPARE } sc_judge_ask;
+typedef enum { SC_JUDGE_ASK_THEME, SC_JUDGE_ASK_COMPARE, SC_JUDGE_ASK_OPENERS } sc_judge_ask;
 typedef struct {
     // A chat request (system + user message) asking for JSON of the `ask` schema: fills c->path
     // and c->body (malloc'ed).

@@ -23,6 +23,13 @@ typedef struct {
 sc_status sc_judge_prompts_load(const char *dir, sc_judge_prompts *p);
 void sc_judge_prompts_release(sc_judge_prompts *p);
 
+// Any prompt file of that format, DIR/FILE (dir NULL or "": the default folder), with the
+// placeholders `need` (NULL-terminated) required in one section or the other. Other users of
+// the providers (the dataset generator's prompts/dataset_openers.txt) load theirs with this.
+sc_status sc_judge_prompt_file_load(const char *dir, const char *file, const char *const *need, char **system, char **user);
+// Replace each {{names[k]}} in tmpl by values[k] in one pass (malloc'ed; NULL: out of memory).
+char *sc_judge_prompt_fill(const char *tmpl, const char *const *names, const char *const *values, int n);
+
 // The system and user message for one batch / one pair (both malloc'ed).
 sc_status sc_judge_prompts_theme(const sc_judge_prompts *p, const sc_judge_batch *b, char **system, char **user);
 sc_status sc_judge_prompts_compare(const sc_judge_prompts *p, const sc_judge_pair *q, char **system, char **user);
@@ -33,6 +40,11 @@ sc_status sc_judge_prompts_compare(const sc_judge_prompts *p, const sc_judge_pai
 // warning naming `where`; ids are sorted and deduplicated.
 sc_status sc_judge_parse_theme(const char *text, const sc_judge_batch *b, const char *where, sc_judge_theme *out);
 sc_status sc_judge_parse_verdict(const char *text, sc_judge_verdict *out);
+
+// A JSON object parsed from an answer text (code fences tolerated, duplicate keys refused);
+// NULL with an SC_ERR_FORMAT message when it is not one.
+struct cJSON;
+struct cJSON *sc_judge_answer_parse(const char *text, sc_status *st);
 
 // The JSON object inside an answer with text around it: the span from the first '{' to the
 // last '}' (*len bytes), NULL when there is none. For a model without a response schema (the

@@ -17,6 +17,7 @@ static const subcommand commands[] = {
     {"make-model", sc_cmd_make_model, "write a random model in the Hugging Face layout"},
     {"logits", sc_cmd_logits, "write a text's logits [tokens, vocab] as .npy"},
     {"generate", sc_cmd_generate, "sample a continuation, optionally steered by a direction"},
+    {"dataset", sc_cmd_dataset, "write a prompt set with an LLM: openers per scenario, cleaned, split"},
     {"search", sc_cmd_search, "train divergence adapters (the search)"},
     {"extract", sc_cmd_extract, "steering directions from finished searches (results.h5, safetensors, GGUF)"},
     {"evaluate", sc_cmd_evaluate, "continuations of test prompts: base, adapters, directions"},

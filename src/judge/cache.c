@@ -585,6 +585,56 @@ static sc_status np_embed(sc_provider *p, const char *const *texts, int n, float
     return st;
 }
 
+typedef struct {
+    net_provider *np;
+    sc_provider_check check;
+    void *user;
+} openers_ctx;
+
+static sc_status openers_accept(void *user, int i, const char *body, size_t len) {
+    openers_ctx *c = user;
+    char *text = NULL;
+    SC_TRY(c->np->d->chat_text(body, len, &text));
+    sc_status st = c->check(c->user, i, text);
+    free(text);
+    return st;
+}
+
+static sc_status np_openers(sc_provider *p, const char *const *system, const char *const *user, int n,
+                            sc_provider_check check, void *user_data, sc_provider_outcome *out) {
+    net_provider *np = p->impl;
+    for (int i = 0; i < n; i++) memset(&out[i], 0, sizeof out[i]);
+    if (n <= 0) return SC_OK;
+    char what[64];
+    snprintf(what, sizeof what, "%s openers", np->name);
+    sc_judge_net_call *calls = calloc((size_t)n, sizeof *calls);
+    sc_judge_net_outcome *res = calloc((size_t)n, sizeof *res);
+    if (!calls || !res) { free(calls); free(res); return sc_errorf(SC_ERR_MEM, "%s: out of memory", what); }
+    sc_status st = SC_OK;
+    for (int i = 0; i < n && st == SC_OK; i++) {
+        st = np->d->chat_call(&np->net, p->model, SC_JUDGE_ASK_OPENERS, system[i], user[i], &calls[i]);
+        calls[i].model = p->model;
+    }
+    openers_ctx ctx = {np, check, user_data};
+    if (st == SC_OK) st = sc_judge_net_run(&np->net, what, calls, n, openers_accept, &ctx, res);
+    for (int i = 0; i < n; i++) {
+        out[i].status = st != SC_OK ? st : res[i].status;
+        out[i].cached = res[i].cached;
+        if (out[i].status != SC_OK) out[i].error = sc_strdup(res[i].error ? res[i].error : st != SC_OK ? sc_last_error() : "failed");
+    }
+    sc_judge_net_outcomes_free(res, n);
+    sc_judge_net_calls_free(calls, n);
+    free(res);
+    free(calls);
+    return st;
+}
+
+static int np_budget_left(const sc_provider *p) {
+    const net_provider *np = p->impl;
+    if (np->net.budget.limit <= 0) return -1;
+    return np->net.budget.limit > np->net.budget.used ? np->net.budget.limit - np->net.budget.used : 0;
+}
+
 static void np_free(sc_provider *p) {
     if (!p) return;
     net_provider *np = p->impl;
@@ -597,6 +647,8 @@ static const sc_provider_ops net_ops = {
     .embed = np_embed,
     .compare = np_compare,
     .free = np_free,
+    .openers = np_openers,
+    .budget_left = np_budget_left,
 };
 
 sc_status sc_judge_net_provider_new(const char *name, const sc_judge_net_dialect *d, const sc_judge_net_opts *o,

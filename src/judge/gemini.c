@@ -27,6 +27,13 @@ static const char compare_schema[] =
     "\"required\":[\"reasoning\",\"more\"],"
     "\"propertyOrdering\":[\"reasoning\",\"more\"]}";
 
+static const char openers_schema[] =
+    "{\"type\":\"OBJECT\",\"properties\":{"
+    "\"openers\":{\"type\":\"ARRAY\",\"items\":{\"type\":\"OBJECT\",\"properties\":{"
+    "\"speaker\":{\"type\":\"STRING\"},\"text\":{\"type\":\"STRING\"}},"
+    "\"required\":[\"speaker\",\"text\"],\"propertyOrdering\":[\"speaker\",\"text\"]}}},"
+    "\"required\":[\"openers\"]}";
+
 // {"parts": [{"text": text}]} (with a role when given)
 static cJSON *content(const char *role, const char *text) {
     cJSON *c = cJSON_CreateObject(), *parts = cJSON_CreateArray(), *part = cJSON_CreateObject();
@@ -52,7 +59,7 @@ static sc_status finish_call(cJSON *body, const char *model, const char *method,
 static sc_status gemini_chat_call(const sc_judge_net *net, const char *model, sc_judge_ask ask,
                                   const char *system, const char *user, sc_judge_net_call *c) {
     cJSON *body = cJSON_CreateObject(), *contents = cJSON_CreateArray(), *gen = cJSON_CreateObject();
-    cJSON *schema = cJSON_Parse(ask == SC_JUDGE_ASK_THEME ? theme_schema : compare_schema);
+    cJSON *schema = cJSON_Parse(ask == SC_JUDGE_ASK_THEME ? theme_schema : ask == SC_JUDGE_ASK_COMPARE ? compare_schema : openers_schema);
     cJSON_AddItemToObject(body, "systemInstruction", content(NULL, system));
     cJSON_AddItemToArray(contents, content("user", user));
     cJSON_AddItemToObject(body, "contents", contents);

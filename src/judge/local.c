@@ -18,6 +18,9 @@
 // texts of the call (the CPU matmul picks its kernel by the number of rows) and is bitwise the
 // same from call to call.
 //
+// Openers for the dataset generator (datagen.h) are asked the same way, the caller checking each
+// answer.
+//
 // Leaves out: a response cache (a rerun asks again; the judge stage keeps finished answers),
 // sampling (answers are greedy), chat templates other than the ChatML ones chat.h knows,
 // the CUDA backend (the judge runs on the CPU backend, beside whatever the pipeline uses).
@@ -41,6 +44,8 @@
 // 64 tokens would often cut short; greedy answers stop at <|im_end|> well before either limit.
 #define LOCAL_THEME_NEW_TOKENS 512
 #define LOCAL_COMPARE_NEW_TOKENS 160
+// Openers (the dataset generator): up to a dozen one-to-three-sentence openers in JSON.
+#define LOCAL_OPENERS_NEW_TOKENS 1024
 // Sequences per generation call, and positions per call (sequences x (longest prompt + new
 // tokens)): the KV cache, and also the rows of the prefill pass (its activations and
 // workspace). Positions are further bounded by an eighth of the backend's memory budget.
@@ -531,11 +536,56 @@ static void local_free(sc_provider *p) {
     free(lp);
 }
 
+// ---------------------------------------------------------------------------------------
+// Openers (the dataset generator, datagen.h): the caller's check parses each answer; an answer
+// it refuses gets the repair turn like any other.
+
+typedef struct {
+    sc_provider_check check;
+    void *user;
+} openers_ctx;
+
+static sc_status openers_parse(void *user, int i, const char *text) {
+    openers_ctx *c = user;
+    return c->check(c->user, i, text);
+}
+
+static sc_status local_openers(sc_provider *p, const char *const *system, const char *const *user, int n,
+                               sc_provider_check check, void *user_data, sc_provider_outcome *out) {
+    local_provider *lp = p->impl;
+    for (int i = 0; i < n; i++) memset(&out[i], 0, sizeof out[i]);
+    if (n <= 0) return SC_OK;
+    const char *what = "local openers";
+    ask_item *items = calloc((size_t)n, sizeof *items);
+    if (!items) return sc_errorf(SC_ERR_MEM, "%s: out of memory", what);
+    sc_status st = SC_OK;
+    for (int i = 0; i < n && st == SC_OK; i++) {
+        if (!(items[i].label = joinf("request %d", i))) { st = sc_errorf(SC_ERR_MEM, "%s: out of memory", what); break; }
+        sc_status ts = item_start(lp, &items[i], system[i], user[i]);
+        if (ts == SC_ERR_MEM) { st = ts; break; }
+        if (ts != SC_OK) { char msg[2048]; snprintf(msg, sizeof msg, "tokenizing its prompt: %s", sc_last_error()); item_fail(&items[i], ts, what, msg); continue; }
+        item_check_context(lp, &items[i], what, LOCAL_OPENERS_NEW_TOKENS, "its prompt", ": use a model with a longer context");
+    }
+    openers_ctx ctx = {check, user_data};
+    const ask_spec spec = {
+        .what = what, .shape = "{\"openers\": [{\"speaker\": \"<one of the two role names>\", \"text\": \"<the opener>\"}, ...]}",
+        .max_new = LOCAL_OPENERS_NEW_TOKENS, .parse = openers_parse, .user = &ctx};
+    if (st == SC_OK) st = ask_all(lp, &spec, items, n);
+    for (int i = 0; i < n; i++) {
+        if (st == SC_OK && items[i].status == SC_OK && items[i].round == 2) continue;
+        out[i].status = st != SC_OK ? st : items[i].status != SC_OK ? items[i].status : SC_ERR_INTERNAL;
+        out[i].error = st != SC_OK ? sc_strdup(sc_last_error()) : items[i].error ? sc_strdup(items[i].error) : joinf("%s: %s: no answer", what, items[i].label);
+    }
+    items_free(items, n);
+    return st;
+}
+
 static const sc_provider_ops local_ops = {
     .themes = local_themes,
     .embed = local_embed,
     .compare = local_compare,
     .free = local_free,
+    .openers = local_openers,
 };
 
 static int is_dir(const char *path) {

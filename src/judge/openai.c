@@ -25,6 +25,13 @@ static const char compare_schema[] =
     "\"required\":[\"reasoning\",\"more\"],"
     "\"additionalProperties\":false}";
 
+static const char openers_schema[] =
+    "{\"type\":\"object\",\"properties\":{"
+    "\"openers\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{"
+    "\"speaker\":{\"type\":\"string\"},\"text\":{\"type\":\"string\"}},"
+    "\"required\":[\"speaker\",\"text\"],\"additionalProperties\":false}}},"
+    "\"required\":[\"openers\"],\"additionalProperties\":false}";
+
 static sc_status finish_call(cJSON *body, const char *path, sc_judge_net_call *c) {
     char *json = cJSON_PrintUnformatted(body);
     cJSON_Delete(body);
@@ -51,9 +58,9 @@ static sc_status openai_chat_call(const sc_judge_net *net, const char *model, sc
     cJSON_AddItemToObject(body, "messages", msgs);
     if (net->temperature >= 0) cJSON_AddNumberToObject(body, "temperature", net->temperature);
     cJSON_AddStringToObject(rf, "type", "json_schema");
-    cJSON_AddStringToObject(js, "name", ask == SC_JUDGE_ASK_THEME ? "theme_answer" : "comparison_answer");
+    cJSON_AddStringToObject(js, "name", ask == SC_JUDGE_ASK_THEME ? "theme_answer" : ask == SC_JUDGE_ASK_COMPARE ? "comparison_answer" : "openers_answer");
     cJSON_AddBoolToObject(js, "strict", 1);
-    cJSON_AddItemToObject(js, "schema", cJSON_Parse(ask == SC_JUDGE_ASK_THEME ? theme_schema : compare_schema));
+    cJSON_AddItemToObject(js, "schema", cJSON_Parse(ask == SC_JUDGE_ASK_THEME ? theme_schema : ask == SC_JUDGE_ASK_COMPARE ? compare_schema : openers_schema));
     cJSON_AddItemToObject(rf, "json_schema", js);
     cJSON_AddItemToObject(body, "response_format", rf);
     return finish_call(body, "/v1/chat/completions", c);

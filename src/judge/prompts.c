@@ -82,6 +82,12 @@ sc_status sc_judge_prompts_load(const char *dir, sc_judge_prompts *p) {
     return st;
 }
 
+sc_status sc_judge_prompt_file_load(const char *dir, const char *file, const char *const *need, char **system, char **user) {
+    *system = *user = NULL;
+    if (!dir || !*dir) dir = sc_judge_prompts_dir_default();
+    return load_template(dir, file, need, system, user);
+}
+
 void sc_judge_prompts_release(sc_judge_prompts *p) {
     if (!p) return;
     free(p->theme_system);
@@ -131,6 +137,10 @@ static char *substitute(const char *tmpl, const char *const *names, const char *
     if (b.oom) { free(b.p); return NULL; }
     if (!b.p) return sc_strdup("");
     return b.p;
+}
+
+char *sc_judge_prompt_fill(const char *tmpl, const char *const *names, const char *const *values, int n) {
+    return substitute(tmpl, names, values, n);
 }
 
 sc_status sc_judge_prompts_theme(const sc_judge_prompts *pr, const sc_judge_batch *b, char **system, char **user) {
@@ -238,6 +248,8 @@ static cJSON *parse_answer(const char *text, sc_status *st) {
     *st = SC_OK;
     return root;
 }
+
+cJSON *sc_judge_answer_parse(const char *text, sc_status *st) { return parse_answer(text, st); }
 
 static int cmp_int(const void *a, const void *b) {
     int x = *(const int *)a, y = *(const int *)b;

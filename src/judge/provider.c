@@ -17,3 +17,8 @@ void sc_judge_theme_free(sc_judge_theme *t) {
 void sc_provider_free(sc_provider *p) {
     if (p && p->op && p->op->free) p->op->free(p);
 }
+
+void sc_provider_outcomes_free(sc_provider_outcome *out, int n) {
+    if (!out) return;
+    for (int i = 0; i < n; i++) { free(out[i].error); out[i].error = NULL; }
+}
