@@ -6,7 +6,8 @@
 #   gemini      the same request kind through the Gemini wire format
 #   duplicates  repeated, near-copied and already-kept openers dropped (report checked; the kept
 #               ones pairwise below the Jaccard threshold by an independent Python computation)
-#   dirty       empty, short, long, multi-line, chat-token, role-marker, unknown-speaker openers
+#   dirty       empty, short, long, multi-line, control-character, chat-token, role-marker and
+#               unknown-speaker openers
 #   malformed   answers that are not JSON or break the schema: not cached, asked again
 #   too few     short answers: more rounds; a round limit leaves scenarios short (exit 1,
 #               per-scenario report), --allow-short splits what there is
@@ -151,7 +152,7 @@ $PY - "$T/dirty/cleaning.json" <<'EOF' || fail "dirty openers were not dropped f
 import json, sys
 c = json.load(open(sys.argv[1]))
 by = c["summary"]["by_reason"]
-for reason in ("empty", "too_short", "too_long", "line_break", "chat_token", "role_marker", "speaker"):
+for reason in ("empty", "too_short", "too_long", "line_break", "encoding", "chat_token", "role_marker", "speaker"):
     assert by[reason] == c["summary"]["requests"], (reason, by, c["summary"]["requests"])
 EOF
 grep -q "dropped (.*12 too_short" "$T/err" && grep -q "role_marker" "$T/err" || { cat "$T/err"; fail "the summary on stderr does not list the reasons"; }
