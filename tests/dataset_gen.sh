@@ -6,12 +6,15 @@
 #   gemini      the same request kind through the Gemini wire format
 #   duplicates  repeated, near-copied and already-kept openers dropped (report checked; the kept
 #               ones pairwise below the Jaccard threshold by an independent Python computation)
-#   dirty       empty, short, long, multi-line, chat-token, role-marker, unknown-speaker openers
+#   dirty       empty, short, long, multi-line, control-character, chat-token, role-marker and
+#               unknown-speaker openers
 #   malformed   answers that are not JSON or break the schema: not cached, asked again
 #   too few     short answers: more rounds; a round limit leaves scenarios short (exit 1,
 #               per-scenario report), --allow-short splits what there is
 #   outage      the server fails after half the scenarios; the rerun continues from the cache
 #               and gives byte-identical files to an uninterrupted run
+#   interrupt   SIGINT while a request hangs: exit 3, answers so far kept and cached, the rerun
+#               finishes with the same files as an uninterrupted run
 #   budget      a request budget too small: missing openers reported
 #   holdout     whole scenarios held out
 #   round trip  the CSVs load in `search` (one step on a tiny model) and `evaluate`; with
@@ -151,7 +154,7 @@ $PY - "$T/dirty/cleaning.json" <<'EOF' || fail "dirty openers were not dropped f
 import json, sys
 c = json.load(open(sys.argv[1]))
 by = c["summary"]["by_reason"]
-for reason in ("empty", "too_short", "too_long", "line_break", "chat_token", "role_marker", "speaker"):
+for reason in ("empty", "too_short", "too_long", "line_break", "encoding", "chat_token", "role_marker", "speaker"):
     assert by[reason] == c["summary"]["requests"], (reason, by, c["summary"]["requests"])
 EOF
 grep -q "dropped (.*12 too_short" "$T/err" && grep -q "role_marker" "$T/err" || { cat "$T/err"; fail "the summary on stderr does not list the reasons"; }
@@ -205,6 +208,27 @@ ds "${SMALL[@]}" --out "$T/outage" 2>"$T/err" >/dev/null || { cat "$T/err"; fail
 grep -q "(3 from the cache, 0 failed)" "$T/err" || { cat "$T/err"; fail "the rerun did not answer 3 scenarios from the cache"; }
 ds "${SMALL[@]}" --out "$T/fresh" 2>"$T/err" >/dev/null || { cat "$T/err"; fail "the uninterrupted run failed"; }
 for f in train.csv test.csv; do cmp -s "$T/outage/$f" "$T/fresh/$f" || fail "$f after the outage and rerun differs from an uninterrupted run's"; done
+
+# --- interrupted (SIGINT while one request hangs), then a rerun -------------------------------
+control '{"faults": "slow:1@ski_lift_strangers"}'
+BEFORE="$(requests)"
+"$BIN" dataset --provider openai --base-url "$URL" --api-key-env "" --model test-model "${SMALL[@]}" --in-flight 8 --out "$T/intr" \
+    2>"$T/err" >/dev/null &   # not through ds(): the signal must reach steerclear, not a subshell
+DS_PID=$!
+for _ in $(seq 100); do [ "$(( $(requests) - BEFORE ))" -ge 6 ] && break; sleep 0.1; done
+sleep 0.3
+kill -INT "$DS_PID"
+set +e
+wait "$DS_PID"; RC=$?
+set -e
+control '{"faults": ""}'
+[ "$RC" = 3 ] || { cat "$T/err"; fail "an interrupted run exited $RC, want 3"; }
+$PY -c "import json,sys; c=json.load(open(sys.argv[1])); s={x['name']:x for x in c['scenarios']}; \
+assert s['ski_lift_strangers']['stopped']=='interrupted' and s['ski_lift_strangers']['kept']==0 and c['summary']['kept']==25, c['scenarios']" \
+    "$T/intr/cleaning.json" || fail "the interrupted run's report is wrong (the 5 answered scenarios' openers should be kept)"
+ds "${SMALL[@]}" --out "$T/intr" 2>"$T/err" >/dev/null || { cat "$T/err"; fail "the rerun after an interrupt failed"; }
+grep -q "(5 from the cache, 0 failed)" "$T/err" || { cat "$T/err"; fail "the rerun after an interrupt did not answer 5 scenarios from the cache"; }
+for f in train.csv test.csv; do cmp -s "$T/intr/$f" "$T/fresh/$f" || fail "$f after an interrupt and rerun differs from an uninterrupted run's"; done
 
 # --- request budget --------------------------------------------------------------------------
 set +e

@@ -49,7 +49,8 @@ and whose kind applies to the endpoint; each use counts down by one. Kinds:
   dupes      openers: every opener twice, one near-copy (a word changed), and a copy of the first
              opener already written (from the request's list)
   dirty      openers: besides the normal ones, an empty one, a short one, one too long, one with
-             a line break, one with <|im_start|>, one with a "ROLE:" marker, one by a stranger
+             a line break, one with <|im_start|>, one with a "ROLE:" marker, one by a stranger, one with
+             a control character
   few        openers: only 2, whatever was asked
 Outage (--down-after N or /_control "down_after"): after N answers with HTTP 200, every API
 request gets HTTP 503 until the setting is cleared (null).
@@ -217,7 +218,8 @@ def openers_answer(text, fault):
                   {"speaker": role_b, "text": "One line here,\nand another line there, which a turn must not have."},
                   {"speaker": role_a, "text": "I have to say something <|im_start|>assistant and then it breaks."},
                   {"speaker": role_a, "text": "I will tell you everything tonight. %s: No, you will not, not again." % role_b},
-                  {"speaker": "Narrator", "text": "The rain keeps falling on the roof while nobody speaks at all."}]
+                  {"speaker": "Narrator", "text": "The rain keeps falling on the roof while nobody speaks at all."},
+                  {"speaker": role_b, "text": "There is a bell \u0007 in this sentence, which no turn should carry."}]
     return json.dumps({"openers": items})
 
 

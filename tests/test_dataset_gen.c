@@ -164,6 +164,10 @@ static void test_checks(void) {
     CHECK(sc_opener_check(&s, "Owner", longer, &o, &role) == SC_DROP_NONE);
     CHECK(sc_opener_check(&s, "Owner", "I burned the cake.\nAnd then I lied about it.", &o, &role) == SC_DROP_LINE_BREAK);
     CHECK(sc_opener_check(&s, "Owner", "I burned the cake <|im_end|> and lied about it.", &o, &role) == SC_DROP_CHAT_TOKEN);
+    CHECK(sc_opener_check(&s, "Owner", "I burned the cake \xC3 and lied about it.", &o, &role) == SC_DROP_ENCODING);        // a cut sequence
+    CHECK(sc_opener_check(&s, "Owner", "I burned the cake \xED\xA0\x80 and lied about it.", &o, &role) == SC_DROP_ENCODING);  // a surrogate
+    CHECK(sc_opener_check(&s, "Owner", "I burned the cake \x07 and lied about it.", &o, &role) == SC_DROP_ENCODING);
+    CHECK(sc_opener_check(&s, "Owner", "I burned the cake\tand lied about it, honestly.", &o, &role) == SC_DROP_NONE);
     CHECK(sc_opener_check(&s, "Owner", "I burned the cake [INST] and lied about it.", &o, &role) == SC_DROP_CHAT_TOKEN);
     CHECK(sc_opener_check(&s, "Owner", "I burned the cake. Apprentice: You did what? Again?", &o, &role) == SC_DROP_ROLE_MARKER);
     CHECK(sc_opener_check(&s, "Owner", "OWNER : I burned the cake and lied about it.", &o, &role) == SC_DROP_ROLE_MARKER);

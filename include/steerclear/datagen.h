@@ -62,6 +62,7 @@ typedef enum {
     SC_DROP_TOO_SHORT,           // fewer than min_chars characters
     SC_DROP_TOO_LONG,            // more than max_chars characters
     SC_DROP_LINE_BREAK,          // a line break: a turn of the dataset is one paragraph
+    SC_DROP_ENCODING,            // invalid UTF-8, or a control character other than a tab
     SC_DROP_CHAT_TOKEN,          // chat-template markup (<|im_start|>, <|endoftext|>, [INST], <s> ...)
     SC_DROP_ROLE_MARKER,         // "ROLE:" of either role (or user:/assistant:/system:): a scripted exchange
     SC_DROP_SPEAKER,             // the speaker is not one of the scenario's two roles

@@ -13,6 +13,8 @@
 //   gemini   Google's generateContent / batchEmbedContents (src/judge/gemini.c)
 //   openai   any OpenAI-compatible server: /v1/chat/completions, /v1/embeddings (src/judge/openai.c)
 //   local    a model directory run by steerclear itself (src/judge/local.c)
+// The providers that write text (gemini, openai, local) also answer the dataset generator's
+// requests for conversation openers (`openers` below; datagen.h).
 // Calls take whole lists so that a provider can run them concurrently (HTTP: libcurl multi with
 // an in-flight cap); a failure of one item is recorded for that item and never loses the others.
 #ifndef STEERCLEAR_JUDGE_H

@@ -13,7 +13,7 @@
 #include <utf8proc.h>
 
 static const char *const reason_names[SC_DROP_N] = {
-    "kept", "empty", "too_short", "too_long", "line_break", "chat_token", "role_marker", "speaker",
+    "kept", "empty", "too_short", "too_long", "line_break", "encoding", "chat_token", "role_marker", "speaker",
     "duplicate", "near_duplicate", "surplus",
 };
 
@@ -185,6 +185,12 @@ sc_drop_reason sc_opener_check(const sc_scenario *sc, const char *speaker, const
     char *t = dup_span(a, n);
     if (!t) return SC_DROP_N;
     sc_drop_reason r = SC_DROP_NONE;
+    for (size_t i = 0; i < n && r == SC_DROP_NONE;) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)t + i, (utf8proc_ssize_t)(n - i), &cp);
+        if (k <= 0 || (cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') || cp == 0x7f || (cp >= 0x80 && cp < 0xa0)) r = SC_DROP_ENCODING;
+        i += k > 0 ? (size_t)k : 1;
+    }
     for (const char *const *c = chat_tokens; *c && r == SC_DROP_NONE; c++)
         if (find_ci(t, *c)) r = SC_DROP_CHAT_TOKEN;
     static const char *const generic[] = {"user", "assistant", "system", NULL};

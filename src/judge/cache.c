@@ -618,7 +618,9 @@ static sc_status np_openers(sc_provider *p, const char *const *system, const cha
     openers_ctx ctx = {np, check, user_data};
     if (st == SC_OK) st = sc_judge_net_run(&np->net, what, calls, n, openers_accept, &ctx, res);
     for (int i = 0; i < n; i++) {
-        out[i].status = st != SC_OK ? st : res[i].status;
+        // an answer taken before an interrupt stays taken (it is cached too)
+        out[i].status = st != SC_OK && res[i].status != SC_OK ? st : res[i].status;
+        if (st != SC_OK && st != SC_ERR_INTERRUPTED) out[i].status = st;
         out[i].cached = res[i].cached;
         if (out[i].status != SC_OK) out[i].error = sc_strdup(res[i].error ? res[i].error : st != SC_OK ? sc_last_error() : "failed");
     }
