@@ -3,6 +3,7 @@
 // The config (JSON) has the sections of every stage, each key with a default:
 //   {"model": DIR, "train": CSV, "test": CSV, "memory_budget": "16G",
 //    "make_model": {...},   // only used when "model" does not exist yet: a random model is made there
+//    "stages": P,           // (or "dist": {"stages": P}) pipeline stages per MPI search group (dist.h)
 //    "search": {...}, "extract": {...}, "evaluate": {...}, "judge": {...}, "quantify": {...}}
 // Unknown keys and values of the wrong type are errors naming the key. Relative paths are taken
 // from the config file's folder. The resolved config (every default filled in, absolute paths) is
@@ -55,6 +56,7 @@ typedef struct {
 typedef struct {
     char model[4096], train[4096], test[4096];
     char memory_budget[32];           // "": the default share of RAM
+    int stages;                       // "stages" or "dist": {"stages"}: pipeline stages per search group (0: not given, 1)
     int has_make_model;               // the config has a "make_model" section
     sc_make_model_config make_model;
     sc_search_config search;
@@ -87,6 +89,7 @@ typedef struct {
     const char *run_dir;              // NULL: "results/<config name>" in the working directory
     int resume;
     int wait;                         // wait for another writer of the run directory
+    int stages;                       // --stages P (0: the config's, else 1)
 } sc_study_opts;
 
 // The whole study. Exit-worthy statuses: SC_OK, SC_ERR_INTERRUPTED (resumable), SC_ERR_BUSY
