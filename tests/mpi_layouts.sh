@@ -106,6 +106,10 @@ set +e
 SLURM_STEP_NUM_TASKS=2 "$BIN" run --config "$T/study.json" --out "$T/bad" >/dev/null 2>"$T/err"; rc=$?
 set -e
 [ $rc -eq 2 ] && grep -q "srun --mpi=pmix" "$T/err" || { cat "$T/err"; fail "one of 2 Slurm tasks without MPI wire-up: exit $rc"; }
+set +e
+"${MPIRUN[@]}" -np 2 "$BIN" search --config "$T/study.json" --out "$T/bad" >/dev/null 2>"$T/err"; rc=$?
+set -e
+[ $rc -ne 0 ] && grep -q "only \`steerclear run\` runs across ranks" "$T/err" || { cat "$T/err"; fail "steerclear search on 2 ranks: exit $rc"; }
 [ ! -e "$T/bad/results.h5" ] || fail "a refused layout wrote results"
 
 # rank pids of the mpirun $1 (its children with an MPI rank)
