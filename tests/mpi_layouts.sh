@@ -112,6 +112,16 @@ set -e
 [ $rc -ne 0 ] && grep -q "only \`steerclear run\` runs across ranks" "$T/err" || { cat "$T/err"; fail "steerclear search on 2 ranks: exit $rc"; }
 [ ! -e "$T/bad/results.h5" ] || fail "a refused layout wrote results"
 
+# an error on one rank (rank 1 cannot read its search's checkpoint: a folder stands there) stops
+# rank 0 too, and rank 0 reports it naming the rank; the exit code is the error's
+mkdir -p "$T/e/checkpoints/search_0001.ckpt"
+set +e
+"${MPIRUN[@]}" -np 2 "$BIN" run --config "$T/study.json" --out "$T/e" --resume >/dev/null 2>"$T/err"; rc=$?
+set -e
+[ $rc -ne 0 ] && grep -q "^error: rank 1 (search group 1): .*search_0001.ckpt" "$T/err" || { cat "$T/err"; fail "an error on rank 1: exit $rc"; }
+grep -q "steerclear run: rank 1 (search group 1)" "$T/err" || { cat "$T/err"; fail "rank 0 did not fail with rank 1's error"; }
+[ ! -e "$T/e/results.h5" ] || /usr/bin/python3 -c "import h5py,sys; sys.exit('searches/0001' in h5py.File('$T/e/results.h5'))" || fail "search 1 in results.h5 after its rank failed"
+
 # rank pids of the mpirun $1 (its children with an MPI rank)
 rank_pid() {   # $1 mpirun pid, $2 rank
   for p in $(pgrep -P "$1"); do

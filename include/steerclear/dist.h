@@ -42,7 +42,8 @@ int sc_dist_launched_size(void);
 // P = stages (< 1: 1). Errors name what to change: a world size that is not a multiple of P, and
 // P > 1 (pipeline stages are not implemented yet). Collective.
 sc_status sc_dist_init(int stages, sc_dist *d);
-// MPI_Finalize (nothing without MPI); frees the layout.
+// Collective end: the other ranks sleep until rank 0 gets here, then MPI_Finalize (nothing
+// without MPI); frees the layout.
 void sc_dist_finalize(sc_dist *d);
 // End every rank now (MPI_Abort with `code`); without MPI, exit(code).
 void sc_dist_abort(const sc_dist *d, int code) __attribute__((noreturn));

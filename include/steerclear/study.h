@@ -95,6 +95,13 @@ typedef struct {
 // The whole study. Exit-worthy statuses: SC_OK, SC_ERR_INTERRUPTED (resumable), SC_ERR_BUSY
 // (locked), SC_ERR_ARG / SC_ERR_FORMAT (bad config or input), others (a stage failed).
 // *run_dir_out (if not NULL) receives the run directory used.
+// Under an MPI launcher every rank calls it (dist.h); *run_dir_out is left empty on ranks other
+// than 0, which report nothing. Call sc_study_end after reporting the outcome.
 sc_status sc_study_run(const sc_study_opts *o, char *run_dir_out, size_t cap);
+// The end of the job's layout: ranks other than 0 wait here for rank 0 (so none exits before rank
+// 0 has printed its outcome; a non-zero exit ends an MPI job at once), then MPI_Finalize.
+void sc_study_end(void);
+// This process's MPI rank in the job of sc_study_run (0 without MPI).
+int sc_study_rank(void);
 
 #endif

@@ -87,12 +87,18 @@ int sc_cmd_run(int argc, char **argv) {
     char run_dir[4096] = "";
     sc_status st = sc_study_run(&o, run_dir, sizeof run_dir);
     if (st) {
-        sc_cli_fail("run");
+        if (sc_study_rank() > 0) sc_log(SC_LOG_ERROR, "steerclear run: %s", sc_last_error());   // prefixed with the rank
+        else sc_cli_fail("run");
         if (st == SC_ERR_INTERRUPTED && run_dir[0]) fprintf(stderr, "steerclear run: continue with: steerclear run --config %s --out %s --resume\n", o.config_path, run_dir);
+        fflush(stderr);
+        sc_study_end();
         return sc_cli_run_exit(st);
     }
-    if (!run_dir[0]) return SC_EXIT_OK;   // an MPI rank other than 0: rank 0 reports
-    printf("report: %s/report.md\n", run_dir);
-    print_scores(run_dir);
+    if (run_dir[0]) {   // (an MPI rank other than 0 has none: rank 0 reports)
+        printf("report: %s/report.md\n", run_dir);
+        print_scores(run_dir);
+        fflush(stdout);
+    }
+    sc_study_end();
     return SC_EXIT_OK;
 }

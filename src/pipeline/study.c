@@ -152,20 +152,31 @@ static sc_status study_follower(const sc_study_config *c, const char *run_dir, c
 
 static sc_status study_leader(const sc_study_opts *o, const sc_study_config *cp, const char *run_dir, const sc_dist *d);
 
+// The layout of the job, ended by sc_study_end once the caller has reported.
+static sc_dist study_dist;
+static int study_dist_open;
+
 sc_status sc_study_run(const sc_study_opts *o, char *run_dir_out, size_t cap) {
     sc_study_config c;
     if (run_dir_out && cap) run_dir_out[0] = '\0';
     SC_TRY(sc_study_config_load(o->config_path, &c));
     char run_dir[4096];
     SC_TRY(resolve_run_dir(o, run_dir, sizeof run_dir));
-    sc_dist d;
-    sc_status st = sc_dist_init(o->stages > 0 ? o->stages : c.stages, &d);
-    if (!st && d.rank == 0) {
+    sc_dist *d = &study_dist;
+    sc_status st = sc_dist_init(o->stages > 0 ? o->stages : c.stages, d);
+    study_dist_open = 1;
+    if (!st && d->rank == 0) {
         if (run_dir_out) snprintf(run_dir_out, cap, "%s", run_dir);
-        st = study_leader(o, &c, run_dir, &d);
-    } else if (!st) st = study_follower(&c, run_dir, &d);
-    sc_dist_finalize(&d);
+        st = study_leader(o, &c, run_dir, d);
+    } else if (!st) st = study_follower(&c, run_dir, d);
     return st;
+}
+
+int sc_study_rank(void) { return study_dist_open ? study_dist.rank : 0; }
+
+void sc_study_end(void) {
+    if (study_dist_open) sc_dist_finalize(&study_dist);
+    study_dist_open = 0;
 }
 
 static sc_status study_leader(const sc_study_opts *o, const sc_study_config *cp, const char *run_dir, const sc_dist *d) {
