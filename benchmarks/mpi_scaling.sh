@@ -2,6 +2,8 @@
 # Weak scaling of the search stage over MPI search groups: N searches on N ranks against 1 search
 # on 1 rank (the same tiny model, one OpenMP thread per rank), from the "search" wall time in
 # RUN_DIR/stages.json. Efficiency = t(1 search, 1 rank) / t(N searches, N ranks); 1.0 is perfect.
+# Then benchmarks/cost_model.py --check: the model's prediction of the N-rank search stage from the
+# 1-rank run (ceil(searches / ranks) waves of one search) against the measurement.
 # Ranks must not share cores for the number to mean anything: N <= the machine's cores.
 #
 # usage: benchmarks/mpi_scaling.sh [N ...]     (default: 2; the build in build/)
@@ -29,4 +31,5 @@ for n in "${@:-2}"; do
   mpirun --allow-run-as-root --oversubscribe --bind-to none -np "$n" "$BIN" run --config "$T/c$n.json" --out "$T/r$n" >/dev/null 2>&1
   tn=$(search_s "$T/r$n")
   echo "$n searches on $n ranks: search stage ${tn} s; weak-scaling efficiency $(/usr/bin/python3 -c "print(round($t1 / $tn, 3))")"
+  /usr/bin/python3 "$ROOT/benchmarks/cost_model.py" --check "$T/r1" "$T/r$n" "$n"
 done

@@ -171,6 +171,6 @@ set +e
 wait $MP; rc=$?
 set -e
 [ $rc -ne 0 ] || fail "a job with a dead rank exited 0"
-grep -qi "rank 1" "$T/err" || { tail -20 "$T/err"; fail "the message does not name rank 1"; }
+grep -q "process rank 1 .*exited on signal 9" "$T/err" || { tail -20 "$T/err"; fail "the message does not name rank 1"; }
 echo "rank 1 killed: the job ended in $(( $(date +%s) - t0 )) s (exit $rc) naming it"
 echo "mpi_layouts: ok"
