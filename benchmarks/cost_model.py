@@ -88,7 +88,7 @@ def rank0_time(a):
 
 
 def table(a):
-    print("| GPUs | stages P | groups | step (s) | MB / step | search stage (h) | rank-0 stages (h) | total (h) | speed-up |")
+    print("| GPUs | stages P | groups | step (s) | MB / step | search stage (min) | rank-0 stages (min) | total (min) | speed-up |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     base = None
     for G in [int(g) for g in a.gpus.split(",")]:
@@ -102,7 +102,7 @@ def table(a):
         r0 = rank0_time(a)
         total = search + r0
         base = base or total
-        print("| %d | %d | %d | %.1f | %.0f | %.2f | %.2f | %.2f | %.1f |" % (G, P, groups, t, b / 1e6, search / 3600, r0 / 3600, total / 3600, base / total))
+        print("| %d | %d | %d | %.1f | %.0f | %.1f | %.1f | %.1f | %.1f |" % (G, P, groups, t, b / 1e6, search / 60, r0 / 60, total / 60, base / total))
 
 
 def check(r1, rn, n):
