@@ -139,7 +139,7 @@ wait_ckpt() {   # $1 run dir: until both groups have a checkpoint with a step in
 # SIGTERM to the job (every rank, as Slurm does) in the middle of the searches: exit 3, each
 # group's search checkpointed; --resume with 1 rank finishes with the same results as a run never
 # stopped
-config "$T/long.json" 16
+config "$T/long.json" 12
 "$BIN" run --config "$T/long.json" --out "$T/longref" >/dev/null 2>"$T/err" || { cat "$T/err"; fail "the long reference run failed"; }
 "${MPIRUN[@]}" -np 2 "$BIN" run --config "$T/long.json" --out "$T/k" >"$T/out" 2>"$T/err" &
 MP=$!
