@@ -28,10 +28,12 @@ static int env_int(const char *name) {
     return n >= 1 && n <= 1000000 ? (int)n : 0;
 }
 
+#ifdef SC_HAVE_MPI
 // Whether an MPI launcher started this process (it left its wire-up variables).
 static int launched_by_mpi(void) {
     return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK") || getenv("PMI_SIZE");
 }
+#endif
 
 int sc_dist_launched_size(void) {
     static const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"};

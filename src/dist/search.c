@@ -214,6 +214,7 @@ sc_status sc_dist_search_abstain(const sc_dist *d, int n_searches, sc_status st)
     if (b) sc_dist_abort(d, 1);
     return send_done(d, st, msg);
 #else
+    (void)n_searches;
     return st;
 #endif
 }
