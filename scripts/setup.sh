@@ -21,6 +21,7 @@ PACKAGES=(
   libcjson-dev libcurl4-openssl-dev libssl-dev
   libpcre2-dev libutf8proc-dev
   libopenmpi-dev openmpi-bin
+  slurmctld slurmd slurm-client munge
   python3 python3-numpy python3-torch python3-h5py python3-jinja2
   gnuplot-nox
 )

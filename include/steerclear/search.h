@@ -107,6 +107,11 @@ sc_status sc_search_checkpoint_save(const char *path, const sc_search_state *s);
 // naming the file and the field.
 sc_status sc_search_checkpoint_load(const char *path, const sc_search_config *cfg, sc_backend *be, int n_layers, int C,
                                     sc_search_state **out);
+// The checkpoint's bytes in memory (what MPI ranks send to rank 0 for a finished search):
+// pack mallocs *out; unpack checks it like a load, `what` naming its origin in messages.
+sc_status sc_search_state_pack(const sc_search_state *s, char **out, size_t *len);
+sc_status sc_search_state_unpack(const char *data, size_t len, const char *what, const sc_search_config *cfg, sc_backend *be,
+                                 int n_layers, int C, sc_search_state **out);
 
 typedef struct sc_run sc_run;
 
@@ -120,6 +125,12 @@ typedef struct {
     const char *model_dir;     // recorded in results.h5 (NULL: model->dir)
     const char *config_json;   // resolved run config, stored in results.h5
     int resume;                // continue from checkpoints instead of refusing them
+    // Several MPI ranks (src/dist; all zero / NULL in one process):
+    int stride, offset;        // run only the searches with index % stride == offset (stride 0: all)
+    void *dist_ctx;            // handed to the three hooks
+    int (*is_finished)(void *ctx, int search);                       // replaces sc_results_has_search
+    sc_status (*add_result)(void *ctx, const sc_search_state *s);    // replaces sc_results_add_search
+    sc_status (*poll)(void *ctx);   // after every step's checkpoint: an error stops the range like a signal
 } sc_search_run;
 
 // Run the searches [first, last) (last = -1: all) one after the other. Each finished search

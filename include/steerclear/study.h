@@ -3,6 +3,7 @@
 // The config (JSON) has the sections of every stage, each key with a default:
 //   {"model": DIR, "train": CSV, "test": CSV, "memory_budget": "16G",
 //    "make_model": {...},   // only used when "model" does not exist yet: a random model is made there
+//    "stages": P,           // (or "dist": {"stages": P}) pipeline stages per MPI search group (dist.h)
 //    "search": {...}, "extract": {...}, "evaluate": {...}, "judge": {...}, "quantify": {...}}
 // Unknown keys and values of the wrong type are errors naming the key. Relative paths are taken
 // from the config file's folder. The resolved config (every default filled in, absolute paths) is
@@ -55,6 +56,7 @@ typedef struct {
 typedef struct {
     char model[4096], train[4096], test[4096];
     char memory_budget[32];           // "": the default share of RAM
+    int stages;                       // "stages" or "dist": {"stages"}: pipeline stages per search group (0: not given, 1)
     int has_make_model;               // the config has a "make_model" section
     sc_make_model_config make_model;
     sc_search_config search;
@@ -87,11 +89,19 @@ typedef struct {
     const char *run_dir;              // NULL: "results/<config name>" in the working directory
     int resume;
     int wait;                         // wait for another writer of the run directory
+    int stages;                       // --stages P (0: the config's, else 1)
 } sc_study_opts;
 
 // The whole study. Exit-worthy statuses: SC_OK, SC_ERR_INTERRUPTED (resumable), SC_ERR_BUSY
 // (locked), SC_ERR_ARG / SC_ERR_FORMAT (bad config or input), others (a stage failed).
 // *run_dir_out (if not NULL) receives the run directory used.
+// Under an MPI launcher every rank calls it (dist.h); *run_dir_out is left empty on ranks other
+// than 0, which report nothing. Call sc_study_end after reporting the outcome.
 sc_status sc_study_run(const sc_study_opts *o, char *run_dir_out, size_t cap);
+// The end of the job's layout: ranks other than 0 wait here for rank 0 (so none exits before rank
+// 0 has printed its outcome; a non-zero exit ends an MPI job at once), then MPI_Finalize.
+void sc_study_end(void);
+// This process's MPI rank in the job of sc_study_run (0 without MPI).
+int sc_study_rank(void);
 
 #endif

@@ -2,6 +2,7 @@
 // where the report is and the table of Linearity Scores.
 #include "steerclear/cli.h"
 #include "steerclear/study.h"
+#include "steerclear/dist.h"
 
 #include <cjson/cJSON.h>
 #include <getopt.h>
@@ -11,7 +12,7 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-        "usage: steerclear run --config CONFIG.json [--out RUN_DIR] [--resume] [--wait]\n"
+        "usage: steerclear run --config CONFIG.json [--out RUN_DIR] [--resume] [--wait] [--stages P]\n"
         "\n"
         "The whole study as one batch job: search -> extract -> evaluate -> judge -> score -> quantify\n"
         "-> report, with every setting from CONFIG.json (README: the config; configs/ has examples).\n"
@@ -23,9 +24,14 @@ static void usage(FILE *f) {
         "  --out DIR         the run directory (default: results/<config name>)\n"
         "  --resume          continue the run in RUN_DIR\n"
         "  --wait            wait for another process writing RUN_DIR instead of refusing\n"
+        "  --stages P        pipeline stages per MPI search group (default: the config's \"stages\", else 1;\n"
+        "                    only 1 is implemented). Under mpirun / srun every P ranks form a search\n"
+        "                    group; searches go to groups round-robin (README: Running on a cluster)\n"
         "\n"
         "Exit codes: 0 done, 1 a stage failed, 2 bad config or input, 3 interrupted (SIGTERM/SIGINT;\n"
-        "--resume continues), 4 RUN_DIR is being written by another process.\n");
+        "--resume continues), 4 RUN_DIR is being written by another process.\n"
+        "\n"
+        "MPI: this build: %s.\n", sc_dist_built_with_mpi() ? "with MPI (mpirun -np N / srun --mpi=pmix)" : "without MPI (one process)");
 }
 
 // The table of Linearity Scores from RUN_DIR/scores.json.
@@ -51,7 +57,7 @@ int sc_cmd_run(int argc, char **argv) {
     sc_signals_install();   // first: a preemption while loading still stops cleanly
     static const struct option longopts[] = {
         {"config", required_argument, 0, 'c'}, {"out", required_argument, 0, 'o'}, {"resume", no_argument, 0, 'r'},
-        {"wait", no_argument, 0, 'w'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+        {"wait", no_argument, 0, 'w'}, {"stages", required_argument, 0, 'P'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     sc_study_opts o = {0};
     optind = 1;
@@ -63,6 +69,13 @@ int sc_cmd_run(int argc, char **argv) {
         case 'o': o.run_dir = optarg; break;
         case 'r': o.resume = 1; break;
         case 'w': o.wait = 1; break;
+        case 'P': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 1 || v > 4096) { sc_errorf(SC_ERR_ARG, "--stages %s: give a whole number of pipeline stages (1 or more)", optarg); return sc_cli_bad_input("run"); }
+            o.stages = (int)v;
+            break;
+        }
         case 'h': usage(stdout); return SC_EXIT_OK;
         default:
             sc_errorf(SC_ERR_ARG, "unknown or incomplete option '%s' (see steerclear run --help)", argv[optind - 1]);
@@ -74,11 +87,18 @@ int sc_cmd_run(int argc, char **argv) {
     char run_dir[4096] = "";
     sc_status st = sc_study_run(&o, run_dir, sizeof run_dir);
     if (st) {
-        sc_cli_fail("run");
-        if (st == SC_ERR_INTERRUPTED) fprintf(stderr, "steerclear run: continue with: steerclear run --config %s --out %s --resume\n", o.config_path, run_dir);
+        if (sc_study_rank() > 0) sc_log(SC_LOG_ERROR, "steerclear run: %s", sc_last_error());   // prefixed with the rank
+        else sc_cli_fail("run");
+        if (st == SC_ERR_INTERRUPTED && run_dir[0]) fprintf(stderr, "steerclear run: continue with: steerclear run --config %s --out %s --resume\n", o.config_path, run_dir);
+        fflush(stderr);
+        sc_study_end();
         return sc_cli_run_exit(st);
     }
-    printf("report: %s/report.md\n", run_dir);
-    print_scores(run_dir);
+    if (run_dir[0]) {   // (an MPI rank other than 0 has none: rank 0 reports)
+        printf("report: %s/report.md\n", run_dir);
+        print_scores(run_dir);
+        fflush(stdout);
+    }
+    sc_study_end();
     return SC_EXIT_OK;
 }

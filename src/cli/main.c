@@ -1,5 +1,6 @@
 // main.c — the steerclear command: dispatch to one subcommand. Nothing else lives here.
 #include "steerclear/cli.h"
+#include "steerclear/dist.h"
 #include "steerclear/monitor.h"
 
 #include <stdio.h>
@@ -39,8 +40,18 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "--version")) { printf("steerclear %s\n", sc_version()); return 0; }
-    for (const subcommand *c = commands; c->name; c++)
-        if (!strcmp(argv[1], c->name)) return c->run(argc - 1, argv + 1);
+    for (const subcommand *c = commands; c->name; c++) {
+        if (strcmp(argv[1], c->name)) continue;
+        // only `run` works across MPI ranks (src/dist); any other command started as several
+        // tasks would write the same files from every one of them
+        const int tasks = sc_dist_launched_size();
+        if (tasks > 1 && strcmp(c->name, "run") != 0) {
+            fprintf(stderr, "steerclear %s: started as one of %d MPI/Slurm tasks, but only `steerclear run` runs across ranks; "
+                            "start it as one task (mpirun -np 1, srun -n 1), or use `steerclear run` for the whole study\n", c->name, tasks);
+            return 2;
+        }
+        return c->run(argc - 1, argv + 1);
+    }
     fprintf(stderr, "steerclear: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

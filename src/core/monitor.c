@@ -116,6 +116,8 @@ void sc_monitor_close(sc_status st) {
     if (st != SC_OK && sc_last_error()[0]) snprintf(mon.last_error, sizeof mon.last_error, "%s", sc_last_error());
     if (st == SC_OK) mon.eta_s = 0;
     write_status(st == SC_OK ? "done" : st == SC_ERR_INTERRUPTED ? "interrupted" : "failed", 1);
+    // writing the status clears the error message: keep it for the caller to print
+    if (st != SC_OK && mon.last_error[0] && !sc_last_error()[0]) sc_errorf(st, "%s", mon.last_error);
     sc_log_set(NULL, NULL);
     fclose(mon.log);
     mon.log = NULL;

@@ -4,6 +4,7 @@
 //   RUN_DIR/stages.json  {"runs": [{"started", "version", "host", "resumed"}, ...],
 //                         "stages": {"search": {"finished", "wall_s", "version"}, ...}}
 #include "steerclear/study.h"
+#include "steerclear/dist.h"
 #include "steerclear/make_model.h"
 #include "steerclear/monitor.h"
 
@@ -76,13 +77,13 @@ static sc_status make_model_once(const sc_study_config *c) {
     return st;
 }
 
-// One stage on the stage context.
-static sc_status run_stage(int i, sc_stage *stage, const sc_study_config *c, const char *config_json) {
+// One stage on the stage context (the search on every rank of the layout, the rest on rank 0).
+static sc_status run_stage(int i, sc_stage *stage, const sc_study_config *c, const char *config_json, const sc_dist *d) {
     switch (i) {
     case 0: {
         sc_search_run r = {.model = stage->model, .be = stage->be, .tok = stage->tok, .train = &stage->train, .cfg = &c->search,
                            .run = stage->run, .model_dir = stage->model_dir, .config_json = config_json, .resume = 1};
-        return sc_search_run_range(&r, 0, c->search.searches);
+        return sc_dist_search(d, &r, c->search.searches);
     }
     case 1: {
         sc_extract_opts o;
@@ -104,18 +105,82 @@ static sc_status run_stage(int i, sc_stage *stage, const sc_study_config *c, con
     }
 }
 
+static sc_status resolve_run_dir(const sc_study_opts *o, char *run_dir, size_t n) {
+    if (o->run_dir) return sc_path_resolve(o->run_dir, NULL, run_dir, n);
+    // results/<config file name without .json>
+    const char *slash = strrchr(o->config_path, '/'), *name = slash ? slash + 1 : o->config_path;
+    char rel[600];
+    snprintf(rel, sizeof rel, "results/%.*s", (int)(strlen(name) > 5 && !strcmp(name + strlen(name) - 5, ".json") ? strlen(name) - 5 : strlen(name)), name);
+    return sc_path_resolve(rel, NULL, run_dir, n);
+}
+
+// What rank 0 tells the others before the stages: go[0] its status so far (they stop unless
+// SC_OK), go[1] whether the search stage finished earlier (they have nothing to do).
+#define GO_INTS 2
+
+// Ranks other than 0: the search stage of their group, on a stage context that reads the run
+// directory (rank 0 made it and wrote its config) and writes only its own searches' checkpoints.
+static sc_status study_follower(const sc_study_config *c, const char *run_dir, const sc_dist *d) {
+    int go[GO_INTS] = {0};
+    SC_TRY(sc_dist_bcast_ints(d, go, GO_INTS));
+    if (go[0] != SC_OK) return sc_errorf((sc_status)go[0], "rank 0 stopped before the search stage (its message above says why)");
+    if (go[1]) return SC_OK;
+    sc_stage_opts so;
+    sc_stage_opts_default(&so);
+    so.run_dir = run_dir;
+    so.run_mode = SC_RUN_READ;
+    so.command = "run";
+    so.model_dir = c->model;
+    so.train_csv = c->train;
+    so.need_model = so.need_train = 1;
+    sc_status st = SC_OK;
+    sc_stage *stage = NULL;
+    if (c->memory_budget[0]) st = sc_parse_size(c->memory_budget, &so.backend.memory_budget);
+    if (!st) st = sc_stage_open(&so, &stage);
+    if (!st) {
+        cJSON *resolved = sc_study_config_to_json(c);
+        char *config_json = cJSON_Print(resolved);
+        sc_search_run r = {.model = stage->model, .be = stage->be, .tok = stage->tok, .train = &stage->train, .cfg = &c->search,
+                           .run = stage->run, .model_dir = stage->model_dir, .config_json = config_json, .resume = 1};
+        st = sc_dist_search(d, &r, c->search.searches);
+        free(config_json);
+        cJSON_Delete(resolved);
+    } else sc_dist_search_abstain(d, c->search.searches, st);   // rank 0 waits for this rank's word
+    sc_stage_free(stage);
+    return st;
+}
+
+static sc_status study_leader(const sc_study_opts *o, const sc_study_config *cp, const char *run_dir, const sc_dist *d);
+
+// The layout of the job, ended by sc_study_end once the caller has reported.
+static sc_dist study_dist;
+static int study_dist_open;
+
 sc_status sc_study_run(const sc_study_opts *o, char *run_dir_out, size_t cap) {
     sc_study_config c;
+    if (run_dir_out && cap) run_dir_out[0] = '\0';
     SC_TRY(sc_study_config_load(o->config_path, &c));
     char run_dir[4096];
-    if (o->run_dir) SC_TRY(sc_path_resolve(o->run_dir, NULL, run_dir, sizeof run_dir));
-    else {   // results/<config file name without .json>
-        const char *slash = strrchr(o->config_path, '/'), *name = slash ? slash + 1 : o->config_path;
-        char rel[600];
-        snprintf(rel, sizeof rel, "results/%.*s", (int)(strlen(name) > 5 && !strcmp(name + strlen(name) - 5, ".json") ? strlen(name) - 5 : strlen(name)), name);
-        SC_TRY(sc_path_resolve(rel, NULL, run_dir, sizeof run_dir));
-    }
-    if (run_dir_out) snprintf(run_dir_out, cap, "%s", run_dir);
+    SC_TRY(resolve_run_dir(o, run_dir, sizeof run_dir));
+    sc_dist *d = &study_dist;
+    sc_status st = sc_dist_init(o->stages > 0 ? o->stages : c.stages, d);
+    study_dist_open = 1;
+    if (!st && d->rank == 0) {
+        if (run_dir_out) snprintf(run_dir_out, cap, "%s", run_dir);
+        st = study_leader(o, &c, run_dir, d);
+    } else if (!st) st = study_follower(&c, run_dir, d);
+    return st;
+}
+
+int sc_study_rank(void) { return study_dist_open ? study_dist.rank : 0; }
+
+void sc_study_end(void) {
+    if (study_dist_open) sc_dist_finalize(&study_dist);
+    study_dist_open = 0;
+}
+
+static sc_status study_leader(const sc_study_opts *o, const sc_study_config *cp, const char *run_dir, const sc_dist *d) {
+    const sc_study_config c = *cp;
     cJSON *resolved = sc_study_config_to_json(&c);
     char *config_json = cJSON_Print(resolved);
     char path[4300], saved[4300];
@@ -182,16 +247,31 @@ sc_status sc_study_run(const sc_study_opts *o, char *run_dir_out, size_t cap) {
         cJSON_AddStringToObject(r, "version", sc_version());
         cJSON_AddStringToObject(r, "host", sc_hostname());
         cJSON_AddBoolToObject(r, "resumed", existing);
+        cJSON_AddNumberToObject(r, "ranks", d->size);
+        cJSON_AddNumberToObject(r, "pipeline_stages", d->stages);
         cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(stages, "runs"), r);
         st = stages_save(path, stages);
         sc_log(SC_LOG_INFO, "run: %s (steerclear %s on %s), config %s", run_dir, sc_version(), sc_hostname(), o->config_path);
     }
+    if (!st) {   // the layout of this job: printed, and RUN_DIR/layout.json (rewritten by every job)
+        sc_dist_log_layout(d, stage->model->cfg.n_layers, c.search.searches);
+        cJSON *lay = sc_dist_layout_json(d, stage->model->cfg.n_layers, c.search.searches);
+        char *text = cJSON_Print(lay), lpath[4300];
+        cJSON_Delete(lay);
+        if (!text) st = sc_errorf(SC_ERR_MEM, "out of memory");
+        if (!st) st = sc_run_path(stage->run, "layout.json", lpath, sizeof lpath);
+        if (!st) st = sc_write_file_atomic(lpath, text, strlen(text));
+        free(text);
+    }
+    int go[GO_INTS] = {(int)st, stage_finished(stages, 0)};
+    sc_status gst = sc_dist_bcast_ints(d, go, GO_INTS);
+    if (!st) st = gst;
     for (int i = 0; i < SC_STUDY_STAGES && !st; i++) {
         const char *name = sc_study_stage_names[i];
         if (stage_finished(stages, i)) { sc_log(SC_LOG_INFO, "== stage %d/%d: %s finished earlier, skipped", i + 1, SC_STUDY_STAGES, name); continue; }
         sc_monitor_stage(name, i);
         const double t0 = sc_now_seconds();
-        if ((st = run_stage(i, stage, &c, config_json))) break;
+        if ((st = run_stage(i, stage, &c, config_json, d))) break;
         if ((st = sc_check_interrupt(name))) break;   // a signal that arrived as the stage ended
         sc_monitor_fault_point(name, "end");
         const double wall = sc_now_seconds() - t0;

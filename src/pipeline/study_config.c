@@ -108,7 +108,7 @@ static sc_status section(const cJSON *file, const char *name, const sc_key *keys
 
 sc_status sc_study_config_load(const char *path, sc_study_config *c) {
     static const char *const top_keys[] = {"model", "train", "test", "memory_budget", "make_model", "search", "extract",
-                                           "evaluate", "judge", "quantify", NULL};
+                                           "evaluate", "judge", "quantify", "stages", "dist", NULL};
     sc_study_config_default(c);
     char *text = NULL, base[4096];
     SC_TRY(sc_read_file(path, &text, NULL));
@@ -132,6 +132,24 @@ sc_status sc_study_config_load(const char *path, sc_study_config *c) {
         if (!cJSON_IsString(mb) || strlen(mb->valuestring) >= sizeof c->memory_budget || sc_parse_size(mb->valuestring, &bytes))
             st = sc_errorf(SC_ERR_ARG, "%s: \"memory_budget\" must be a size string such as \"16G\"", path);
         else snprintf(c->memory_budget, sizeof c->memory_budget, "%s", mb->valuestring);
+    }
+    // pipeline stages per search group: "stages": P at the top level or "dist": {"stages": P}
+    const cJSON *dist = cJSON_GetObjectItemCaseSensitive(file, "dist");
+    if (!st && dist) {
+        static const char *const dist_keys[] = {"stages", NULL};
+        char where[4200];
+        snprintf(where, sizeof where, "%s: dist settings", path);
+        if (!cJSON_IsObject(dist)) st = sc_errorf(SC_ERR_ARG, "%s: \"dist\" must be an object such as {\"stages\": 1}", path);
+        else st = sc_json_check_object(dist, where, dist_keys);
+    }
+    const cJSON *stages = cJSON_GetObjectItemCaseSensitive(file, "stages");
+    const cJSON *dstages = dist && cJSON_IsObject(dist) ? cJSON_GetObjectItemCaseSensitive(dist, "stages") : NULL;
+    if (!st && stages && dstages) st = sc_errorf(SC_ERR_ARG, "%s: \"stages\" is given twice (top level and dist.stages); keep one", path);
+    if (!st && (stages || dstages)) {
+        const cJSON *v = stages ? stages : dstages;
+        if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble || v->valueint < 1 || v->valueint > 4096)
+            st = sc_errorf(SC_ERR_ARG, "%s: \"%s\" must be a whole number of pipeline stages from 1 to 4096", path, stages ? "stages" : "dist.stages");
+        else c->stages = v->valueint;
     }
     c->has_make_model = cJSON_GetObjectItemCaseSensitive(file, "make_model") != NULL;
     if (!st) st = section(file, "make_model", make_model_keys, N_OF(make_model_keys), path, &c->make_model);
@@ -162,13 +180,17 @@ cJSON *sc_study_config_to_json(const sc_study_config *c) {
     cJSON_AddItemToObject(o, "evaluate", sc_settings_to_json(evaluate_keys, N_OF(evaluate_keys), &c->evaluate));
     cJSON_AddItemToObject(o, "judge", sc_judge_config_to_json(&c->judge));
     cJSON_AddItemToObject(o, "quantify", sc_quantify_config_to_json(&c->quantify));
+    if (c->stages > 0) {
+        cJSON *d = cJSON_AddObjectToObject(o, "dist");
+        cJSON_AddNumberToObject(d, "stages", c->stages);
+    }
     return o;
 }
 
 // --- What a change makes stale -------------------------------------------------------------------
 
 // Keys that cannot change any result (how fast, how patient, how much memory).
-static const char *const free_keys[] = {"memory_budget", "make_model", "search.checkpoint_activations", "search.loss_chunk",
+static const char *const free_keys[] = {"memory_budget", "make_model", "dist", "search.checkpoint_activations", "search.loss_chunk",
                                         "judge.in_flight", "judge.max_attempts", "judge.request_budget", "judge.timeout_s",
                                         "judge.connect_timeout_s", "judge.api_key_env", NULL};
 

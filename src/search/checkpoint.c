@@ -99,7 +99,8 @@ static void put(wbuf *b, const void *src, size_t n) { void *at = grow(b, n); if 
 static void put_u32(wbuf *b, uint32_t v) { put(b, &v, 4); }
 static void put_u64(wbuf *b, uint64_t v) { put(b, &v, 8); }
 
-sc_status sc_search_checkpoint_save(const char *path, const sc_search_state *s) {
+sc_status sc_search_state_pack(const sc_search_state *s, char **out, size_t *out_len) {
+    *out = NULL; *out_len = 0;
     const sc_adapter *a = s->adapter;
     sc_backend *be = a->be;
     const size_t nA = sc_adapter_numel_A(a), nB = sc_adapter_numel_B(a);
@@ -139,13 +140,22 @@ sc_status sc_search_checkpoint_save(const char *path, const sc_search_state *s) 
         put(&b, r->B, sizeof(float) * nB);
     }
     if (st) { free(b.p); return st; }
-    if (b.oom) { free(b.p); return sc_errorf(SC_ERR_MEM, "%s: out of memory building the checkpoint", path); }
+    if (b.oom) { free(b.p); return sc_errorf(SC_ERR_MEM, "search %d: out of memory building the checkpoint", s->search); }
     const uint64_t payload = b.n - body_at;
     const uint32_t crc = sc_crc32c(0, b.p + body_at, b.n - body_at);
     memcpy(b.p + payload_at, &payload, 8);
     memcpy(b.p + payload_at + 8, &crc, 4);
-    st = sc_write_file_atomic(path, b.p, b.n);
-    free(b.p);
+    *out = b.p;
+    *out_len = b.n;
+    return SC_OK;
+}
+
+sc_status sc_search_checkpoint_save(const char *path, const sc_search_state *s) {
+    char *data = NULL;
+    size_t len = 0;
+    SC_TRY(sc_search_state_pack(s, &data, &len));
+    sc_status st = sc_write_file_atomic(path, data, len);
+    free(data);
     return st;
 }
 
@@ -170,6 +180,14 @@ sc_status sc_search_checkpoint_load(const char *path, const sc_search_config *cf
     *out = NULL;
     char *data; size_t len;
     SC_TRY(sc_read_file(path, &data, &len));
+    sc_status st = sc_search_state_unpack(data, len, path, cfg, be, n_layers, C, out);
+    free(data);
+    return st;
+}
+
+sc_status sc_search_state_unpack(const char *data, size_t len, const char *path, const sc_search_config *cfg, sc_backend *be,
+                                 int n_layers, int C, sc_search_state **out) {
+    *out = NULL;
     rbuf b = {data, len, 0};
     sc_search_state *s = NULL;
     sc_status st = SC_OK;
@@ -235,12 +253,10 @@ sc_status sc_search_checkpoint_load(const char *path, const sc_search_config *cf
         s->steps_done = i + 1;
     }
     if (b.at != len) { st = sc_errorf(SC_ERR_FORMAT, "%s: %zu unexpected bytes after the last step", path, len - b.at); goto fail; }
-    free(data);
     free(settings);
     *out = s;
     return SC_OK;
 fail:
-    free(data);
     free(settings);
     sc_search_state_free(s);
     return st;

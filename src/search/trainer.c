@@ -224,8 +224,14 @@ sc_status sc_search_run_range(const sc_search_run *run, int first, int last) {
     const double t_start = sc_now_seconds();
     int steps_run = 0;
     const int is_tty = isatty(2);
+    const int stride = run->stride > 1 ? run->stride : 1, offset = stride > 1 ? run->offset : 0;
+    int n_mine = 0;   // the searches of this range this process runs (progress and ETA)
+    for (int sidx = first; sidx < last; sidx++) n_mine += sidx % stride == offset;
+    int n_before = 0;
     for (int sidx = first; sidx < last; sidx++) {
-        if (sc_results_has_search(run->run, sidx)) {   // finished: never rerun, never rewritten from a checkpoint
+        if (sidx % stride != offset) continue;
+        n_before++;
+        if (run->is_finished ? run->is_finished(run->dist_ctx, sidx) : sc_results_has_search(run->run, sidx)) {   // finished: never rerun, never rewritten from a checkpoint
             sc_log(SC_LOG_INFO, "search %d: already in results.h5, skipped", sidx);
             continue;
         }
@@ -257,8 +263,8 @@ sc_status sc_search_run_range(const sc_search_run *run, int first, int last) {
             if ((st = sc_search_checkpoint_save(ckpt, s))) break;
             double dt = sc_now_seconds() - t0;
             steps_run++;
-            int total_steps = (last - first) * s->steps_total;
-            int done_steps = (sidx - first) * s->steps_total + s->steps_done;
+            int total_steps = n_mine * s->steps_total;
+            int done_steps = (n_before - 1) * s->steps_total + s->steps_done;
             double per = (sc_now_seconds() - t_start) / steps_run;
             char eta[32];
             fmt_eta(eta, sizeof eta, per * (total_steps - done_steps));
@@ -276,8 +282,9 @@ sc_status sc_search_run_range(const sc_search_run *run, int first, int last) {
                    gen_tok / (dt > 0 ? dt : 1e-9), eta);
             sc_monitor_step(done_steps, total_steps, "steps", per * (total_steps - done_steps));
             if (sc_interrupted()) { st = sc_errorf(SC_ERR_INTERRUPTED, "stopped by a signal after search %d step %d (checkpointed in %s); continue with --resume", sidx, s->steps_done, ckpt); break; }
+            if (run->poll && (st = run->poll(run->dist_ctx))) break;
         }
-        if (!st) st = sc_results_add_search(run->run, s, &meta);
+        if (!st) st = run->add_result ? run->add_result(run->dist_ctx, s) : sc_results_add_search(run->run, s, &meta);
         sc_search_state_free(s);
         if (st) goto done;
     }

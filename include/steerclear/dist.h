@@ -1,0 +1,74 @@
+// dist.h — the MPI layout of a study (src/dist): MPI_COMM_WORLD split into search groups of P
+// pipeline stages each; searches go to groups round-robin (search s to group s mod G).
+//
+//   world size N = G x P (N must be a multiple of P); rank r is stage r mod P of group r / P.
+//
+// A build without MPI (-DSC_MPI=OFF), or a process not started by an MPI launcher (mpirun,
+// srun --mpi=pmix), is one group of one stage: everything runs in this process and MPI is
+// never initialised. A build without MPI started as one of several ranks refuses to run
+// (every rank would think it is alone).
+//
+// Rank 0 is the only rank that writes the run directory (it holds its lock) and the only one
+// that talks HTTP. In the search stage every group trains its own searches and checkpoints them
+// to RUN_DIR/checkpoints/search_NNNN.ckpt (one file per search, each written by the one rank
+// that trains that search while rank 0 holds the lock), and sends each finished search
+// (sc_search_state_pack) to rank 0, which adds it to results.h5. The later stages (extract,
+// evaluate, judge, score, quantify, report) run on rank 0 alone; the other ranks wait.
+//
+// Pipeline stages (P > 1: the blocks of one model split across the ranks of a group) are not
+// implemented yet: a layout with P > 1 is refused with a message saying so.
+#ifndef STEERCLEAR_DIST_H
+#define STEERCLEAR_DIST_H
+
+#include "steerclear/search.h"
+
+typedef struct cJSON cJSON;
+
+typedef struct {
+    int size, rank;            // MPI_COMM_WORLD (1, 0 without MPI)
+    int stages, groups;        // P, G = size / P
+    int group, stage;          // this rank's place: group rank / P, stage rank mod P
+    int mpi;                   // MPI was initialised (launched by mpirun / srun with an MPI build)
+    char (*hosts)[64];         // rank 0 only: every rank's host name [size]
+} sc_dist;
+
+// 1 when this build links MPI (-DSC_MPI=ON, or AUTO and MPI was found).
+int sc_dist_built_with_mpi(void);
+// Ranks the launcher says it started (OMPI_COMM_WORLD_SIZE, PMI_SIZE, SLURM_STEP_NUM_TASKS with
+// PMIx/PMI); 1 when none.
+int sc_dist_launched_size(void);
+
+// Start MPI when launched by an MPI launcher (else one process: size 1); then the layout with
+// P = stages (< 1: 1). Errors name what to change: a world size that is not a multiple of P, and
+// P > 1 (pipeline stages are not implemented yet). Collective.
+sc_status sc_dist_init(int stages, sc_dist *d);
+// Collective end: the other ranks sleep until rank 0 gets here, then MPI_Finalize (nothing
+// without MPI); frees the layout.
+void sc_dist_finalize(sc_dist *d);
+// End every rank now (MPI_Abort with `code`); without MPI, exit(code).
+void sc_dist_abort(const sc_dist *d, int code) __attribute__((noreturn));
+
+// The group that trains search s.
+int sc_dist_search_group(const sc_dist *d, int search);
+// The layout as JSON (rank 0): world size, stages, groups, each rank's group, stage, host and
+// block slice [first, last) of n_layers, and each group's searches of `searches`.
+cJSON *sc_dist_layout_json(const sc_dist *d, int n_layers, int searches);
+// The layout in a few lines through sc_log (rank 0).
+void sc_dist_log_layout(const sc_dist *d, int n_layers, int searches);
+
+// Rank 0 to every rank: n ints (collective; nothing without MPI).
+sc_status sc_dist_bcast_ints(const sc_dist *d, int *v, int n);
+
+// The search stage on the layout (collective: every rank calls it with its own run, which
+// names this rank's stage context). Rank 0 tells the others which searches results.h5 already
+// holds, runs group 0's searches and adds every group's finished searches to results.h5 as they
+// arrive; the others run their group's searches and send each finished one to rank 0. A failure
+// or a signal on any rank stops the others after their current step (each keeps its checkpoint);
+// rank 0 returns the first error, naming the rank it came from (SC_ERR_INTERRUPTED when a signal
+// stopped the stage: --resume continues, on this layout or another).
+sc_status sc_dist_search(const sc_dist *d, sc_search_run *run, int n_searches);
+// A rank other than 0 that could not open its stage context: it takes part in the search stage
+// only to tell rank 0 `st` and its message (the last error). Returns st.
+sc_status sc_dist_search_abstain(const sc_dist *d, int n_searches, sc_status st);
+
+#endif

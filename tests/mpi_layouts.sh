@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# The tiny study under MPI (src/dist): `mpirun -np 1`, `-np 2` (2 search groups) and `-np 2` over
+# TCP (--mca btl self,tcp, as between nodes) give bitwise the same results.h5 (adapters, steps,
+# directions, activation means), eval outputs, judge themes and scores as the run without MPI
+# (each search runs whole on one rank with the same seeds and thread count: nothing depends on
+# the layout). Then the faults: SIGTERM to every rank mid-search exits 3 with each group's
+# checkpoint kept, and --resume on another layout (1 rank) finishes with the same results; a rank
+# killed with SIGKILL takes the job down within 60 s with a message naming it; bad layouts are
+# refused with a message. Skipped without mpirun, in a build without MPI, or under sanitizers.
+set -euo pipefail
+BIN="${SC_BIN:?}"; TOK="${SC_TOKENIZER:?}"
+[ -z "${SC_SANITIZE:-}" ] || { echo "skipped: MPI runs under sanitizers (SC_SANITIZE=$SC_SANITIZE) only report Open MPI's own leaks"; exit 77; }
+command -v mpirun >/dev/null || { echo "skipped: no mpirun (apt-get install openmpi-bin)"; exit 77; }
+[ -f "$TOK" ] || { echo "skipped: no tokenizer at $TOK (run scripts/setup.sh)"; exit 77; }
+/usr/bin/python3 -c "import h5py" 2>/dev/null || { echo "skipped: python3-h5py missing (run scripts/setup.sh)"; exit 77; }
+"$BIN" run --help | grep -q -- "--stages" || { echo "FAIL: steerclear run has no --stages"; exit 1; }
+"$BIN" run --help | grep -q "this build: with MPI" || { echo "skipped: this steerclear was built without MPI (-DSC_MPI=OFF or no libopenmpi-dev)"; exit 77; }
+T="$(mktemp -d)"; trap 'rm -rf "$T"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+# one thread per rank: the same arithmetic in every run, and no oversubscribed cores
+export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none)
+
+config() {   # $1: file, $2: prompts per search
+  cat >"$1" <<EOF
+{
+  "model": "$T/model",
+  "make_model": {"preset": "tiny", "seed": 3, "tokenizer": "$TOK"},
+  "search": {"searches": 3, "prompts_per_search": $2, "batch_size": 2, "max_new_tokens": 6},
+  "extract": {"max_new_tokens": 4, "prompts": "test", "batch_seqs": 16},
+  "evaluate": {"limit": 8, "max_new_tokens": 6, "batch_seqs": 16},
+  "judge": {"batches": 2, "batch_size": 6},
+  "quantify": {"top": 1, "max_new_tokens": 4, "scales": [0, 4], "batch_seqs": 16},
+  "dist": {"stages": 1}
+}
+EOF
+}
+config "$T/study.json" 4
+
+compare() {   # $1, $2: run directories; bitwise equal results
+  /usr/bin/python3 - "$1" "$2" <<'EOF'
+import json, sys, h5py, numpy as np
+a, b = sys.argv[1], sys.argv[2]
+def undate(x):
+    if isinstance(x, dict): return {k: undate(v) for k, v in x.items() if k not in ("date", "started")}
+    if isinstance(x, list): return [undate(v) for v in x]
+    return x
+for f in ("scores.json", "judge/themes.json", "eval/base.json", "eval/adapter_0000.json", "eval/adapter_0002.json"):
+    ja = json.load(open(a + "/" + f))
+    jb = json.loads(open(b + "/" + f).read().replace(b, a))
+    assert undate(ja) == undate(jb), "%s differs" % f
+with h5py.File(a + "/results.h5") as fa, h5py.File(b + "/results.h5") as fb:
+    na, nb = [], []
+    fa.visit(na.append); fb.visit(nb.append)
+    assert sorted(na) == sorted(nb), set(na) ^ set(nb)
+    assert "searches/0002/steps/A" in na and "directions" in na and "extract/adapted_means" in na, na
+    for n in na:
+        if isinstance(fa[n], h5py.Dataset):
+            assert np.array_equal(fa[n][()], fb[n][()]), "dataset %s differs" % n
+        for k in fa[n].attrs:
+            if k != "date":
+                assert np.array_equal(np.asarray(fa[n].attrs[k]), np.asarray(fb[n].attrs[k])), "attribute %s of %s differs" % (k, n)
+EOF
+}
+
+# the reference: one process, no MPI (it also makes the model)
+"$BIN" run --config "$T/study.json" --out "$T/ref" >/dev/null 2>"$T/err" || { cat "$T/err"; fail "the run without MPI failed"; }
+grep -q '"mpi":	false' "$T/ref/layout.json" || { cat "$T/ref/layout.json"; fail "layout.json of the run without MPI"; }
+
+for layout in "1" "2" "2 tcp"; do
+  set -- $layout
+  np=$1; extra=(); name="np$np"
+  [ "${2:-}" = tcp ] && { extra=(--mca btl self,tcp); name="np${np}tcp"; }
+  t0=$(date +%s.%N)
+  "${MPIRUN[@]}" "${extra[@]}" -np "$np" "$BIN" run --config "$T/study.json" --out "$T/$name" >"$T/out" 2>"$T/err" \
+    || { tail -30 "$T/err"; fail "mpirun -np $np ${extra[*]} failed"; }
+  /usr/bin/python3 - "$T/$name/layout.json" "$np" <<'EOF' || fail "layout.json of -np $np"
+import json, sys
+l = json.load(open(sys.argv[1])); np_ = int(sys.argv[2])
+assert l["mpi"] is True and l["world_size"] == np_ and l["stages"] == 1 and l["groups"] == np_, l
+assert [r["rank"] for r in l["ranks"]] == list(range(np_)) and all(r["blocks"] == [0, l["n_layers"]] for r in l["ranks"]), l
+assert l["searches"] == [[s for s in range(3) if s % np_ == g] for g in range(np_)], l
+EOF
+  grep -q "layout: $np rank" "$T/err" || fail "-np $np: the layout was not printed"
+  if [ "$np" = 2 ]; then
+    grep -q "search 1 (trained by rank 1) added to results.h5" "$T/err" || { cat "$T/err"; fail "-np 2: search 1 was not trained by rank 1"; }
+    grep -qE "^rank 1: .*search (1|3)/3 step" "$T/err" && fail "-np 2: rank 1 ran a search of group 0"
+    grep -qE "^rank 1: .*search 2/3 step 2/2" "$T/err" || fail "-np 2: rank 1 did not train search 1"
+    grep -q "report: $T/$name/report.md" "$T/out" || fail "-np 2: rank 0 did not report"
+    [ "$(grep -c '^report:' "$T/out")" = 1 ] || fail "-np 2: more than one rank printed the report line"
+  fi
+  compare "$T/ref" "$T/$name" || fail "mpirun -np $np ${extra[*]}: results differ from the run without MPI"
+  echo "mpirun -np $np ${extra[*]}: bitwise the same results as without MPI ($(echo "$(date +%s.%N) - $t0" | bc | cut -c1-5) s)"
+done
+
+# bad layouts: exit 2 with a message saying what to do
+set +e
+"${MPIRUN[@]}" -np 1 "$BIN" run --config "$T/study.json" --out "$T/bad" --stages 2 >/dev/null 2>"$T/err"; rc=$?
+set -e
+[ $rc -ne 0 ] && grep -q "multiple of" "$T/err" || { cat "$T/err"; fail "1 rank with --stages 2: exit $rc"; }
+set +e
+"${MPIRUN[@]}" -np 2 "$BIN" run --config "$T/study.json" --out "$T/bad" --stages 2 >/dev/null 2>"$T/err"; rc=$?
+set -e
+[ $rc -ne 0 ] && grep -q "pipeline stages are not implemented yet" "$T/err" || { cat "$T/err"; fail "--stages 2: exit $rc"; }
+set +e
+SLURM_STEP_NUM_TASKS=2 "$BIN" run --config "$T/study.json" --out "$T/bad" >/dev/null 2>"$T/err"; rc=$?
+set -e
+[ $rc -eq 2 ] && grep -q "srun --mpi=pmix" "$T/err" || { cat "$T/err"; fail "one of 2 Slurm tasks without MPI wire-up: exit $rc"; }
+set +e
+"${MPIRUN[@]}" -np 2 "$BIN" search --config "$T/study.json" --out "$T/bad" >/dev/null 2>"$T/err"; rc=$?
+set -e
+[ $rc -ne 0 ] && grep -q "only \`steerclear run\` runs across ranks" "$T/err" || { cat "$T/err"; fail "steerclear search on 2 ranks: exit $rc"; }
+[ ! -e "$T/bad/results.h5" ] || fail "a refused layout wrote results"
+
+# an error on one rank (rank 1 cannot read its search's checkpoint: a folder stands there) stops
+# rank 0 too, and rank 0 reports it naming the rank; the exit code is the error's
+mkdir -p "$T/e/checkpoints/search_0001.ckpt"
+set +e
+"${MPIRUN[@]}" -np 2 "$BIN" run --config "$T/study.json" --out "$T/e" --resume >/dev/null 2>"$T/err"; rc=$?
+set -e
+[ $rc -ne 0 ] && grep -q "^error: rank 1 (search group 1): .*search_0001.ckpt" "$T/err" || { cat "$T/err"; fail "an error on rank 1: exit $rc"; }
+grep -q "steerclear run: rank 1 (search group 1)" "$T/err" || { cat "$T/err"; fail "rank 0 did not fail with rank 1's error"; }
+[ ! -e "$T/e/results.h5" ] || /usr/bin/python3 -c "import h5py,sys; sys.exit('searches/0001' in h5py.File('$T/e/results.h5'))" || fail "search 1 in results.h5 after its rank failed"
+
+# rank pids of the mpirun $1 (its children with an MPI rank)
+rank_pid() {   # $1 mpirun pid, $2 rank
+  for p in $(pgrep -P "$1"); do
+    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2" && { echo "$p"; return; }
+  done
+}
+wait_ckpt() {   # $1 run dir: until both groups have a checkpoint with a step in it
+  for _ in $(seq 300); do
+    [ -s "$1/checkpoints/search_0000.ckpt" ] && [ -s "$1/checkpoints/search_0001.ckpt" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# SIGTERM to the job (every rank, as Slurm does) in the middle of the searches: exit 3, each
+# group's search checkpointed; --resume with 1 rank finishes with the same results as a run never
+# stopped
+config "$T/long.json" 12
+"$BIN" run --config "$T/long.json" --out "$T/longref" >/dev/null 2>"$T/err" || { cat "$T/err"; fail "the long reference run failed"; }
+"${MPIRUN[@]}" -np 2 "$BIN" run --config "$T/long.json" --out "$T/k" >"$T/out" 2>"$T/err" &
+MP=$!
+wait_ckpt "$T/k" || { kill $MP; fail "no checkpoints appeared"; }
+r0=$(rank_pid $MP 0); r1=$(rank_pid $MP 1)
+[ -n "$r0" ] && [ -n "$r1" ] || { kill $MP; fail "cannot find the ranks of mpirun $MP"; }
+kill -TERM "$r0" "$r1"
+set +e
+wait $MP; rc=$?
+set -e
+[ $rc -eq 3 ] || { tail -20 "$T/err"; fail "SIGTERM to the ranks: mpirun exit $rc, not 3"; }
+grep -q "continue with --resume" "$T/err" || { tail "$T/err"; fail "SIGTERM: no word of --resume"; }
+/usr/bin/python3 -c "import json,sys; sys.exit('search' in json.load(open('$T/k/stages.json'))['stages'])" || fail "search recorded as finished after SIGTERM"
+"${MPIRUN[@]}" -np 1 "$BIN" run --config "$T/long.json" --out "$T/k" --resume >/dev/null 2>"$T/err" || { tail -20 "$T/err"; fail "--resume with 1 rank failed"; }
+grep -q "resuming at step" "$T/err" || fail "--resume did not continue a checkpointed search"
+compare "$T/longref" "$T/k" || fail "stopped with 2 ranks, resumed with 1: results differ"
+echo "SIGTERM with 2 ranks: exit 3; resumed with 1 rank: the same results"
+
+# a rank that dies (SIGKILL) takes the job down, naming it, in bounded time
+"${MPIRUN[@]}" -np 2 "$BIN" run --config "$T/long.json" --out "$T/d" >"$T/out" 2>"$T/err" &
+MP=$!
+wait_ckpt "$T/d" || { kill $MP; fail "no checkpoints appeared"; }
+r1=$(rank_pid $MP 1)
+t0=$(date +%s)
+kill -KILL "$r1"
+for _ in $(seq 600); do kill -0 $MP 2>/dev/null || break; sleep 0.1; done
+kill -0 $MP 2>/dev/null && { kill -KILL $MP; fail "the job still runs 60 s after rank 1 died"; }
+set +e
+wait $MP; rc=$?
+set -e
+[ $rc -ne 0 ] || fail "a job with a dead rank exited 0"
+grep -q "process rank 1 .*exited on signal 9" "$T/err" || { tail -20 "$T/err"; fail "the message does not name rank 1"; }
+echo "rank 1 killed: the job ended in $(( $(date +%s) - t0 )) s (exit $rc) naming it"
+echo "mpi_layouts: ok"

@@ -1,0 +1,124 @@
+// test_dist.c — the parts of src/dist that need no MPI launcher: the "stages" config keys, the
+// one-process layout and its refusals, and the packed search state ranks send to rank 0
+// (bytes equal after a round trip; a flipped byte refused). The MPI runs: tests/mpi_layouts.sh.
+#include "testutil.h"
+#include "steerclear/dist.h"
+#include "steerclear/study.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *write_config(const char *name, const char *extra) {
+    static char path[4200];
+    snprintf(path, sizeof path, "%s/%s", sc_test_tmpdir(), name);
+    char text[1024];
+    snprintf(text, sizeof text, "{\"model\": \"m\"%s%s}", extra[0] ? ", " : "", extra);
+    sc_test_write(path, text, strlen(text));
+    return path;
+}
+
+static void test_config_keys(void) {
+    sc_study_config c;
+    CHECK_OK(sc_study_config_load(write_config("none.json", ""), &c));
+    CHECK(c.stages == 0);
+    cJSON *j = sc_study_config_to_json(&c);
+    CHECK(!cJSON_GetObjectItemCaseSensitive(j, "dist"));   // configs without the key resolve as before
+    char *before = cJSON_Print(j);
+    cJSON_Delete(j);
+    CHECK_OK(sc_study_config_load(write_config("top.json", "\"stages\": 2"), &c));
+    CHECK(c.stages == 2);
+    CHECK_OK(sc_study_config_load(write_config("dist.json", "\"dist\": {\"stages\": 3}"), &c));
+    CHECK(c.stages == 3);
+    j = sc_study_config_to_json(&c);
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "dist");
+    CHECK(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(d, "stages")) && cJSON_GetObjectItemCaseSensitive(d, "stages")->valueint == 3);
+    // the layout may change on resume: a changed "dist" makes no stage stale
+    char diff[512];
+    CHECK(sc_study_config_diff(before, j, diff, sizeof diff) == SC_STUDY_STAGES);
+    CHECKF(strstr(diff, "dist.stages"), "diff: %s", diff);
+    cJSON_Delete(j);
+    free(before);
+    CHECK_ERR(sc_study_config_load(write_config("both.json", "\"stages\": 1, \"dist\": {\"stages\": 1}"), &c), SC_ERR_ARG, "given twice");
+    CHECK_ERR(sc_study_config_load(write_config("zero.json", "\"stages\": 0"), &c), SC_ERR_ARG, "\"stages\"", "whole number");
+    CHECK_ERR(sc_study_config_load(write_config("half.json", "\"dist\": {\"stages\": 1.5}"), &c), SC_ERR_ARG, "dist.stages");
+    CHECK_ERR(sc_study_config_load(write_config("typo.json", "\"dist\": {\"stage\": 1}"), &c), SC_ERR_ARG, "stage");
+    CHECK_ERR(sc_study_config_load(write_config("str.json", "\"dist\": 2"), &c), SC_ERR_ARG, "\"dist\" must be an object");
+}
+
+static void test_one_process(void) {
+    static const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) unsetenv(vars[i]);
+    CHECK(sc_dist_launched_size() == 1);
+    sc_dist d;
+    CHECK_OK(sc_dist_init(1, &d));
+    CHECK(d.size == 1 && d.rank == 0 && d.groups == 1 && d.stages == 1 && d.group == 0 && d.stage == 0 && !d.mpi);
+    CHECK(sc_dist_search_group(&d, 5) == 0);
+    cJSON *j = sc_dist_layout_json(&d, 4, 3);
+    char *text = cJSON_PrintUnformatted(j);
+    CHECKF(strstr(text, "\"world_size\":1") && strstr(text, "\"blocks\":[0,4]") && strstr(text, "\"searches\":[[0,1,2]]"), "%s", text);
+    free(text);
+    cJSON_Delete(j);
+    sc_dist_finalize(&d);
+    // one process cannot be a pipeline of 2 stages
+    CHECK_ERR(sc_dist_init(2, &d), SC_ERR_ARG, "multiple of", "--stages");
+    sc_dist_finalize(&d);
+    // started as one of 2 Slurm tasks that no MPI launcher wired up: refused, saying what to do
+    setenv("SLURM_STEP_NUM_TASKS", "2", 1);
+    CHECK(sc_dist_launched_size() == 2);
+    if (sc_dist_built_with_mpi()) CHECK_ERR(sc_dist_init(1, &d), SC_ERR_ARG, "one of 2 tasks", "srun --mpi=pmix");
+    else CHECK_ERR(sc_dist_init(1, &d), SC_ERR_ARG, "one of 2 tasks", "built without MPI");
+    sc_dist_finalize(&d);
+    unsetenv("SLURM_STEP_NUM_TASKS");
+}
+
+static void test_pack(void) {
+    sc_backend *be = sc_test_backend();
+    sc_search_config cfg;
+    sc_search_config_default(&cfg);
+    cfg.batch_size = 2;
+    cfg.prompts_per_search = 4;
+    cfg.max_new_tokens = 3;
+    const int L = 3, C = 8;
+    sc_search_state *s = NULL;
+    CHECK_OK(sc_search_state_create(be, &cfg, 1, L, C, &s));
+    if (!s) return;
+    // one step's record, as a step would leave it
+    sc_step_record *r = &s->steps[0];
+    r->loss = 1.25; r->kl = -0.5; r->nll = 2.0; r->n_pos = 5;
+    r->prompt_idx[0] = 7; r->prompt_idx[1] = 9; r->gen_len[0] = 3; r->gen_len[1] = 2;
+    for (int i = 0; i < 5; i++) r->gen[i] = 100 + i;
+    const size_t nA = sc_adapter_numel_A(s->adapter), nB = sc_adapter_numel_B(s->adapter);
+    for (size_t i = 0; i < nA; i++) r->A[i] = (float)i * 0.25f;
+    for (size_t i = 0; i < nB; i++) r->B[i] = -(float)i;
+    s->steps_done = 1;
+    char *a = NULL, *b = NULL;
+    size_t na = 0, nb = 0;
+    CHECK_OK(sc_search_state_pack(s, &a, &na));
+    sc_search_state *t = NULL;
+    CHECK_OK(sc_search_state_unpack(a, na, "a packed state", &cfg, be, L, C, &t));
+    if (t) {
+        CHECK(t->search == 1 && t->steps_done == 1 && t->steps[0].loss == 1.25 && t->steps[0].gen[4] == 104 && t->steps[0].B[1] == -1.0f);
+        CHECK_OK(sc_search_state_pack(t, &b, &nb));
+        CHECK(na == nb && b && memcmp(a, b, na) == 0);
+    }
+    // a corrupted message is refused, naming where it came from
+    a[na - 1] ^= 0x40;
+    sc_search_state *u = NULL;
+    CHECK_ERR(sc_search_state_unpack(a, na, "a search result from rank 3", &cfg, be, L, C, &u), SC_ERR_FORMAT, "from rank 3", "checksum");
+    // one made with another config too
+    cfg.rank = 3;
+    a[na - 1] ^= 0x40;
+    CHECK_ERR(sc_search_state_unpack(a, na, "a search result from rank 3", &cfg, be, L, C, &u), SC_ERR_ARG, "rank");
+    free(a); free(b);
+    sc_search_state_free(t);
+    sc_search_state_free(s);
+}
+
+int main(void) {
+    test_config_keys();
+    test_one_process();
+    test_pack();
+    return sc_test_finish("test_dist");
+}
