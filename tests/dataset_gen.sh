@@ -35,7 +35,10 @@ for _ in $(seq 50); do [ -s "$T/port" ] && break; sleep 0.1; done
 PORT="$(head -1 "$T/port")"
 [ -n "$PORT" ] || fail "the test server did not start"
 URL="http://127.0.0.1:$PORT"
-control() { curl -fsS -X POST -H 'Content-Type: application/json' -d "$1" "$URL/_control" >/dev/null; }
+control() {   # the server's settings (Python: the curl program is not among the CI's packages)
+  $PY -c 'import sys, urllib.request as u; u.build_opener(u.ProxyHandler({})).open(u.Request(sys.argv[1], sys.argv[2].encode(), {"Content-Type": "application/json"})).read()' \
+    "$URL/_control" "$1"
+}
 requests() { [ -f "$T/log" ] && wc -l <"$T/log" || echo 0; }
 ds() { "$BIN" dataset --provider openai --base-url "$URL" --api-key-env "" --model test-model "$@"; }
 
