@@ -1,7 +1,7 @@
 // cuda.c — the CUDA backend: one GPU per rank (the node-local rank's, modulo the GPUs
 // visible), one stream, device memory through the CUDA runtime (cudart, linked statically: a
 // binary built with CUDA starts on a machine without a GPU driver and only this backend's
-// creation fails there, with a message), BF16 weights resident on the device, GEMMs through
+// creation fails there, with a message; cuBLASLt is opened with dlopen then), BF16 weights resident on the device, GEMMs through
 // cuBLASLt and the rest in kernels.cu.
 //
 // Precision of the GEMMs against weights: a BF16 weight stays BF16 on the device; the FP32
@@ -21,10 +21,30 @@
 
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
+#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+// cuBLASLt is opened with dlopen when a CUDA backend is created, not linked: loading the
+// 500 MB library at every start of the program took about a second (relocations), on CPU runs too.
+#define LT_FUNCS(X) X(cublasLtCreate) X(cublasLtDestroy) X(cublasLtMatmulDescCreate) X(cublasLtMatmulDescDestroy) X(cublasLtMatmulDescSetAttribute) X(cublasLtMatrixLayoutCreate) X(cublasLtMatrixLayoutDestroy) X(cublasLtMatmulPreferenceCreate) X(cublasLtMatmulPreferenceDestroy) X(cublasLtMatmulPreferenceSetAttribute) X(cublasLtMatmulAlgoGetHeuristic) X(cublasLtMatmul)
+#define LT_PTR(f) static __typeof__(f) *p_##f;
+LT_FUNCS(LT_PTR)
+
+static sc_status lt_load(void) {
+    static void *lib;
+    if (lib) return SC_OK;
+    void *h = dlopen("libcublasLt.so.13", RTLD_NOW | RTLD_LOCAL);
+    if (!h) h = dlopen("libcublasLt.so", RTLD_NOW | RTLD_LOCAL);
+    if (!h) return sc_errorf(SC_ERR_LIB, "cuda backend: cannot open libcublasLt.so.13 (%s): install the CUDA 13 toolkit's cuBLAS or add its lib folder to LD_LIBRARY_PATH", dlerror());
+#define LT_SYM(f) { void *s_ = dlsym(h, #f); if (!s_) { dlclose(h); return sc_errorf(SC_ERR_LIB, "cuda backend: libcublasLt lacks %s: install CUDA 13's cuBLAS", #f); } memcpy(&p_##f, &s_, sizeof s_); }
+    LT_FUNCS(LT_SYM)
+#undef LT_SYM
+    lib = h;
+    return SC_OK;
+}
 
 #define LT_WORKSPACE ((size_t)32 << 20)
 #define LT_PLANS 256
@@ -261,28 +281,28 @@ static sc_status lt_plan_make(cuda_impl *ci, const lt_key *k, lt_plan *p) {
     memset(p, 0, sizeof *p);
     p->key = *k;
     const cudaDataType ab = k->ab_bf16 ? CUDA_R_16BF : CUDA_R_32F;
-    LT(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), "matmul descriptor");
+    LT(p_cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), "matmul descriptor");
     const cublasOperation_t ta = k->ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb = k->tb ? CUBLAS_OP_T : CUBLAS_OP_N;
-    LT(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta), "transpose attribute");
-    LT(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb), "transpose attribute");
-    LT(cublasLtMatrixLayoutCreate(&p->la, ab, k->ta ? k->k : k->m, k->ta ? k->m : k->k, k->lda), "layout of A");
-    LT(cublasLtMatrixLayoutCreate(&p->lb, ab, k->tb ? k->n : k->k, k->tb ? k->k : k->n, k->ldb), "layout of B");
-    LT(cublasLtMatrixLayoutCreate(&p->lc, CUDA_R_32F, k->m, k->n, k->ldc), "layout of C");
+    LT(p_cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta), "transpose attribute");
+    LT(p_cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb), "transpose attribute");
+    LT(p_cublasLtMatrixLayoutCreate(&p->la, ab, k->ta ? k->k : k->m, k->ta ? k->m : k->k, k->lda), "layout of A");
+    LT(p_cublasLtMatrixLayoutCreate(&p->lb, ab, k->tb ? k->n : k->k, k->tb ? k->k : k->n, k->ldb), "layout of B");
+    LT(p_cublasLtMatrixLayoutCreate(&p->lc, CUDA_R_32F, k->m, k->n, k->ldc), "layout of C");
     cublasLtMatmulPreference_t pref;
-    LT(cublasLtMatmulPreferenceCreate(&pref), "preference");
+    LT(p_cublasLtMatmulPreferenceCreate(&pref), "preference");
     size_t wsb = LT_WORKSPACE;
     uint32_t red = CUBLASLT_REDUCTION_SCHEME_NONE | CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE | CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE;
     uint32_t al[3] = {(uint32_t)k->align_a, (uint32_t)k->align_b, (uint32_t)k->align_c};
-    cublasStatus_t s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb, sizeof wsb);
-    if (!s) s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &red, sizeof red);
-    if (!s) s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al[0], sizeof al[0]);
-    if (!s) s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al[1], sizeof al[1]);
-    if (!s) s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al[2], sizeof al[2]);
-    if (!s) s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al[2], sizeof al[2]);
+    cublasStatus_t s = p_cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb, sizeof wsb);
+    if (!s) s = p_cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &red, sizeof red);
+    if (!s) s = p_cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al[0], sizeof al[0]);
+    if (!s) s = p_cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al[1], sizeof al[1]);
+    if (!s) s = p_cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al[2], sizeof al[2]);
+    if (!s) s = p_cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al[2], sizeof al[2]);
     cublasLtMatmulHeuristicResult_t res;
     int found = 0;
-    if (!s) s = cublasLtMatmulAlgoGetHeuristic(ci->lt, p->desc, p->la, p->lb, p->lc, p->lc, pref, 1, &res, &found);
-    cublasLtMatmulPreferenceDestroy(pref);
+    if (!s) s = p_cublasLtMatmulAlgoGetHeuristic(ci->lt, p->desc, p->la, p->lb, p->lc, p->lc, pref, 1, &res, &found);
+    p_cublasLtMatmulPreferenceDestroy(pref);
     if (s) return lt_fail(s, "algorithm search");
     if (!found)
         return sc_errorf(SC_ERR_LIB, "cuda backend: cuBLASLt has no algorithm for a %s GEMM m=%lld n=%lld k=%lld; report this shape",
@@ -292,10 +312,10 @@ static sc_status lt_plan_make(cuda_impl *ci, const lt_key *k, lt_plan *p) {
 }
 
 static void lt_plan_free(lt_plan *p) {
-    if (p->la) cublasLtMatrixLayoutDestroy(p->la);
-    if (p->lb) cublasLtMatrixLayoutDestroy(p->lb);
-    if (p->lc) cublasLtMatrixLayoutDestroy(p->lc);
-    if (p->desc) cublasLtMatmulDescDestroy(p->desc);
+    if (p->la) p_cublasLtMatrixLayoutDestroy(p->la);
+    if (p->lb) p_cublasLtMatrixLayoutDestroy(p->lb);
+    if (p->lc) p_cublasLtMatrixLayoutDestroy(p->lc);
+    if (p->desc) p_cublasLtMatmulDescDestroy(p->desc);
     memset(p, 0, sizeof *p);
 }
 
@@ -324,7 +344,7 @@ static sc_status lt_gemm(sc_backend *be, int ta, int tb, int64_t m, int64_t n, i
         if (p != &tmp) ci->n_plans++;
     }
     const float alpha = 1.0f;
-    cublasStatus_t s = cublasLtMatmul(ci->lt, p->desc, &alpha, A, p->la, B, p->lb, &beta, C, p->lc, C, p->lc, &p->algo,
+    cublasStatus_t s = p_cublasLtMatmul(ci->lt, p->desc, &alpha, A, p->la, B, p->lb, &beta, C, p->lc, C, p->lc, &p->algo,
                                       ci->lt_ws, LT_WORKSPACE, ci->stream);
     if (p == &tmp) lt_plan_free(&tmp);
     if (s) return lt_fail(s, "matmul");
@@ -683,7 +703,7 @@ static void cuda_destroy(sc_backend *be) {
     if (ci->stream) cudaStreamSynchronize(ci->stream);
     for (int i = 0; i < ci->n_plans; i++) lt_plan_free(&ci->plans[i]);
     if (ci->lt_ws) cudaFree(ci->lt_ws);
-    if (ci->lt) cublasLtDestroy(ci->lt);
+    if (ci->lt) p_cublasLtDestroy(ci->lt);
     if (ci->stream) cudaStreamDestroy(ci->stream);
     sc_backend_free(ci->cpu_twin);
     free(ci->live);
@@ -724,8 +744,8 @@ sc_status sc_cuda_backend_create(const sc_backend_opts *o, sc_backend **out) {
     if ((e = cudaSetDevice(ci->dev)) != cudaSuccess || (e = cudaGetDeviceProperties(&prop, ci->dev)) != cudaSuccess) st = cu_fail(e, "selecting the GPU");
     else if ((e = cudaStreamCreateWithFlags(&ci->stream, cudaStreamNonBlocking)) != cudaSuccess) st = cu_fail(e, "creating a stream");
     else if ((e = cudaMalloc(&ci->lt_ws, LT_WORKSPACE)) != cudaSuccess) st = cu_fail(e, "allocating the cuBLASLt workspace");
-    else {
-        cublasStatus_t s = cublasLtCreate(&ci->lt);
+    else if ((st = lt_load()) == SC_OK) {
+        cublasStatus_t s = p_cublasLtCreate(&ci->lt);
         if (s) st = lt_fail(s, "initialisation");
     }
     if (!st && prop.major < 8)
