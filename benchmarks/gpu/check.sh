@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
-# benchmarks/gpu/check.sh — the one-command GPU check (an H100/H200 machine with CUDA 13):
-#   1. configure and build with -DSC_CUDA=ON (build-gpu/, ninja when present)
-#   2. tests/test_cuda_backend: every op and a tiny model against the CPU backend
-#   3. compute-sanitizer (memcheck) on the same test
-#   4. a tiny random Qwen2 model (steerclear make-model): logits from --device cuda and cpu
-#      against Hugging Face transformers' Qwen2ForCausalLM on the same weights (hf_compare.py)
-#   5. bench_engine --device cuda (prefill, decode, training step) on the tiny model and on the
-#      qwen2.5-0.5b-shape preset; the same on the CPU for the small one
-# Everything goes to $OUT (default ./gpu-check-out): *.log, *.json, summary.txt. Each step has
-# a time limit so the whole run stays under 8 minutes; a failed step is recorded and the next
-# runs. Exit status: 0 when every step passed.
-#
-# What it needs: CUDA 13 (nvcc, cuBLASLt), cmake, a C compiler, and the libraries the program
-# links today: cJSON, PCRE2, utf8proc, OpenBLAS, libcurl, OpenSSL's libcrypto, HDF5, OpenMP (the
-# Debian packages in scripts/setup.sh). Without them step 1 stops and says which are missing; a
-# build free of them is not written yet (README, "GPU").
-# NOT RUN YET on a GPU: written and checked for syntax on a machine without one.
+# benchmarks/gpu/check.sh — the one-command GPU check, for a machine with an H100/H200, CUDA 13
+# (nvcc, cuBLASLt), cmake, a C compiler with OpenMP, and Python with torch + transformers; it
+# does NOT need the libraries the full program links (HDF5, cJSON, OpenBLAS, libcurl, PCRE2,
+# utf8proc, OpenSSL, MPI): it builds benchmarks/gpu/CMakeLists.txt (engine + CPU and CUDA
+# backends + tests/test_cuda_backend.c + gpu_logits + gpu_bench; this project's own stand-ins
+# for cJSON and SGEMM where those are missing).
+#   1. configure + build (build-gpu/, ninja when present)
+#   2. parity: tests/test_cuda_backend, every op and a tiny model against the CPU backend
+#   3. compute-sanitizer memcheck on the same test
+#   4. a tiny random Qwen2ForCausalLM written by transformers (make_hf_model.py): logits from
+#      gpu_logits --device cuda and --device cpu against transformers' own (hf_compare.py)
+#   5. gpu_bench (prefill, decode, training pass) on the tiny model, the qwen2.5-0.5b shape and
+#      the qwen2.5-14b shape (random BF16 weights written by transformers on the GPU)
+# Results in $OUT (default ./gpu-check-out): summary.txt, machine.txt, *.log, bench-*.json.
+# Every step has a time limit (the whole run stays under about 8 minutes); a failed step is
+# recorded and the next one runs. Exit status 0 when every step passed.
+# Usage: OUT=/some/dir bash benchmarks/gpu/check.sh        (SC_GPU_SKIP_14B=1 leaves out the 14B)
+# NOT YET RUN ON A GPU: it was written on a machine without one (README, "GPU").
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 OUT="${OUT:-$ROOT/gpu-check-out}"
@@ -25,63 +26,60 @@ mkdir -p "$OUT"
 SUMMARY="$OUT/summary.txt"
 : >"$SUMMARY"
 fails=0
-step() {   # step NAME SECONDS CMD... : run with a limit, log to $OUT/NAME.log, record the result
+START=$(date +%s)
+step() {   # step NAME SECONDS CMD... : run with a time limit, log to $OUT/NAME.log, record the result
   local name=$1 limit=$2; shift 2
-  local t0=$(date +%s)
+  local t0 rc dt res
+  t0=$(date +%s)
   timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
-  local rc=$?
-  local dt=$(( $(date +%s) - t0 ))
-  local res=ok; [ $rc -eq 0 ] || { res="FAILED (exit $rc)"; fails=$((fails + 1)); }
-  [ $rc -eq 77 ] && res="SKIPPED (exit 77)"
-  printf '%-22s %-18s %4ss\n' "$name" "$res" "$dt" | tee -a "$SUMMARY"
+  rc=$?
+  dt=$(( $(date +%s) - t0 ))
+  res=ok
+  if [ $rc -eq 77 ]; then res="SKIPPED (exit 77)"; elif [ $rc -ne 0 ]; then res="FAILED (exit $rc)"; fails=$((fails + 1)); fi
+  [ $rc -eq 124 ] && res="FAILED (time limit ${limit}s)"
+  printf '%-18s %-26s %4ss\n' "$name" "$res" "$dt" | tee -a "$SUMMARY"
   return $rc
 }
 
-{ date -u; nvidia-smi -L 2>&1; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1; nvcc --version 2>&1 | tail -2; } >"$OUT/machine.txt"
-
-missing=""
-for p in libcjson libpcre2-8 libutf8proc openblas libcurl libcrypto; do pkg-config --exists "$p" 2>/dev/null || missing="$missing $p"; done
-command -v h5cc >/dev/null 2>&1 || [ -f /usr/include/hdf5/serial/hdf5.h ] || [ -f /usr/include/hdf5.h ] || missing="$missing hdf5"
-if [ -n "$missing" ]; then
-  echo "build: missing libraries:$missing (the program links them; README, \"GPU\", says what a build without them would take)" | tee -a "$SUMMARY"
-  exit 2
-fi
+{ date -u; nvidia-smi -L 2>&1; nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1
+  nvcc --version 2>&1 | tail -2; "$PY" -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" 2>&1
+  git -C "$ROOT" log -1 --oneline 2>&1; } >"$OUT/machine.txt"
 
 gen=(); command -v ninja >/dev/null 2>&1 && gen=(-G Ninja)
-step configure 120 cmake -S "$ROOT" -B "$BUILD" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DSC_CUDA=ON || exit 1
-step build 300 cmake --build "$BUILD" -j"$(nproc)" --target steerclear test_cuda_backend bench_engine || exit 1
+step configure 120 cmake -S "$ROOT/benchmarks/gpu" -B "$BUILD" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release || exit 1
+step build 240 cmake --build "$BUILD" -j"$(nproc)" || exit 1
 
-export SC_SOURCE_DIR="$ROOT" SC_BUILD_DIR="$BUILD" SC_BIN="$BUILD/steerclear" OMP_WAIT_POLICY=passive
-TOK="${SC_TOKENIZER:-$ROOT/.cache/tokenizer/tokenizer.json}"   # the device tool: carry .cache/tokenizer/tokenizer.json (11 MB)
-step parity 180 "$BUILD/tests/test_cuda_backend"
-if command -v compute-sanitizer >/dev/null 2>&1; then
-  step sanitizer 240 compute-sanitizer --tool memcheck --error-exitcode 9 "$BUILD/tests/test_cuda_backend"
+export SC_SOURCE_DIR="$ROOT" SC_BUILD_DIR="$BUILD" OMP_NUM_THREADS="${OMP_NUM_THREADS:-8}" OMP_WAIT_POLICY=passive
+step parity 180 "$BUILD/test_cuda_backend"
+SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer 2>/dev/null | head -1)
+if [ -n "$SAN" ]; then
+  step sanitizer 200 "$SAN" --tool memcheck --error-exitcode 9 "$BUILD/test_cuda_backend"
 else
-  echo "sanitizer              SKIPPED (compute-sanitizer not found)" | tee -a "$SUMMARY"
+  echo "sanitizer          SKIPPED (compute-sanitizer not found)" | tee -a "$SUMMARY"
 fi
 
-if [ ! -f "$TOK" ]; then
-  echo "models                 SKIPPED (no tokenizer.json at $TOK: set SC_TOKENIZER or carry .cache/tokenizer/tokenizer.json)" | tee -a "$SUMMARY"
-  echo "failed steps: $fails" | tee -a "$SUMMARY"
-  [ "$fails" = 0 ]; exit
-fi
-# a tiny random model, written by our own writer, read by both engines
-TINY="$OUT/tiny-model"
-MK=("$BUILD/steerclear" make-model --preset tiny --out "$TINY" --seed 7 --dtype f32 --tokenizer "$TOK")
-if step make-tiny 60 "${MK[@]}"; then
-  TEXT="The quick brown fox jumps over the lazy dog, and then it counts: 1 2 3 4 5."
-  "$BUILD/steerclear" tokenize --model "$TINY" --text "$TEXT" >"$OUT/tiny-ids.json" 2>"$OUT/tokenize.log"
-  step logits-cuda 60 "$BUILD/steerclear" logits --model "$TINY" --text "$TEXT" --out "$OUT/logits-cuda.npy" --device cuda
-  step logits-cpu 60 "$BUILD/steerclear" logits --model "$TINY" --text "$TEXT" --out "$OUT/logits-cpu.npy" --device cpu
-  step hf-compare 180 "$PY" "$ROOT/benchmarks/gpu/hf_compare.py" "$TINY" "$OUT/tiny-ids.json" "$OUT/logits-cuda.npy" "$OUT/logits-cpu.npy"
-  step bench-tiny-cuda 60 sh -c "'$BUILD/benchmarks/bench_engine' --model '$TINY' --device cuda --reps 3 >'$OUT/bench-tiny-cuda.json'"
+TINY="$OUT/hf-tiny"
+if step make-tiny 120 "$PY" "$ROOT/benchmarks/gpu/make_hf_model.py" tiny "$TINY"; then
+  step logits-cuda 60 "$BUILD/gpu_logits" --model "$TINY" --ids "$TINY/ids.txt" --out "$OUT/logits-cuda.npy" --device cuda
+  step logits-cpu 60 "$BUILD/gpu_logits" --model "$TINY" --ids "$TINY/ids.txt" --out "$OUT/logits-cpu.npy" --device cpu
+  step hf-compare 120 "$PY" "$ROOT/benchmarks/gpu/hf_compare.py" "$TINY" "$TINY/ids.txt" "$OUT/logits-cuda.npy" "$OUT/logits-cpu.npy"
+  step bench-tiny 60 sh -c "'$BUILD/gpu_bench' --model '$TINY' --prompt-tokens 128 --new-tokens 32 >'$OUT/bench-tiny.json'"
 fi
 
-SMALL="$OUT/qwen2.5-0.5b-shape"
-MK=("$BUILD/steerclear" make-model --preset qwen2.5-0.5b-shape --out "$SMALL" --seed 7 --tokenizer "$TOK")
-if step make-0.5b 120 "${MK[@]}"; then
-  step bench-0.5b-cuda 150 sh -c "'$BUILD/benchmarks/bench_engine' --model '$SMALL' --device cuda --prompt-tokens 512 --new-tokens 64 --reps 3 >'$OUT/bench-0.5b-cuda.json'"
-  step bench-0.5b-cpu 150 sh -c "OMP_NUM_THREADS=$(nproc) '$BUILD/benchmarks/bench_engine' --model '$SMALL' --device cpu --what prefill,decode --prompt-tokens 128 --new-tokens 16 --reps 1 >'$OUT/bench-0.5b-cpu.json'"
+SMALL="$OUT/hf-0.5b"
+if step make-0.5b 120 "$PY" "$ROOT/benchmarks/gpu/make_hf_model.py" qwen2.5-0.5b-shape "$SMALL"; then
+  step bench-0.5b 120 sh -c "'$BUILD/gpu_bench' --model '$SMALL' --prompt-tokens 512 --new-tokens 64 --batch 8 --train-seqs 8 >'$OUT/bench-0.5b.json'"
+  rm -rf "$SMALL"
 fi
-echo "failed steps: $fails" | tee -a "$SUMMARY"
+
+if [ "${SC_GPU_SKIP_14B:-0}" != 1 ] && [ $(( $(date +%s) - START )) -lt 300 ]; then
+  BIG="$OUT/hf-14b"
+  if step make-14b 150 "$PY" "$ROOT/benchmarks/gpu/make_hf_model.py" qwen2.5-14b-shape "$BIG"; then
+    step bench-14b 150 sh -c "'$BUILD/gpu_bench' --model '$BIG' --prompt-tokens 512 --new-tokens 32 --batch 8 --train-seqs 4 --reps 2 >'$OUT/bench-14b.json'"
+  fi
+  rm -rf "$BIG"   # 29 GB: never left in $OUT
+else
+  echo "bench-14b          SKIPPED (SC_GPU_SKIP_14B=1, or over 5 minutes already)" | tee -a "$SUMMARY"
+fi
+echo "failed steps: $fails; $(( $(date +%s) - START ))s in all" | tee -a "$SUMMARY"
 [ "$fails" = 0 ]

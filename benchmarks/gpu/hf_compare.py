@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""hf_compare.py MODEL_DIR IDS_JSON LOGITS_NPY [LOGITS_NPY ...] -- compare steerclear's logits
-(written by `steerclear logits --device cpu|cuda`) of a model directory with Hugging Face
-transformers' Qwen2ForCausalLM / Qwen3ForCausalLM on the same weights, in float32 on the GPU
-when there is one. IDS_JSON is the token ids `steerclear tokenize` printed. Prints one JSON line
+"""hf_compare.py MODEL_DIR IDS_FILE LOGITS_NPY [LOGITS_NPY ...] -- compare steerclear's logits
+(written by gpu_logits --device cpu|cuda, or `steerclear logits`) of a model directory with
+Hugging Face transformers' Qwen2ForCausalLM / Qwen3ForCausalLM on the same weights, in float32
+on the GPU when there is one. IDS_FILE: the token ids, separated by spaces or commas (a JSON
+array works). Prints one JSON line
 per logits file with the relative error (max |a-b| / max |b|) and the argmax agreement; exits 1
 when an error exceeds the tolerance (5e-2: the GPU's BF16 GEMM inputs)."""
 import json
@@ -17,7 +18,7 @@ TOL = 5e-2
 
 def main():
     model_dir, ids_path, outs = sys.argv[1], sys.argv[2], sys.argv[3:]
-    ids = json.load(open(ids_path))
+    ids = [int(t) for t in open(ids_path).read().replace("[", " ").replace("]", " ").replace(",", " ").split()]
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     try:   # transformers 5 names it dtype; 4.x torch_dtype
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
