@@ -3,13 +3,15 @@
 # (nvcc, cuBLASLt), cmake, a C compiler with OpenMP, and Python with torch + transformers; it
 # does NOT need the libraries the full program links (HDF5, cJSON, OpenBLAS, libcurl, PCRE2,
 # utf8proc, OpenSSL, MPI): it builds benchmarks/gpu/CMakeLists.txt (engine + CPU and CUDA
-# backends + tests/test_cuda_backend.c + gpu_logits + gpu_bench; this project's own stand-ins
+# backends + tests/test_cuda_backend.c + gpu_logits + gpu_grad + gpu_bench; this project's own stand-ins
 # for cJSON and SGEMM where those are missing).
 #   1. configure + build (build-gpu/, ninja when present)
 #   2. parity: tests/test_cuda_backend, every op and a tiny model against the CPU backend
 #   3. compute-sanitizer memcheck on the same test
 #   4. a tiny random Qwen2ForCausalLM written by transformers (make_hf_model.py): logits from
-#      gpu_logits --device cuda and --device cpu against transformers' own (hf_compare.py)
+#      gpu_logits --device cuda and --device cpu against transformers' own (hf_compare.py), and
+#      a shared adapter's divergence loss and gradients from gpu_grad against transformers with
+#      the adapter as forward hooks, in float64 (hf_grad.py)
 #   5. gpu_bench (prefill, decode, training pass) on the tiny model, the qwen2.5-0.5b shape and
 #      the qwen2.5-14b shape (random BF16 weights written by transformers on the GPU)
 # Results in $OUT (default ./gpu-check-out): summary.txt, machine.txt, *.log, bench-*.json.
@@ -63,6 +65,10 @@ if step make-tiny 120 "$PY" "$ROOT/benchmarks/gpu/make_hf_model.py" tiny "$TINY"
   step logits-cuda 60 "$BUILD/gpu_logits" --model "$TINY" --ids "$TINY/ids.txt" --out "$OUT/logits-cuda.npy" --device cuda
   step logits-cpu 60 "$BUILD/gpu_logits" --model "$TINY" --ids "$TINY/ids.txt" --out "$OUT/logits-cpu.npy" --device cpu
   step hf-compare 120 "$PY" "$ROOT/benchmarks/gpu/hf_compare.py" "$TINY" "$TINY/ids.txt" "$OUT/logits-cuda.npy" "$OUT/logits-cpu.npy"
+  mkdir -p "$OUT/grad-cuda" "$OUT/grad-cpu"
+  step grad-cuda 60 "$BUILD/gpu_grad" --model "$TINY" --ids "$TINY/ids.txt" --out "$OUT/grad-cuda" --device cuda
+  step grad-cpu 60 "$BUILD/gpu_grad" --model "$TINY" --ids "$TINY/ids.txt" --out "$OUT/grad-cpu" --device cpu
+  step hf-grad 120 "$PY" "$ROOT/benchmarks/gpu/hf_grad.py" "$TINY" "$TINY/ids.txt" "$OUT/grad-cuda" "$OUT/grad-cpu"
   step bench-tiny 60 sh -c "'$BUILD/gpu_bench' --model '$TINY' --prompt-tokens 128 --new-tokens 32 >'$OUT/bench-tiny.json'"
 fi
 
