@@ -49,6 +49,7 @@ static sc_status lt_load(void) {
 #define LT_WORKSPACE ((size_t)32 << 20)
 #define LT_PLANS 256
 #define STAGE_BYTES ((size_t)64 << 20)
+#define RING_BYTES ((size_t)8 << 20)   // pinned ring for the ops' small host arrays
 
 typedef struct {
     int ta, tb, ab_bf16, beta1;
@@ -75,6 +76,8 @@ typedef struct {
     live_block *live;          // open-addressing table of live allocations (pointer -> bytes)
     size_t live_cap, live_n;
     sc_backend *cpu_twin;      // host sampling for top-k / top-p (created at first use)
+    char *ring;                // pinned host memory: index arrays are copied here, then to the GPU
+    size_t ring_off;           // next free byte; wrapping waits for the stream (rare)
     char name[160];
 } cuda_impl;
 
@@ -177,9 +180,12 @@ static void cu_free(sc_backend *be, void *p) {
     cudaFree(p);
 }
 
+// The caller may free or change its host array as soon as upload returns: wait for the copy
+// (uploads are rare: parameters, checkpoints, directions; the ops' index arrays go through stage()).
 static sc_status cu_upload(sc_backend *be, void *dst, const void *src, size_t bytes) {
     if (!bytes) return SC_OK;
     CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, impl_of(be)->stream), "copying host memory to the GPU");
+    CU(cudaStreamSynchronize(impl_of(be)->stream), "waiting for a copy to the GPU");
     return SC_OK;
 }
 static sc_status cu_download(sc_backend *be, void *dst, const void *src, size_t bytes) {
@@ -203,11 +209,25 @@ static sc_status cu_sync(sc_backend *be) {
     return SC_OK;
 }
 
-// A host array into the device workspace (released with the op's arena mark).
+// A host array into the device workspace (released with the op's arena mark), through the
+// pinned ring so that the copy is asynchronous and the caller may reuse its array at once: the
+// ring's bytes are reused only after the stream has passed their copies (a wrap waits for it).
 static sc_status stage(sc_backend *be, const void *host, size_t bytes, const char *what, void **out) {
+    cuda_impl *ci = impl_of(be);
     *out = sc_arena_alloc(&be->ws, bytes ? bytes : 1, what);
     if (!*out) return SC_ERR_MEM;
-    return cu_upload(be, *out, host, bytes);
+    if (!bytes) return SC_OK;
+    const size_t need = (bytes + 63) / 64 * 64;
+    if (!ci->ring || need > RING_BYTES) return cu_upload(be, *out, host, bytes);   // too large for the ring: a waited copy
+    if (ci->ring_off + need > RING_BYTES) {
+        CU(cudaStreamSynchronize(ci->stream), "waiting for the GPU (staging ring)");
+        ci->ring_off = 0;
+    }
+    char *slot = ci->ring + ci->ring_off;
+    ci->ring_off += need;
+    memcpy(slot, host, bytes);
+    CU(cudaMemcpyAsync(*out, slot, bytes, cudaMemcpyHostToDevice, ci->stream), "copying an index array to the GPU");
+    return SC_OK;
 }
 
 // --- Weights: BF16 (or F32) copies on the device through two pinned staging buffers ---------------
@@ -704,6 +724,7 @@ static void cuda_destroy(sc_backend *be) {
     for (int i = 0; i < ci->n_plans; i++) lt_plan_free(&ci->plans[i]);
     if (ci->lt_ws) cudaFree(ci->lt_ws);
     if (ci->lt) p_cublasLtDestroy(ci->lt);
+    if (ci->ring) cudaFreeHost(ci->ring);
     if (ci->stream) cudaStreamDestroy(ci->stream);
     sc_backend_free(ci->cpu_twin);
     free(ci->live);
@@ -744,6 +765,7 @@ sc_status sc_cuda_backend_create(const sc_backend_opts *o, sc_backend **out) {
     if ((e = cudaSetDevice(ci->dev)) != cudaSuccess || (e = cudaGetDeviceProperties(&prop, ci->dev)) != cudaSuccess) st = cu_fail(e, "selecting the GPU");
     else if ((e = cudaStreamCreateWithFlags(&ci->stream, cudaStreamNonBlocking)) != cudaSuccess) st = cu_fail(e, "creating a stream");
     else if ((e = cudaMalloc(&ci->lt_ws, LT_WORKSPACE)) != cudaSuccess) st = cu_fail(e, "allocating the cuBLASLt workspace");
+    else if ((e = cudaHostAlloc((void **)&ci->ring, RING_BYTES, cudaHostAllocDefault)) != cudaSuccess) st = cu_fail(e, "allocating pinned host memory");
     else if ((st = lt_load()) == SC_OK) {
         cublasStatus_t s = p_cublasLtCreate(&ci->lt);
         if (s) st = lt_fail(s, "initialisation");
