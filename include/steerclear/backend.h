@@ -167,6 +167,8 @@ struct sc_backend {
     sc_arena ws;               // scratch in backend memory
     sc_arena host;             // scratch in host memory (index arrays, per-row results)
     sc_backend_stats stats;
+    int separate_memory;       // 1: backend memory is not host memory (a GPU; the CPU backend with
+                               // SC_CPU_STRICT=1): host arrays must be uploaded, never passed to ops
     void *impl;                // the backend's private state (queues, handles)
     void (*destroy)(sc_backend *be);   // frees impl (the arenas are released before)
 };

@@ -158,7 +158,7 @@ static sc_status load_vec_hint(sc_model *m, const char *name, int64_t n, const c
     float *buf = sc_aligned_alloc((size_t)n * sizeof(float), name);
     if (!buf) return SC_ERR_MEM;
     to_f32(t, buf, (size_t)n);
-    if (m->be && m->be->device != SC_DEVICE_CPU) {   // device memory, owned through dev_owned
+    if (m->be && m->be->separate_memory) {   // device memory, owned through dev_owned
         sc_status st = to_backend(m, name, &buf, (size_t)n);
         if (st) { free(buf); return st; }
         *out = buf;

@@ -668,7 +668,7 @@ static sc_status cu_sample(sc_backend *be, float *logits, int n, int V, const sc
     cuda_impl *ci = impl_of(be);
     const int Vl = s->vocab_limit > 0 && s->vocab_limit < V ? s->vocab_limit : V;
     const int sorted = !s->greedy && ((s->top_k > 0 && s->top_k < Vl) || (s->top_p > 0 && s->top_p < 1.0f));
-    sc_arena_mark mk = sc_arena_mark_get(&be->ws), mh = sc_arena_mark_get(&be->host);
+    sc_arena_mark mk = sc_arena_mark_get(&be->ws);
     sc_status st = SC_OK;
     if (sorted) {   // top-k / top-p: the CPU twin on a host copy of the rows
         if (!ci->cpu_twin) {
@@ -677,11 +677,13 @@ static sc_status cu_sample(sc_backend *be, float *logits, int n, int V, const sc
             o.memory_budget = (size_t)1 << 30;
             if ((st = sc_cpu_backend_create(&o, &ci->cpu_twin))) return sc_error_wrap(st, "cuda backend: top-k/top-p sampling on the host: ");
         }
-        float *hl = SC_ARENA_FLOATS(&be->host, (size_t)n * V, "logits for host sampling");
+        sc_backend *tw = ci->cpu_twin;   // the rows go into the twin's own (host) memory
+        sc_arena_mark mt = sc_arena_mark_get(&tw->ws);
+        float *hl = SC_ARENA_FLOATS(&tw->ws, (size_t)n * V, "logits for host sampling");
         if (!hl) return SC_ERR_MEM;
         st = cu_download(be, hl, logits, sizeof(float) * (size_t)n * V);
-        if (!st) st = ci->cpu_twin->op->sample(ci->cpu_twin, hl, n, V, s, u, ids);
-        sc_arena_reset(&be->host, mh);
+        if (!st) st = tw->op->sample(tw, hl, n, V, s, u, ids);
+        sc_arena_reset(&tw->ws, mt);
         return st;
     }
     void *du = NULL;
@@ -759,6 +761,7 @@ sc_status sc_cuda_backend_create(const sc_backend_opts *o, sc_backend **out) {
     be->destroy = cuda_destroy;
     be->op = &cuda_ops;
     be->device = SC_DEVICE_CUDA;
+    be->separate_memory = 1;
     ci->dev = local_rank() % count;
     sc_status st = SC_OK;
     struct cudaDeviceProp prop;
