@@ -2,8 +2,10 @@
 // inputs of several shapes (odd ones included), each GPU output buffer filled with NaN before
 // the call so an element the op fails to write shows up; then a tiny BF16 model end to end
 // (logits of the base model, the adapted model's divergence loss and adapter gradients, one
-// AdamW step). Skipped (exit 77) when this build has no CUDA backend or no GPU is usable (CI,
-// and every CPU machine): it only means something on a GPU (benchmarks/gpu/check.sh runs it).
+// AdamW step); the GEMMs once more through the fallback kernel used where cuBLASLt has no
+// algorithm (SC_CUDA_GEMM_FALLBACK=1). Skipped (exit 77) when this build has no CUDA backend or
+// no GPU is usable (CI, and every CPU machine): it only means something on a GPU
+// (benchmarks/gpu/check.sh runs it).
 //
 // Tolerances, each with its reason:
 #define TOL_EXACT 0.0      // copies, and sums the GPU does in the CPU's order and rounding
@@ -502,6 +504,16 @@ int main(void) {
     test_adapter();
     test_loss_adamw_sample();
     test_tiny_model();
+    sc_backend_free(g_gpu);
+    // the plain-loop GEMM cuBLASLt's refusals fall back to, on every GEMM shape of the tests
+    setenv("SC_CUDA_GEMM_FALLBACK", "1", 1);
+    if (sc_backend_create(&o, &g_gpu) != SC_OK) {
+        sc_test_fail(__FILE__, __LINE__, "a second CUDA backend: %s", sc_last_error());
+        return sc_test_finish("test_cuda_backend");
+    }
+    printf("test_cuda_backend: GEMMs through the fallback kernel (SC_CUDA_GEMM_FALLBACK=1)\n");
+    test_matmul();
+    test_adapter();
     sc_backend_free(g_gpu);
     return sc_test_finish("test_cuda_backend");
 }

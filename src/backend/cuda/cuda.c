@@ -62,6 +62,7 @@ typedef struct {
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t la, lb, lc;
     cublasLtMatmulAlgo_t algo;
+    int fallback;              // cuBLASLt has no algorithm for this shape: sc_cu_gemm_fallback
 } lt_plan;
 
 typedef struct { void *p; size_t bytes; } live_block;
@@ -76,6 +77,7 @@ typedef struct {
     live_block *live;          // open-addressing table of live allocations (pointer -> bytes)
     size_t live_cap, live_n;
     sc_backend *cpu_twin;      // host sampling for top-k / top-p (created at first use)
+    int force_fallback;        // $SC_CUDA_GEMM_FALLBACK=1: every GEMM through the plain loops (tests)
     char *ring;                // pinned host memory: index arrays are copied here, then to the GPU
     size_t ring_off;           // next free byte; wrapping waits for the stream (rare)
     char name[160];
@@ -321,12 +323,23 @@ static sc_status lt_plan_make(cuda_impl *ci, const lt_key *k, lt_plan *p) {
     if (!s) s = p_cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al[2], sizeof al[2]);
     cublasLtMatmulHeuristicResult_t res;
     int found = 0;
-    if (!s) s = p_cublasLtMatmulAlgoGetHeuristic(ci->lt, p->desc, p->la, p->lb, p->lc, p->lc, pref, 1, &res, &found);
+    if (!s && ci->force_fallback) {
+        p_cublasLtMatmulPreferenceDestroy(pref);
+        p->fallback = 1;
+        return SC_OK;
+    }
+    if (!s) {
+        s = p_cublasLtMatmulAlgoGetHeuristic(ci->lt, p->desc, p->la, p->lb, p->lc, p->lc, pref, 1, &res, &found);
+        if (s == CUBLAS_STATUS_NOT_SUPPORTED) { s = CUBLAS_STATUS_SUCCESS; found = 0; }
+    }
     p_cublasLtMatmulPreferenceDestroy(pref);
     if (s) return lt_fail(s, "algorithm search");
-    if (!found)
-        return sc_errorf(SC_ERR_LIB, "cuda backend: cuBLASLt has no algorithm for a %s GEMM m=%lld n=%lld k=%lld; report this shape",
-                         k->ab_bf16 ? "BF16" : "FP32", (long long)k->m, (long long)k->n, (long long)k->k);
+    if (!found) {   // e.g. BF16 with an odd leading dimension: plain loops, said once per shape
+        sc_log(SC_LOG_DEBUG, "cuda backend: cuBLASLt has no algorithm for a %s GEMM m=%lld n=%lld k=%lld (lda %lld, ldb %lld): using plain loops",
+               k->ab_bf16 ? "BF16" : "FP32", (long long)k->m, (long long)k->n, (long long)k->k, (long long)k->lda, (long long)k->ldb);
+        p->fallback = 1;
+        return SC_OK;
+    }
     p->algo = res.algo;
     return SC_OK;
 }
@@ -362,6 +375,12 @@ static sc_status lt_gemm(sc_backend *be, int ta, int tb, int64_t m, int64_t n, i
         sc_status st = lt_plan_make(ci, &key, p);
         if (st) { lt_plan_free(p); return st; }
         if (p != &tmp) ci->n_plans++;
+    }
+    if (p->fallback) {
+        cudaError_t e = sc_cu_gemm_fallback(ci->stream, ta, tb, m, n, k, A, lda, B, ldb, C, ldc, beta, bf16);
+        if (p == &tmp) lt_plan_free(&tmp);
+        if (e != cudaSuccess) return cu_fail(e, "the fallback GEMM kernel");
+        return SC_OK;
     }
     const float alpha = 1.0f;
     cublasStatus_t s = p_cublasLtMatmul(ci->lt, p->desc, &alpha, A, p->la, B, p->lb, &beta, C, p->lc, C, p->lc, &p->algo,
@@ -763,6 +782,8 @@ sc_status sc_cuda_backend_create(const sc_backend_opts *o, sc_backend **out) {
     be->device = SC_DEVICE_CUDA;
     be->separate_memory = 1;
     ci->dev = local_rank() % count;
+    const char *ff = getenv("SC_CUDA_GEMM_FALLBACK");
+    ci->force_fallback = ff && !strcmp(ff, "1");
     sc_status st = SC_OK;
     struct cudaDeviceProp prop;
     if ((e = cudaSetDevice(ci->dev)) != cudaSuccess || (e = cudaGetDeviceProperties(&prop, ci->dev)) != cudaSuccess) st = cu_fail(e, "selecting the GPU");

@@ -19,6 +19,10 @@ typedef struct {
     int s0;           // backward: first row of the sequence; forward: unused
 } sc_cu_attn_row;
 
+// Column-major D[m,n] = op(A) op(B) + beta D with plain loops (A, B BF16 when bf16, else FP32;
+// sums in FP32): the fallback for shapes cuBLASLt has no algorithm for (odd leading dimensions)
+cudaError_t sc_cu_gemm_fallback(cudaStream_t s, int ta, int tb, int64_t m, int64_t n, int64_t k, const void *A, int64_t lda,
+                                const void *B, int64_t ldb, float *C, int64_t ldc, float beta, int bf16);
 cudaError_t sc_cu_f32_to_bf16(cudaStream_t s, uint16_t *out, const float *x, int64_t n);
 cudaError_t sc_cu_add_bias(cudaStream_t s, float *out, const float *bias, int T, int64_t N);
 cudaError_t sc_cu_embed(cudaStream_t s, float *out, const void *E, int bf16, const int32_t *ids, int T, int64_t C);

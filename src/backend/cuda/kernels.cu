@@ -46,6 +46,30 @@ static __device__ float block_max_f(float v, float *sh) {
 static inline unsigned blocks_for(int64_t n, int per) { return (unsigned)((n + per - 1) / per); }
 #define LAUNCH_CHECK() return cudaGetLastError()
 
+// --- a plain GEMM for shapes cuBLASLt refuses ---------------------------------------------------
+
+static __device__ __forceinline__ float load_ab(const void *p, int64_t i, int bf16) {
+    return bf16 ? __uint_as_float((uint32_t)((const uint16_t *)p)[i] << 16) : ((const float *)p)[i];
+}
+__global__ void k_gemm_fallback(int ta, int tb, int64_t m, int64_t n, int64_t k, const void *A, int64_t lda, const void *B, int64_t ldb,
+                                float *C, int64_t ldc, float beta, int bf16) {
+    for (int64_t idx = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; idx < m * n; idx += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t i = idx % m, j = idx / m;
+        float s = 0.0f;
+        for (int64_t l = 0; l < k; l++)
+            s += load_ab(A, ta ? l + i * lda : i + l * lda, bf16) * load_ab(B, tb ? j + l * ldb : l + j * ldb, bf16);
+        float *c = &C[i + j * ldc];
+        *c = beta != 0.0f ? s + beta * *c : s;
+    }
+}
+static unsigned grid_1d(int64_t n);
+extern "C" cudaError_t sc_cu_gemm_fallback(cudaStream_t s, int ta, int tb, int64_t m, int64_t n, int64_t k, const void *A, int64_t lda,
+                                           const void *B, int64_t ldb, float *C, int64_t ldc, float beta, int bf16) {
+    if (m <= 0 || n <= 0) return cudaSuccess;
+    k_gemm_fallback<<<grid_1d(m * n), 256, 0, s>>>(ta, tb, m, n, k, A, lda, B, ldb, C, ldc, beta, bf16);
+    return cudaGetLastError();
+}
+
 // --- conversions, rows, elementwise -----------------------------------------------------------
 
 __global__ void k_f32_to_bf16(uint16_t *out, const float *x, int64_t n) {
