@@ -285,7 +285,7 @@ static void test_attention(void) {
         // the batch's own rows (training): forward with lse, then backward
         const int qs[4] = {0, 1, 14, 47}, zero[3] = {0, 0, 0};
         const int T2 = qs[3];
-        const int64_t offs[3] = {0, 0, 0};
+        const int64_t offs[3] = {0, (int64_t)qs[1] * KD, (int64_t)qs[2] * KD};   // each sequence's own rows
         const sc_attn_layout own = {.n_seq = 3, .q_start = qs, .pos0 = zero, .kv_off = offs, .kv_stride = KD};
         float *q2 = randn((size_t)T2 * QD, 1.0f), *k2 = randn((size_t)T2 * KD, 1.0f), *v2 = randn((size_t)T2 * KD, 1.0f), *dout = randn((size_t)T2 * QD, 1.0f);
         float *o2 = malloc(sizeof(float) * (size_t)T2 * QD), *l2 = malloc(sizeof(float) * (size_t)T2 * NH);
