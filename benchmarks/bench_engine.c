@@ -11,7 +11,7 @@
 // Leaves out: per-phase timing of the step (sc_search_step is timed as a whole), CUDA.
 //
 // usage: bench_engine --model DIR [--what prefill,decode,step] [--prompt-tokens 128]
-//                     [--new-tokens 64] [--reps 3] [--seed 0]
+//                     [--new-tokens 64] [--reps 3] [--seed 0] [--device cpu|cuda]
 // The tokenizer (stop ids of the step) is DIR/tokenizer.json.
 #include "steerclear/core.h"
 #include "steerclear/engine.h"
@@ -48,13 +48,6 @@ static void random_ids(int32_t *ids, int n, int V, uint64_t seed, uint64_t strea
     }
 }
 
-static int32_t argmax(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
-
 static void json_times(FILE *f, const double *t, int n) {
     fputc('[', f);
     for (int i = 0; i < n; i++) fprintf(f, "%s%.6f", i ? ", " : "", t[i]);
@@ -75,9 +68,11 @@ static sc_status bench_prefill(const bench_ctx *b, FILE *out) {
     sc_status st = SC_OK;
     sc_kv_cache *cache = NULL;
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)P);
-    float *hidden = malloc(sizeof(float) * (size_t)P * C), *logits = malloc(sizeof(float) * (size_t)V);
+    float *hidden = NULL, *logits = NULL;   // backend memory (the GPU's with --device cuda)
     double *t = calloc((size_t)b->reps, sizeof(double));
-    if (!ids || !hidden || !logits || !t) { st = sc_errorf(SC_ERR_MEM, "out of memory for the prefill benchmark"); goto done; }
+    if ((st = sc_backend_alloc_floats(b->be, (size_t)P * C, "bench hidden", &hidden)) ||
+        (st = sc_backend_alloc_floats(b->be, (size_t)V, "bench logits", &logits))) goto done;
+    if (!ids || !t) { st = sc_errorf(SC_ERR_MEM, "out of memory for the prefill benchmark"); goto done; }
     random_ids(ids, P, V, b->seed, 1);
     if ((st = sc_kv_cache_create(b->m, b->be, 1, P, &cache))) goto done;
     int seq_start[2] = {0, 8}, last = 7;
@@ -91,6 +86,7 @@ static sc_status bench_prefill(const bench_ctx *b, FILE *out) {
         double t0 = sc_now_seconds();
         if ((st = sc_forward(b->m, b->be, &batch, ids, hidden, cache, NULL, NULL))) goto done;
         if ((st = sc_head(b->m, b->be, hidden, &last, 1, NULL, logits))) goto done;
+        if ((st = b->be->op->sync(b->be))) goto done;
         t[r] = sc_now_seconds() - t0;
     }
     double best = min_of(t, b->reps);
@@ -99,7 +95,8 @@ static sc_status bench_prefill(const bench_ctx *b, FILE *out) {
     fprintf(out, ", \"tokens_per_s\": %.3f},\n \"peak_rss_mb_after_prefill\": %.1f,\n", P / best, peak_mb());
 done:
     sc_kv_cache_free(cache);
-    free(ids); free(hidden); free(logits); free(t);
+    b->be->op->free(b->be, hidden); b->be->op->free(b->be, logits);
+    free(ids); free(t);
     return st;
 }
 
@@ -117,14 +114,16 @@ static sc_status decode_once(const bench_ctx *b, int B, const int32_t *prompts, 
     double t0 = sc_now_seconds();
     SC_TRY(sc_forward(b->m, b->be, &batch, prompts, hidden, cache, NULL, NULL));
     SC_TRY(sc_head(b->m, b->be, hidden, rows, B, NULL, logits));
-    for (int s = 0; s < B; s++) next[s] = argmax(logits + (size_t)s * V, V);
+    const sc_sampling greedy = {.greedy = 1, .temperature = 1, .top_p = 1};
+    const float u[8] = {0};
+    SC_TRY(b->be->op->sample(b->be, logits, B, V, &greedy, u, next));   // argmax; only ids come back from a GPU
     double t1 = sc_now_seconds();
     for (int s = 0; s <= B; s++) seq_start[s] = s;
     for (int i = 0; i < b->new_tokens - 1; i++) {
         for (int s = 0; s < B; s++) pos0[s] = P + i;
         SC_TRY(sc_forward(b->m, b->be, &batch, next, hidden, cache, NULL, NULL));
         SC_TRY(sc_head(b->m, b->be, hidden, NULL, B, NULL, logits));
-        for (int s = 0; s < B; s++) next[s] = argmax(logits + (size_t)s * V, V);
+        SC_TRY(b->be->op->sample(b->be, logits, B, V, &greedy, u, next));
     }
     *pre = t1 - t0;
     *dec = sc_now_seconds() - t1;
@@ -136,9 +135,11 @@ static sc_status bench_decode(const bench_ctx *b, int B, FILE *out) {
     sc_status st = SC_OK;
     sc_kv_cache *cache = NULL;
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)B * P);
-    float *hidden = malloc(sizeof(float) * (size_t)B * P * C), *logits = malloc(sizeof(float) * (size_t)B * V);
+    float *hidden = NULL, *logits = NULL;
     double *tp = calloc((size_t)b->reps, sizeof(double)), *td = calloc((size_t)b->reps, sizeof(double));
-    if (!ids || !hidden || !logits || !tp || !td) { st = sc_errorf(SC_ERR_MEM, "out of memory for the decode benchmark"); goto done; }
+    if ((st = sc_backend_alloc_floats(b->be, (size_t)B * P * C, "bench hidden", &hidden)) ||
+        (st = sc_backend_alloc_floats(b->be, (size_t)B * V, "bench logits", &logits))) goto done;
+    if (!ids || !tp || !td) { st = sc_errorf(SC_ERR_MEM, "out of memory for the decode benchmark"); goto done; }
     for (int s = 0; s < B; s++) random_ids(ids + (size_t)s * P, P, V, b->seed, 100 + (uint64_t)(B * 16 + s));
     if ((st = sc_kv_cache_create(b->m, b->be, B, P + b->new_tokens, &cache))) goto done;
     {   // warm-up: 4 tokens of the first prompt
@@ -159,7 +160,8 @@ static sc_status bench_decode(const bench_ctx *b, int B, FILE *out) {
         fprintf(out, ", \"decode_tokens_per_s\": null, \"ms_per_step\": null}");
 done:
     sc_kv_cache_free(cache);
-    free(ids); free(hidden); free(logits); free(tp); free(td);
+    b->be->op->free(b->be, hidden); b->be->op->free(b->be, logits);
+    free(ids); free(tp); free(td);
     return st;
 }
 
@@ -222,7 +224,7 @@ static sc_status bench_step(const bench_ctx *b, const sc_tokenizer *tok, FILE *o
 
 static const char *usage_text =
     "usage: bench_engine --model DIR [--what prefill,decode,step] [--prompt-tokens 128]\n"
-    "                    [--new-tokens 64] [--reps 3] [--seed 0]\n";
+    "                    [--new-tokens 64] [--reps 3] [--seed 0] [--device cpu|cuda]\n";
 
 static int fail(const char *what) {
     fprintf(stderr, "bench_engine: %s%s\n", what, sc_last_error());
@@ -237,11 +239,13 @@ int main(int argc, char **argv) {
         {"new-tokens", required_argument, NULL, 'n'},
         {"reps", required_argument, NULL, 'r'},
         {"seed", required_argument, NULL, 's'},
+        {"device", required_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *dir = NULL, *what = "prefill,decode,step";
     bench_ctx b = {.prompt_tokens = 128, .new_tokens = 64, .reps = 3, .seed = 0};
+    sc_device device = SC_DEVICE_CPU;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -251,6 +255,7 @@ int main(int argc, char **argv) {
         case 'n': b.new_tokens = atoi(optarg); break;
         case 'r': b.reps = atoi(optarg); break;
         case 's': b.seed = strtoull(optarg, NULL, 10); break;
+        case 'd': if (sc_device_parse(optarg, "--device", &device)) return fail(""); break;
         case 'h': fputs(usage_text, stdout); return 0;
         default: fputs(usage_text, stderr); return 2;
         }
@@ -271,8 +276,11 @@ int main(int argc, char **argv) {
     }
 
     double t0 = sc_now_seconds();
-    sc_backend *be = sc_backend_cpu_new();
-    if (!be) return fail("");
+    sc_backend *be = NULL;
+    sc_backend_opts bo;
+    sc_backend_opts_default(&bo);
+    bo.device = device;
+    if (sc_backend_create(&bo, &be)) return fail("");
     sc_model *m = NULL;
     if (sc_model_load(dir, 0, -1, be, &m)) return fail("");
     double load = sc_now_seconds() - t0;
@@ -291,10 +299,10 @@ int main(int argc, char **argv) {
     FILE *out = open_memstream(&buf, &blen);
     if (!out) { sc_model_free(m); sc_tok_free(tok); fprintf(stderr, "bench_engine: out of memory\n"); return 1; }
     const sc_model_config *k = &m->cfg;
-    fprintf(out, "{\n \"model\": \"%s\", \"engine\": \"steerclear-cpu\", \"backend\": \"%s\", \"threads\": %d, \"blas\": \"%s\",\n"
+    fprintf(out, "{\n \"model\": \"%s\", \"engine\": \"steerclear-%s\", \"backend\": \"%s\", \"threads\": %d, \"blas\": \"%s\",\n"
                  " \"load_seconds\": %.3f,\n \"config\": {\"L\": %d, \"C\": %d, \"NH\": %d, \"KVH\": %d, \"HD\": %d, \"I\": %d, \"V\": %d},\n"
                  " \"peak_rss_mb_after_load\": %.1f,\n",
-            m->dir, be->name, omp_get_max_threads(), openblas_get_config(), load, k->n_layers, k->hidden, k->n_heads,
+            m->dir, sc_device_name(device), be->name, omp_get_max_threads(), openblas_get_config(), load, k->n_layers, k->hidden, k->n_heads,
             k->n_kv_heads, k->head_dim, k->intermediate, k->vocab, peak_mb());
     sc_status st = SC_OK;
     if (do_prefill) st = bench_prefill(&b, out);

@@ -59,7 +59,7 @@ TOKENIZER="${SC_TOKENIZER:-$ROOT/.cache/tokenizer/tokenizer.json}"
 # --- build ------------------------------------------------------------------------------------
 start=$(date +%s)
 if [ ! -f "$BUILD/CMakeCache.txt" ] || ! grep -q '^SC_FUZZ:BOOL=ON' "$BUILD/CMakeCache.txt"; then
-  CC=clang cmake -S "$ROOT" -B "$BUILD" -DSC_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  CC=clang cmake -S "$ROOT" -B "$BUILD" -DSC_FUZZ=ON -DSC_CUDA=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g" >"$BUILD.configure.log" 2>&1 \
     || { cat "$BUILD.configure.log" >&2; die "cmake configure failed (log above)"; }
   mv "$BUILD.configure.log" "$BUILD/configure.log"

@@ -15,7 +15,7 @@ cd "$ROOT/build"
 ctest --output-on-failure -j"$(nproc)" "$@"
 if [ "$FULL" = 1 ]; then
   echo "== the suite under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)"
-  cmake -S "$ROOT" -B "$ROOT/build-asan" -DCMAKE_BUILD_TYPE=Release -DSC_WERROR=ON -DSC_SANITIZE=address,undefined >/dev/null
+  cmake -S "$ROOT" -B "$ROOT/build-asan" -DCMAKE_BUILD_TYPE=Release -DSC_WERROR=ON -DSC_SANITIZE=address,undefined -DSC_CUDA=OFF >/dev/null
   cmake --build "$ROOT/build-asan" -j"$(nproc)"
   cd "$ROOT/build-asan"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

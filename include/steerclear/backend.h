@@ -24,6 +24,9 @@
 
 typedef enum { SC_DEVICE_CPU = 0, SC_DEVICE_CUDA = 1 } sc_device;
 const char *sc_device_name(sc_device d);   // "cpu", "cuda"
+// "cpu" or "cuda" (what --device and the config key "device" take) into *out; `where` names
+// the option or key in the error
+sc_status sc_device_parse(const char *s, const char *where, sc_device *out);
 
 // A frozen weight matrix [rows, cols] = [out, in] (the nn.Linear layout). data/dtype is the
 // host view (the mmapped file or an owned copy; F32 or BF16). `prepared` is the backend's own
@@ -164,12 +167,14 @@ struct sc_backend {
     sc_arena ws;               // scratch in backend memory
     sc_arena host;             // scratch in host memory (index arrays, per-row results)
     sc_backend_stats stats;
+    int separate_memory;       // 1: backend memory is not host memory (a GPU; the CPU backend with
+                               // SC_CPU_STRICT=1): host arrays must be uploaded, never passed to ops
     void *impl;                // the backend's private state (queues, handles)
     void (*destroy)(sc_backend *be);   // frees impl (the arenas are released before)
 };
 
 typedef struct {
-    sc_device device;          // SC_DEVICE_CPU
+    sc_device device;          // SC_DEVICE_CPU, or SC_DEVICE_CUDA (builds with the CUDA backend)
     size_t memory_budget;      // 0: sc_memory_budget_default()
     const char *isa;           // CPU: NULL/"auto", "avx2" or "generic" (also $SC_CPU_ISA)
 } sc_backend_opts;

@@ -87,6 +87,7 @@ typedef struct {
     // ownership
     sc_safetensors *st;
     void **owned; size_t n_owned, cap_owned;
+    void **dev_owned; size_t n_dev_owned, cap_dev_owned;   // vectors in a device backend's memory
     const char *prefix;    // "model." (a ...ForCausalLM checkpoint) or "" (a bare Qwen3Model one,
                            // e.g. Qwen3-Embedding: embed_tokens.weight, layers.N....); lm_head.weight has none
     char dir[1024];

@@ -1,7 +1,7 @@
 // study.h — `steerclear run`: the whole study as one resumable batch job, from one config file.
 //
 // The config (JSON) has the sections of every stage, each key with a default:
-//   {"model": DIR, "train": CSV, "test": CSV, "memory_budget": "16G",
+//   {"model": DIR, "train": CSV, "test": CSV, "memory_budget": "16G", "device": "cpu" or "cuda",
 //    "make_model": {...},   // only used when "model" does not exist yet: a random model is made there
 //    "stages": P,           // (or "dist": {"stages": P}) pipeline stages per MPI search group (dist.h)
 //    "search": {...}, "extract": {...}, "evaluate": {...}, "judge": {...}, "quantify": {...}}
@@ -57,6 +57,7 @@ typedef struct {
     char model[4096], train[4096], test[4096];
     char memory_budget[32];           // "": the default share of RAM
     int stages;                       // "stages" or "dist": {"stages"}: pipeline stages per search group (0: not given, 1)
+    char device[8];                   // "cpu" (default) or "cuda"
     int has_make_model;               // the config has a "make_model" section
     sc_make_model_config make_model;
     sc_search_config search;

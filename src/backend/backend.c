@@ -12,6 +12,12 @@
 
 const char *sc_device_name(sc_device d) { return d == SC_DEVICE_CUDA ? "cuda" : "cpu"; }
 
+sc_status sc_device_parse(const char *s, const char *where, sc_device *out) {
+    if (s && !strcmp(s, "cpu")) { *out = SC_DEVICE_CPU; return SC_OK; }
+    if (s && !strcmp(s, "cuda")) { *out = SC_DEVICE_CUDA; return SC_OK; }
+    return sc_errorf(SC_ERR_ARG, "%s: device '%s' is not known: use cpu or cuda", where, s ? s : "");
+}
+
 // --- Arenas: the workspace in backend memory, the host arena on the heap ----------------------
 
 static sc_status ws_alloc(void *ctx, size_t bytes, const char *what, void **out) {
@@ -49,8 +55,12 @@ sc_status sc_backend_create(const sc_backend_opts *o, sc_backend **out) {
     switch (o->device) {
     case SC_DEVICE_CPU: return sc_cpu_backend_create(o, out);
     case SC_DEVICE_CUDA:
-        return sc_errorf(SC_ERR_ARG, "device cuda: this build has no CUDA backend; use --device cpu, or build on a machine "
-                                     "with the CUDA toolkit (see README, \"Building\")");
+#ifdef SC_HAVE_CUDA
+        return sc_cuda_backend_create(o, out);
+#else
+        return sc_errorf(SC_ERR_ARG, "device cuda: this build has no CUDA backend (it was configured without the CUDA toolkit or with "
+                                     "-DSC_CUDA=OFF); use --device cpu, or rebuild where nvcc and cuBLASLt are installed (README, \"GPU\")");
+#endif
     }
     return sc_errorf(SC_ERR_ARG, "device %d is not known", (int)o->device);
 }

@@ -31,7 +31,8 @@ static void usage(FILE *f) {
         "  --no-adapters         skip the adapter variants\n"
         "  --no-directions       skip the direction variants\n"
         "  --wait                wait for another process writing RUN_DIR instead of refusing\n"
-        "  --memory-budget SIZE  memory this process may use, e.g. 16G (default: 80%% of RAM / ranks on the node)\n");
+        "  --memory-budget SIZE  memory this process may use, e.g. 16G (default: 80%% of RAM / ranks on the node)\n"
+        "  --device cpu|cuda     where the model runs (default cpu)\n");
 }
 
 
@@ -59,7 +60,7 @@ static int parse_scales(const char *s, float **out, int *n) {
 
 int sc_cmd_evaluate(int argc, char **argv) {
     enum { O_RUN = 1000, O_MODEL, O_TEST, O_SCALES, O_MAXNEW, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_LIMIT,
-           O_SEARCHES, O_BATCH, O_NOADAPT, O_NODIR, O_BUDGET, O_WAIT, O_HELP };
+           O_SEARCHES, O_BATCH, O_NOADAPT, O_NODIR, O_BUDGET, O_WAIT, O_DEVICE, O_HELP };
     static const struct option longopts[] = {
         {"run", required_argument, 0, O_RUN}, {"model", required_argument, 0, O_MODEL},
         {"test", required_argument, 0, O_TEST}, {"scales", required_argument, 0, O_SCALES},
@@ -69,6 +70,7 @@ int sc_cmd_evaluate(int argc, char **argv) {
         {"searches", required_argument, 0, O_SEARCHES}, {"batch", required_argument, 0, O_BATCH},
         {"no-adapters", no_argument, 0, O_NOADAPT}, {"no-directions", no_argument, 0, O_NODIR},
         {"memory-budget", required_argument, 0, O_BUDGET}, {"wait", no_argument, 0, O_WAIT},
+        {"device", required_argument, 0, O_DEVICE},
         {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0},
     };
     sc_evaluate_opts o;
@@ -95,6 +97,7 @@ int sc_cmd_evaluate(int argc, char **argv) {
         case O_TOPP: ok = sc_cli_parse_float("--top-p", optarg, &o.top_p); break;
         case O_SEED: ok = sc_cli_parse_seed("--seed", optarg, &o.seed); o.seed_set = 1; break;
         case O_WAIT: so.run_mode |= SC_RUN_WAIT; break;
+        case O_DEVICE: ok = sc_device_parse(optarg, "--device", &so.backend.device) == SC_OK; break;
         case O_LIMIT: ok = sc_cli_parse_int("--limit", optarg, 1, &o.limit); break;
         case O_SEARCHES: free(searches); searches = NULL; ok = sc_cli_parse_list(optarg, &searches, &o.n_searches); break;
         case O_BATCH: ok = sc_cli_parse_int("--batch", optarg, 1, &o.batch_seqs); break;

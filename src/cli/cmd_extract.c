@@ -32,13 +32,14 @@ static void usage(FILE *f) {
         "  --batch N             sequences per forward pass (default 16)\n"
         "  --no-export           skip the safetensors / GGUF files\n"
         "  --wait                wait for another process writing RUN_DIR instead of refusing\n"
-        "  --memory-budget SIZE  memory this process may use, e.g. 16G (default: 80%% of RAM / ranks on the node)\n");
+        "  --memory-budget SIZE  memory this process may use, e.g. 16G (default: 80%% of RAM / ranks on the node)\n"
+        "  --device cpu|cuda     where the model runs (default cpu)\n");
 }
 
 
 int sc_cmd_extract(int argc, char **argv) {
     enum { O_RUN = 1000, O_MODEL, O_TRAIN, O_TEST, O_MODE, O_SETS, O_MAXNEW, O_TEMP, O_TOPK, O_TOPP, O_SEED,
-           O_SEARCHES, O_BATCH, O_NOEXPORT, O_BUDGET, O_WAIT, O_HELP };
+           O_SEARCHES, O_BATCH, O_NOEXPORT, O_BUDGET, O_WAIT, O_DEVICE, O_HELP };
     static const struct option longopts[] = {
         {"run", required_argument, 0, O_RUN}, {"model", required_argument, 0, O_MODEL},
         {"train", required_argument, 0, O_TRAIN}, {"test", required_argument, 0, O_TEST},
@@ -48,6 +49,7 @@ int sc_cmd_extract(int argc, char **argv) {
         {"seed", required_argument, 0, O_SEED}, {"searches", required_argument, 0, O_SEARCHES},
         {"batch", required_argument, 0, O_BATCH}, {"no-export", no_argument, 0, O_NOEXPORT},
         {"memory-budget", required_argument, 0, O_BUDGET}, {"wait", no_argument, 0, O_WAIT},
+        {"device", required_argument, 0, O_DEVICE},
         {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0},
     };
     sc_extract_opts o;
@@ -79,6 +81,7 @@ int sc_cmd_extract(int argc, char **argv) {
         case O_TOPP: ok = sc_cli_parse_float("--top-p", optarg, &o.top_p); break;
         case O_SEED: ok = sc_cli_parse_seed("--seed", optarg, &o.seed); o.seed_set = 1; break;
         case O_WAIT: so.run_mode |= SC_RUN_WAIT; break;
+        case O_DEVICE: ok = sc_device_parse(optarg, "--device", &so.backend.device) == SC_OK; break;
         case O_SEARCHES: free(searches); searches = NULL; ok = sc_cli_parse_list(optarg, &searches, &o.n_searches); break;
         case O_BATCH: ok = sc_cli_parse_int("--batch", optarg, 1, &o.batch_seqs); break;
         case O_NOEXPORT: o.export_files = 0; break;

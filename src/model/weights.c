@@ -34,6 +34,27 @@ static sc_status own(sc_model *m, void *p) {
     return SC_OK;
 }
 
+// A vector's home on a device backend (a GPU): backend memory holding the host copy, which is
+// freed. On the CPU backend host memory is backend memory and the copy stays as it is.
+static sc_status to_backend(sc_model *m, const char *name, float **buf, size_t n) {
+    sc_backend *be = m->be;
+    if (m->n_dev_owned == m->cap_dev_owned) {
+        size_t cap = m->cap_dev_owned ? 2 * m->cap_dev_owned : 64;
+        void **nl = realloc(m->dev_owned, cap * sizeof *nl);
+        if (!nl) return sc_errorf(SC_ERR_MEM, "out of memory tracking model buffers");
+        m->dev_owned = nl;
+        m->cap_dev_owned = cap;
+    }
+    float *d = NULL;
+    SC_TRY(sc_backend_alloc_floats(be, n, name, &d));
+    m->dev_owned[m->n_dev_owned++] = d;
+    SC_TRY(be->op->upload(be, d, *buf, n * sizeof(float)));
+    SC_TRY(be->op->sync(be));
+    free(*buf);
+    *buf = d;
+    return SC_OK;
+}
+
 static const sc_st_tensor *need(const sc_model *m, const char *name, sc_status *rc) {
     const sc_st_tensor *t = sc_st_find(m->st, name);
     if (t) return t;
@@ -137,6 +158,12 @@ static sc_status load_vec_hint(sc_model *m, const char *name, int64_t n, const c
     float *buf = sc_aligned_alloc((size_t)n * sizeof(float), name);
     if (!buf) return SC_ERR_MEM;
     to_f32(t, buf, (size_t)n);
+    if (m->be && m->be->separate_memory) {   // device memory, owned through dev_owned
+        sc_status st = to_backend(m, name, &buf, (size_t)n);
+        if (st) { free(buf); return st; }
+        *out = buf;
+        return SC_OK;
+    }
     SC_TRY(own(m, buf));
     *out = buf;
     return SC_OK;
@@ -261,8 +288,9 @@ static sc_status load_model(const char *dir, int first, int last, int want_lm_he
     if (!be) return sc_errorf(SC_ERR_INTERNAL, "%s: loading a model needs a backend", dir);
     sc_model *m = calloc(1, sizeof *m);
     if (!m) return sc_errorf(SC_ERR_MEM, "out of memory loading %s", dir);
+    m->be = be;   // vectors go to the backend's memory as they load (to_backend)
     sc_status rc = load_all(m, dir, first, last, want_lm_head);
-    if (rc == SC_OK) { m->be = be; rc = with_mats(m, 1); }
+    if (rc == SC_OK) rc = with_mats(m, 1);
     if (rc != SC_OK) { sc_model_free(m); return rc; }
     *out = m;
     return SC_OK;
@@ -281,6 +309,8 @@ void sc_model_free(sc_model *m) {
     if (m->be && m->blocks) with_mats(m, 0);
     for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
+    for (size_t i = 0; i < m->n_dev_owned; i++) m->be->op->free(m->be, m->dev_owned[i]);
+    free(m->dev_owned);
     free(m->blocks);
     sc_st_close(m->st);
     free(m);

@@ -107,7 +107,7 @@ static sc_status section(const cJSON *file, const char *name, const sc_key *keys
 }
 
 sc_status sc_study_config_load(const char *path, sc_study_config *c) {
-    static const char *const top_keys[] = {"model", "train", "test", "memory_budget", "make_model", "search", "extract",
+    static const char *const top_keys[] = {"model", "train", "test", "memory_budget", "device", "make_model", "search", "extract",
                                            "evaluate", "judge", "quantify", "stages", "dist", NULL};
     sc_study_config_default(c);
     char *text = NULL, base[4096];
@@ -151,6 +151,12 @@ sc_status sc_study_config_load(const char *path, sc_study_config *c) {
             st = sc_errorf(SC_ERR_ARG, "%s: \"%s\" must be a whole number of pipeline stages from 1 to 4096", path, stages ? "stages" : "dist.stages");
         else c->stages = v->valueint;
     }
+    const cJSON *dv = cJSON_GetObjectItemCaseSensitive(file, "device");
+    if (!st && dv) {
+        sc_device d;
+        if (!cJSON_IsString(dv) || (st = sc_device_parse(dv->valuestring, path, &d))) st = sc_errorf(SC_ERR_ARG, "%s: \"device\" must be \"cpu\" or \"cuda\"", path);
+        else snprintf(c->device, sizeof c->device, "%s", sc_device_name(d));
+    }
     c->has_make_model = cJSON_GetObjectItemCaseSensitive(file, "make_model") != NULL;
     if (!st) st = section(file, "make_model", make_model_keys, N_OF(make_model_keys), path, &c->make_model);
     if (!st && c->make_model.tokenizer[0]) {
@@ -174,6 +180,7 @@ cJSON *sc_study_config_to_json(const sc_study_config *c) {
     cJSON_AddStringToObject(o, "train", c->train);
     cJSON_AddStringToObject(o, "test", c->test);
     if (c->memory_budget[0]) cJSON_AddStringToObject(o, "memory_budget", c->memory_budget);
+    if (c->device[0]) cJSON_AddStringToObject(o, "device", c->device);
     if (c->has_make_model) cJSON_AddItemToObject(o, "make_model", sc_settings_to_json(make_model_keys, N_OF(make_model_keys), &c->make_model));
     cJSON_AddItemToObject(o, "search", sc_search_config_to_json(&c->search));
     cJSON_AddItemToObject(o, "extract", sc_settings_to_json(extract_keys, N_OF(extract_keys), &c->extract));
@@ -190,7 +197,10 @@ cJSON *sc_study_config_to_json(const sc_study_config *c) {
 // --- What a change makes stale -------------------------------------------------------------------
 
 // Keys that cannot change any result (how fast, how patient, how much memory).
-static const char *const free_keys[] = {"memory_budget", "make_model", "dist", "search.checkpoint_activations", "search.loss_chunk",
+// "device" is here too: the GPU's BF16 GEMMs round differently from the CPU's F32 ones, so a
+// run resumed on the other device continues with numbers that differ at that level, which is
+// accepted (moving a run between machines is the point of resuming); README, "GPU".
+static const char *const free_keys[] = {"memory_budget", "device", "dist", "make_model", "search.checkpoint_activations", "search.loss_chunk",
                                         "judge.in_flight", "judge.max_attempts", "judge.request_budget", "judge.timeout_s",
                                         "judge.connect_timeout_s", "judge.api_key_env", NULL};
 

@@ -172,6 +172,12 @@ sc_status sc_cpu_backend_create(const sc_backend_opts *o, sc_backend **out) {
 #endif
     { be->op = &cpu_ops_generic; be->name = "cpu (generic)"; }
     (void)want_avx2;
+    const char *strict = getenv("SC_CPU_STRICT");
+    if (strict && !strcmp(strict, "1")) {
+        sc_status st = sc_cpu_backend_make_strict(be);
+        if (st) { free(be); return st; }
+        be->name = want_avx2 ? "cpu (avx2, strict memory)" : "cpu (generic, strict memory)";
+    }
     sc_backend_init_arenas(be);
     *out = be;
     return SC_OK;

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# benchmarks/gpu/check.sh — the one-command GPU check, for a machine with an H100/H200, CUDA 13
+# (nvcc, cuBLASLt), cmake, a C compiler with OpenMP, and Python with torch + transformers; it
+# does NOT need the libraries the full program links (HDF5, cJSON, OpenBLAS, libcurl, PCRE2,
+# utf8proc, OpenSSL, MPI): it builds benchmarks/gpu/CMakeLists.txt (engine + CPU and CUDA
+# backends + tests/test_cuda_backend.c + gpu_logits + gpu_grad + gpu_bench; this project's own stand-ins
+# for cJSON and SGEMM where those are missing).
+#   1. configure + build (build-gpu/, ninja when present)
+#   2. parity: tests/test_cuda_backend, every op and a tiny model against the CPU backend
+#   3. compute-sanitizer memcheck on the same test
+#   4. a tiny random Qwen2ForCausalLM written by transformers (make_hf_model.py): logits from
+#      gpu_logits --device cuda and --device cpu against transformers' own (hf_compare.py), and
+#      a shared adapter's divergence loss and gradients from gpu_grad against transformers with
+#      the adapter as forward hooks, in float64 (hf_grad.py)
+#   5. gpu_bench (prefill, decode, training pass) on the tiny model, the qwen2.5-0.5b shape and
+#      the qwen2.5-14b shape (random BF16 weights written by transformers on the GPU)
+# Results in $OUT (default ./gpu-check-out): summary.txt, machine.txt, *.log, bench-*.json.
+# Every step has a time limit (the whole run stays under about 8 minutes); a failed step is
+# recorded and the next one runs. Exit status 0 when every step passed.
+# Usage: OUT=/some/dir bash benchmarks/gpu/check.sh        (SC_GPU_SKIP_14B=1 leaves out the 14B)
+# NOT YET RUN ON A GPU: it was written on a machine without one (README, "GPU").
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+OUT="${OUT:-$ROOT/gpu-check-out}"
+BUILD="${SC_GPU_BUILD:-$ROOT/build-gpu}"
+PY="${PYTHON:-python3}"
+mkdir -p "$OUT"
+SUMMARY="$OUT/summary.txt"
+: >"$SUMMARY"
+fails=0
+START=$(date +%s)
+step() {   # step NAME SECONDS CMD... : run with a time limit, log to $OUT/NAME.log, record the result
+  local name=$1 limit=$2; shift 2
+  local t0 rc dt res
+  t0=$(date +%s)
+  timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
+  rc=$?
+  dt=$(( $(date +%s) - t0 ))
+  res=ok
+  if [ $rc -eq 77 ]; then res="SKIPPED (exit 77)"; elif [ $rc -ne 0 ]; then res="FAILED (exit $rc)"; fails=$((fails + 1)); fi
+  [ $rc -eq 124 ] && res="FAILED (time limit ${limit}s)"
+  printf '%-18s %-26s %4ss\n' "$name" "$res" "$dt" | tee -a "$SUMMARY"
+  return $rc
+}
+
+{ date -u; nvidia-smi -L 2>&1; nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1
+  nvcc --version 2>&1 | tail -2; "$PY" -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" 2>&1
+  git -C "$ROOT" log -1 --oneline 2>&1; } >"$OUT/machine.txt"
+
+gen=(); command -v ninja >/dev/null 2>&1 && gen=(-G Ninja)
+step configure 120 cmake -S "$ROOT/benchmarks/gpu" -B "$BUILD" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release || exit 1
+step build 240 cmake --build "$BUILD" -j"$(nproc)" || exit 1
+
+export SC_SOURCE_DIR="$ROOT" SC_BUILD_DIR="$BUILD" OMP_NUM_THREADS="${OMP_NUM_THREADS:-8}" OMP_WAIT_POLICY=passive
+step parity 180 "$BUILD/test_cuda_backend"
+SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer 2>/dev/null | head -1)
+if [ -n "$SAN" ]; then
+  step sanitizer 200 "$SAN" --tool memcheck --error-exitcode 9 "$BUILD/test_cuda_backend"
+else
+  echo "sanitizer          SKIPPED (compute-sanitizer not found)" | tee -a "$SUMMARY"
+fi
+
+TINY="$OUT/hf-tiny"
+if step make-tiny 120 "$PY" "$ROOT/benchmarks/gpu/make_hf_model.py" tiny "$TINY"; then
+  step logits-cuda 60 "$BUILD/gpu_logits" --model "$TINY" --ids "$TINY/ids.txt" --out "$OUT/logits-cuda.npy" --device cuda
+  step logits-cpu 60 "$BUILD/gpu_logits" --model "$TINY" --ids "$TINY/ids.txt" --out "$OUT/logits-cpu.npy" --device cpu
+  step hf-compare 120 "$PY" "$ROOT/benchmarks/gpu/hf_compare.py" "$TINY" "$TINY/ids.txt" "$OUT/logits-cuda.npy" "$OUT/logits-cpu.npy"
+  mkdir -p "$OUT/grad-cuda" "$OUT/grad-cpu"
+  step grad-cuda 60 "$BUILD/gpu_grad" --model "$TINY" --ids "$TINY/ids.txt" --out "$OUT/grad-cuda" --device cuda
+  step grad-cpu 60 "$BUILD/gpu_grad" --model "$TINY" --ids "$TINY/ids.txt" --out "$OUT/grad-cpu" --device cpu
+  step hf-grad 120 "$PY" "$ROOT/benchmarks/gpu/hf_grad.py" "$TINY" "$TINY/ids.txt" "$OUT/grad-cuda" "$OUT/grad-cpu"
+  step bench-tiny 60 sh -c "'$BUILD/gpu_bench' --model '$TINY' --prompt-tokens 128 --new-tokens 32 >'$OUT/bench-tiny.json'"
+fi
+
+SMALL="$OUT/hf-0.5b"
+if step make-0.5b 120 "$PY" "$ROOT/benchmarks/gpu/make_hf_model.py" qwen2.5-0.5b-shape "$SMALL"; then
+  step bench-0.5b 120 sh -c "'$BUILD/gpu_bench' --model '$SMALL' --prompt-tokens 512 --new-tokens 64 --batch 8 --train-seqs 8 >'$OUT/bench-0.5b.json'"
+  rm -rf "$SMALL"
+fi
+
+if [ "${SC_GPU_SKIP_14B:-0}" != 1 ] && [ $(( $(date +%s) - START )) -lt 300 ]; then
+  BIG="$OUT/hf-14b"
+  if step make-14b 150 "$PY" "$ROOT/benchmarks/gpu/make_hf_model.py" qwen2.5-14b-shape "$BIG"; then
+    step bench-14b 150 sh -c "'$BUILD/gpu_bench' --model '$BIG' --prompt-tokens 512 --new-tokens 32 --batch 8 --train-seqs 4 --reps 2 >'$OUT/bench-14b.json'"
+  fi
+  rm -rf "$BIG"   # 29 GB: never left in $OUT
+else
+  echo "bench-14b          SKIPPED (SC_GPU_SKIP_14B=1, or over 5 minutes already)" | tee -a "$SUMMARY"
+fi
+echo "failed steps: $fails; $(( $(date +%s) - START ))s in all" | tee -a "$SUMMARY"
+[ "$fails" = 0 ]

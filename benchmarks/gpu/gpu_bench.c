@@ -1,0 +1,173 @@
+// gpu_bench.c — engine throughput on one device, for the GPU check (no tokenizer, no libraries
+// beyond the engine): prints one JSON object with
+//   prefill   one --prompt-tokens sequence through a KV cache, the last row's logits
+//   decode    --batch sequences of --prompt-tokens, then --new-tokens greedy steps (only these timed)
+//   train     one divergence training pass of --train-seqs sequences of --prompt-tokens: base
+//             model forward, adapted model forward (shared rank-2 adapter, activations saved),
+//             the chunked divergence loss over every row, backward to the adapter, one AdamW step
+// Each is the best of --reps, timed after the device finishes (op->sync / downloads). Model
+// FLOPs of the train pass: 2 x (weights of the blocks) x tokens x 3 (two forwards, one backward
+// to the activations: no weight gradients) + 2 x V x C x tokens x 3 (two heads, one head
+// backward); attention's own FLOPs are left out, so the figure is a lower bound.
+//   gpu_bench --model DIR [--device cuda] [--prompt-tokens 512] [--new-tokens 64] [--batch 8]
+//             [--train-seqs 8] [--reps 3]
+#include "steerclear/adapter.h"
+#include "steerclear/engine.h"
+#include "steerclear/loss.h"
+#include "steerclear/rng.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static double best_of(const double *t, int n) {
+    double b = t[0];
+    for (int i = 1; i < n; i++) if (t[i] < b) b = t[i];
+    return b;
+}
+
+static void random_ids(int32_t *ids, int n, int V, uint64_t stream) {
+    for (int i = 0; i < n; i++) ids[i] = (int32_t)(sc_rng_uniform(11, stream, (uint64_t)i) * (float)(V - 1));
+}
+
+int main(int argc, char **argv) {
+    const char *dir = NULL, *device = "cuda";
+    int P = 512, NT = 64, B = 8, TS = 8, reps = 3;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--model")) dir = argv[i + 1];
+        else if (!strcmp(argv[i], "--device")) device = argv[i + 1];
+        else if (!strcmp(argv[i], "--prompt-tokens")) P = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--new-tokens")) NT = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--batch")) B = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--train-seqs")) TS = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
+        else { fprintf(stderr, "gpu_bench: unknown option %s\n", argv[i]); return 2; }
+    }
+    if (!dir || P < 1 || NT < 2 || B < 1 || B > 64 || TS < 1 || reps < 1 || reps > 20) {
+        fprintf(stderr, "usage: gpu_bench --model DIR [--device cuda] [--prompt-tokens N] [--new-tokens N>=2] [--batch N<=64] [--train-seqs N] [--reps N<=20]\n");
+        return 2;
+    }
+    sc_backend_opts bo;
+    sc_backend_opts_default(&bo);
+    sc_backend *be = NULL;
+    sc_model *m = NULL;
+    if (sc_device_parse(device, "--device", &bo.device) || sc_backend_create(&bo, &be)) { fprintf(stderr, "gpu_bench: %s\n", sc_last_error()); return 1; }
+    double t0 = sc_now_seconds();
+    if (sc_model_load(dir, 0, -1, be, &m)) { fprintf(stderr, "gpu_bench: %s\n", sc_last_error()); return 1; }
+    const double load = sc_now_seconds() - t0;
+    const sc_model_config *k = &m->cfg;
+    const int C = k->hidden, V = k->vocab, L = k->n_layers;
+    const double block_params = (double)L * ((double)C * k->n_heads * k->head_dim * 2 + (double)C * k->n_kv_heads * k->head_dim * 2 + 3.0 * C * k->intermediate);
+    int maxT = P * (B > TS ? B : TS);
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)maxT);
+    double t[20];
+    float *hidden = NULL, *h2 = NULL, *dh = NULL, *logits = NULL;
+    sc_kv_cache *cache = NULL;
+    sc_status st = ids ? SC_OK : SC_ERR_MEM;
+    if (!st) st = sc_backend_alloc_floats(be, (size_t)maxT * C, "hidden", &hidden);
+    if (!st) st = sc_backend_alloc_floats(be, (size_t)maxT * C, "hidden Q", &h2);
+    if (!st) st = sc_backend_alloc_floats(be, (size_t)maxT * C, "dhidden", &dh);
+    if (!st) st = sc_backend_alloc_floats(be, (size_t)B * V, "logits", &logits);
+    printf("{\n \"model\": \"%s\", \"device\": \"%s\", \"backend\": \"%s\", \"load_seconds\": %.3f,\n"
+           " \"config\": {\"L\": %d, \"C\": %d, \"NH\": %d, \"KVH\": %d, \"HD\": %d, \"I\": %d, \"V\": %d},\n",
+           dir, device, be->name, load, L, C, k->n_heads, k->n_kv_heads, k->head_dim, k->intermediate, V);
+    // prefill
+    if (!st) st = sc_kv_cache_create(m, be, B, P + NT, &cache);
+    if (!st) {
+        random_ids(ids, P, V, 1);
+        int seq[2] = {0, P}, last = P - 1;
+        const sc_batch batch = {.n_seq = 1, .seq_start = seq};
+        for (int r = 0; r <= reps && !st; r++) {   // r = 0: warm-up
+            double a = sc_now_seconds();
+            st = sc_forward(m, be, &batch, ids, hidden, cache, NULL, NULL);
+            if (!st) st = sc_head(m, be, hidden, &last, 1, NULL, logits);
+            if (!st) st = be->op->sync(be);
+            if (r) t[r - 1] = sc_now_seconds() - a;
+        }
+        if (!st) printf(" \"prefill\": {\"tokens\": %d, \"seconds\": %.6f, \"tokens_per_s\": %.1f},\n", P, best_of(t, reps), P / best_of(t, reps));
+    }
+    // decode
+    if (!st) {
+        int seq[65], pos0[64], slot[64], rows[64];
+        int32_t next[64];
+        float u[64] = {0};
+        const sc_sampling greedy = {.greedy = 1, .temperature = 1, .top_p = 1};
+        random_ids(ids, B * P, V, 2);
+        sc_batch batch = {.n_seq = B, .seq_start = seq, .pos0 = pos0, .slot = slot};
+        for (int r = 0; r <= reps && !st; r++) {
+            for (int s = 0; s <= B; s++) seq[s] = s * P;
+            for (int s = 0; s < B; s++) { pos0[s] = 0; slot[s] = s; rows[s] = (s + 1) * P - 1; }
+            st = sc_forward(m, be, &batch, ids, hidden, cache, NULL, NULL);
+            if (!st) st = sc_head(m, be, hidden, rows, B, NULL, logits);
+            if (!st) st = be->op->sample(be, logits, B, V, &greedy, u, next);
+            for (int s = 0; s <= B; s++) seq[s] = s;
+            double a = sc_now_seconds();
+            for (int i = 0; i < NT - 1 && !st; i++) {
+                for (int s = 0; s < B; s++) pos0[s] = P + i;
+                st = sc_forward(m, be, &batch, next, hidden, cache, NULL, NULL);
+                if (!st) st = sc_head(m, be, hidden, NULL, B, NULL, logits);
+                if (!st) st = be->op->sample(be, logits, B, V, &greedy, u, next);
+            }
+            if (r) t[r - 1] = sc_now_seconds() - a;
+        }
+        if (!st) {
+            const double d = best_of(t, reps);
+            const double bytes = 2.0 * (block_params + (double)V * C);   // BF16 weights read per step
+            printf(" \"decode\": {\"batch\": %d, \"context\": %d, \"steps\": %d, \"seconds\": %.6f, \"tokens_per_s\": %.1f, \"ms_per_step\": %.3f, "
+                   "\"weight_GB_per_s\": %.1f},\n", B, P, NT - 1, d, (double)B * (NT - 1) / d, 1000.0 * d / (NT - 1), bytes * (NT - 1) / d / 1e9);
+        }
+    }
+    // train pass
+    sc_adapter *ad = NULL;
+    sc_activations *act = NULL;
+    float *mom = NULL;
+    if (!st) st = sc_adapter_create(be, SC_ADAPTER_SHARED, L, C, 2, 2.0f, &ad);
+    if (!st) st = sc_adapter_init(ad, 3);
+    const int T = TS * P;
+    if (!st) st = sc_activations_create(m, be, T, TS, 0, &act);
+    const size_t nA = ad ? sc_adapter_numel_A(ad) + sc_adapter_numel_B(ad) : 0;
+    if (!st) st = sc_backend_alloc_floats(be, 2 * nA, "moments", &mom);
+    if (!st) st = be->op->memset(be, mom, 0, sizeof(float) * 2 * nA);
+    if (!st) {
+        int *seq = malloc(sizeof(int) * (size_t)(TS + 1)), *rows = malloc(sizeof(int) * (size_t)T);
+        int32_t *tg = malloc(sizeof(int32_t) * (size_t)T);
+        if (!seq || !rows || !tg) st = SC_ERR_MEM;
+        for (int s = 0; !st && s <= TS; s++) seq[s] = s * P;
+        for (int i = 0; !st && i < T; i++) { rows[i] = i; tg[i] = (int32_t)((i * 7919) % V); }
+        random_ids(ids, T, V, 3);
+        const sc_batch batch = {.n_seq = TS, .seq_start = seq};
+        const sc_hook hook = sc_adapter_hook(ad);
+        const sc_adamw_opts o = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.0f};
+        sc_loss_stats ls = {0};
+        for (int r = 0; r <= reps && !st; r++) {
+            double a = sc_now_seconds();
+            st = sc_forward(m, be, &batch, ids, hidden, NULL, NULL, NULL);
+            if (!st) st = sc_forward(m, be, &batch, ids, h2, NULL, &hook, act);
+            if (!st) st = be->op->memset(be, dh, 0, sizeof(float) * (size_t)T * C);
+            if (!st) st = sc_divergence_loss(m, be, hidden, h2, rows, tg, T, 1.0f, 0.3f, 256, dh, &ls);
+            if (!st) st = sc_adapter_zero_grad(ad);
+            if (!st) st = sc_backward(m, be, act, &hook, dh);
+            if (!st) st = be->op->adamw(be, ad->A, ad->dA, mom, mom + nA, nA, &o, r + 1);   // A and B are one allocation
+            if (!st) st = be->op->sync(be);
+            if (r) t[r - 1] = sc_now_seconds() - a;
+        }
+        if (!st) {
+            const double s = best_of(t, reps);
+            const double flops = 6.0 * block_params * T + 6.0 * (double)V * C * T;
+            printf(" \"train\": {\"sequences\": %d, \"tokens\": %d, \"seconds\": %.6f, \"tokens_per_s\": %.1f, \"model_TFLOP_per_s\": %.2f, \"loss\": %.6f},\n",
+                   TS, T, s, T / s, flops / s / 1e12, ls.loss);
+        }
+        free(seq); free(rows); free(tg);
+    }
+    printf(" \"ok\": %s, \"error\": \"%s\",\n \"peak_backend_MiB\": %.1f\n}\n", st ? "false" : "true", st ? sc_last_error() : "",
+           be->stats.bytes_peak / 1048576.0);
+    be->op->free(be, mom);
+    sc_activations_free(act);
+    sc_adapter_free(ad);
+    sc_kv_cache_free(cache);
+    be->op->free(be, hidden); be->op->free(be, h2); be->op->free(be, dh); be->op->free(be, logits);
+    free(ids);
+    sc_model_free(m);
+    sc_backend_free(be);
+    return st ? 1 : 0;
+}

@@ -1,0 +1,519 @@
+// test_cuda_backend.c — the CUDA backend against its CPU twin: every op of the table on random
+// inputs of several shapes (odd ones included), each GPU output buffer filled with NaN before
+// the call so an element the op fails to write shows up; then a tiny BF16 model end to end
+// (logits of the base model, the adapted model's divergence loss and adapter gradients, one
+// AdamW step); the GEMMs once more through the fallback kernel used where cuBLASLt has no
+// algorithm (SC_CUDA_GEMM_FALLBACK=1). Skipped (exit 77) when this build has no CUDA backend or
+// no GPU is usable (CI, and every CPU machine): it only means something on a GPU
+// (benchmarks/gpu/check.sh runs it).
+//
+// Tolerances, each with its reason:
+#define TOL_EXACT 0.0      // copies, and sums the GPU does in the CPU's order and rounding
+#define TOL_F32 2e-5       // float32 sums in another order (tree vs. loop), relative to max |ref|
+#define TOL_BF16 1.5e-2    // a GEMM whose activations are rounded to BF16 (8 bits of mantissa)
+#define TOL_LOSS 1e-9      // the loss works in double over the vocabulary
+#define TOL_MODEL 5e-2     // a whole model: BF16 rounding of every GEMM input, compounded over blocks
+#define TOL_MODEL_GRAD 1e-1 // gradients and the KL of a whole model: differences of two BF16-rounded
+                            // passes (P and Q), so the rounding noise is large relative to them
+#include "testutil.h"
+#include "steerclear/adapter.h"
+#include "steerclear/engine.h"
+#include "steerclear/loss.h"
+#include "steerclear/make_model.h"
+#include "steerclear/rng.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static sc_backend *g_cpu, *g_gpu;
+static uint64_t g_stream = 1;
+
+static float *randn(size_t n, float scale) {
+    float *x = malloc(sizeof(float) * (n ? n : 1));
+    sc_rng_normal(4242, g_stream++, 0, x, n);
+    for (size_t i = 0; i < n; i++) x[i] *= scale;
+    return x;
+}
+static float *hcopy(const float *x, size_t n) {
+    float *y = malloc(sizeof(float) * (n ? n : 1));
+    memcpy(y, x, sizeof(float) * n);
+    return y;
+}
+// GPU copy of host floats
+static float *gd(const float *h, size_t n) {
+    float *p = NULL;
+    CHECK_OK(sc_backend_alloc_floats(g_gpu, n ? n : 1, "test array", &p));
+    if (p && h && n) CHECK_OK(g_gpu->op->upload(g_gpu, p, h, sizeof(float) * n));
+    return p;
+}
+// GPU array of NaN (every byte 0xff)
+static float *gnan(size_t n) {
+    float *p = gd(NULL, n);
+    if (p) CHECK_OK(g_gpu->op->memset(g_gpu, p, 0xff, sizeof(float) * (n ? n : 1)));
+    return p;
+}
+static float *gget(const float *d, size_t n) {
+    float *h = malloc(sizeof(float) * (n ? n : 1));
+    CHECK_OK(g_gpu->op->download(g_gpu, h, d, sizeof(float) * n));
+    return h;
+}
+static void gfree(void *p) { g_gpu->op->free(g_gpu, p); }
+
+// max |a - b| / max |b| over n (NaN anywhere fails)
+static void cmp(const char *what, const float *gpu, const float *cpu, size_t n, double tol) {
+    double mx = 0, md = 0;
+    size_t at = 0;
+    int nan = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(gpu[i]) && !isnan(cpu[i])) { nan = 1; at = i; break; }
+        double d = fabs((double)gpu[i] - cpu[i]);
+        if (d > md) { md = d; at = i; }
+        if (fabs(cpu[i]) > mx) mx = fabs(cpu[i]);
+    }
+    double rel = mx > 0 ? md / mx : md;
+    sc_test_checks++;
+    if (nan || !(rel <= tol))
+        sc_test_fail(__FILE__, __LINE__, "%s: %s at %zu (gpu %.9g, cpu %.9g), relative error %.3g > %.3g", what, nan ? "NaN (unwritten?)" : "differs",
+                     at, n ? gpu[at] : 0.0, n ? cpu[at] : 0.0, rel, tol);
+}
+static void cmp_dev(const char *what, const float *gpu_dev, const float *cpu, size_t n, double tol) {
+    float *h = gget(gpu_dev, n);
+    cmp(what, h, cpu, n, tol);
+    free(h);
+}
+
+// --- memory -----------------------------------------------------------------------------------------
+
+static void test_memory(void) {
+    const sc_backend_stats before = g_gpu->stats;
+    float host[1000], back[1000];
+    for (int i = 0; i < 1000; i++) host[i] = (float)i * 0.25f;
+    float *a = gd(host, 1000), *b = gnan(1000);
+    CHECK(g_gpu->stats.n_alloc == before.n_alloc + 2);
+    CHECK(g_gpu->stats.bytes_live == before.bytes_live + 8000);
+    CHECK_OK(g_gpu->op->copy(g_gpu, b, a, sizeof host));
+    CHECK_OK(g_gpu->op->download(g_gpu, back, b, sizeof back));
+    CHECK(!memcmp(back, host, sizeof host));
+    CHECK_OK(g_gpu->op->memset(g_gpu, b, 0, 400));
+    CHECK_OK(g_gpu->op->download(g_gpu, back, b, sizeof back));
+    CHECK(back[0] == 0.0f && back[99] == 0.0f && back[100] == 25.0f);
+    gfree(a);
+    gfree(b);
+    CHECK(g_gpu->stats.bytes_live == before.bytes_live);
+    CHECK(g_gpu->stats.n_free == before.n_free + 2);
+}
+
+// --- GEMMs --------------------------------------------------------------------------------------------
+
+static void bf16_round(float *x, size_t n, uint16_t *out) {
+    for (size_t i = 0; i < n; i++) { out[i] = sc_f32_to_bf16(x[i]); x[i] = sc_bf16_to_f32(out[i]); }
+}
+
+static void test_matmul(void) {
+    static const int shapes[][3] = {{1, 17, 33}, {5, 64, 48}, {37, 129, 65}, {128, 96, 256}, {3, 1, 7}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (int bf = 0; bf < 2; bf++) {
+            const int T = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+            float *w = randn((size_t)N * K, 0.2f), *x = randn((size_t)T * K, 1.0f), *bias = randn(N, 0.5f), *dy = randn((size_t)T * N, 1.0f);
+            uint16_t *wb = malloc(sizeof(uint16_t) * (size_t)N * K);
+            bf16_round(w, (size_t)N * K, wb);   // the same weights either way
+            sc_mat Wc = {.data = bf ? (const void *)wb : (const void *)w, .dtype = bf ? SC_DTYPE_BF16 : SC_DTYPE_F32, .rows = N, .cols = K};
+            sc_mat Wg = Wc;
+            sc_mat *lc[] = {&Wc}, *lg[] = {&Wg};
+            CHECK_OK(g_cpu->op->weights_prepare(g_cpu, lc, 1));
+            CHECK_OK(g_gpu->op->weights_prepare(g_gpu, lg, 1));
+            CHECK(Wg.prepared != NULL);
+            const double tol = bf ? TOL_BF16 : TOL_F32;
+            char what[96];
+            for (int wb_ = 0; wb_ < 2; wb_++) {
+                float *out = malloc(sizeof(float) * (size_t)T * N);
+                CHECK_OK(g_cpu->op->matmul(g_cpu, out, x, &Wc, wb_ ? bias : NULL, T));
+                float *dx_ = gd(x, (size_t)T * K), *db = gd(bias, N), *dout = gnan((size_t)T * N);
+                CHECK_OK(g_gpu->op->matmul(g_gpu, dout, dx_, &Wg, wb_ ? db : NULL, T));
+                snprintf(what, sizeof what, "matmul %s T=%d N=%d K=%d bias=%d", bf ? "BF16" : "F32", T, N, K, wb_);
+                cmp_dev(what, dout, out, (size_t)T * N, tol);
+                free(out); gfree(dx_); gfree(db); gfree(dout);
+            }
+            for (int acc = 0; acc < 2; acc++) {
+                float *dx0 = randn((size_t)T * K, 1.0f), *cdx = hcopy(dx0, (size_t)T * K);
+                CHECK_OK(g_cpu->op->matmul_dx(g_cpu, cdx, dy, &Wc, T, acc));
+                float *gdy = gd(dy, (size_t)T * N), *gdx = acc ? gd(dx0, (size_t)T * K) : gnan((size_t)T * K);
+                CHECK_OK(g_gpu->op->matmul_dx(g_gpu, gdx, gdy, &Wg, T, acc));
+                snprintf(what, sizeof what, "matmul_dx %s T=%d N=%d K=%d accumulate=%d", bf ? "BF16" : "F32", T, N, K, acc);
+                cmp_dev(what, gdx, cdx, (size_t)T * K, tol);
+                free(dx0); free(cdx); gfree(gdy); gfree(gdx);
+            }
+            if (bf) {   // the embedding reads the same table
+                int32_t ids[7] = {0, N - 1, 3 % N, 5 % N, 0, 2 % N, N / 2};
+                float *ce = malloc(sizeof(float) * 7 * K);
+                CHECK_OK(g_cpu->op->embed(g_cpu, ce, &Wc, ids, 7));
+                float *ge = gnan((size_t)7 * K);
+                CHECK_OK(g_gpu->op->embed(g_gpu, ge, &Wg, ids, 7));
+                cmp_dev("embed", ge, ce, (size_t)7 * K, TOL_EXACT);
+                free(ce); gfree(ge);
+            }
+            g_cpu->op->weights_release(g_cpu, lc, 1);
+            g_gpu->op->weights_release(g_gpu, lg, 1);
+            CHECK(Wg.prepared == NULL);
+            free(w); free(wb); free(x); free(bias); free(dy);
+        }
+}
+
+// --- rows ---------------------------------------------------------------------------------------------
+
+static void test_rows(void) {
+    static const int Cs[] = {1, 31, 896};
+    for (size_t ci = 0; ci < sizeof Cs / sizeof Cs[0]; ci++) {
+        const int C = Cs[ci], T = 13;
+        const int rows[5] = {12, 0, 7, 3, 8};
+        float *x = randn((size_t)T * C, 1.0f), *y = randn((size_t)T * C, 1.0f), *v = randn(C, 1.0f);
+        float *gx = gd(x, (size_t)T * C);
+        // gather
+        float *cg = malloc(sizeof(float) * 5 * C);
+        CHECK_OK(g_cpu->op->gather_rows(g_cpu, cg, x, rows, 5, C));
+        float *gg = gnan((size_t)5 * C);
+        CHECK_OK(g_gpu->op->gather_rows(g_gpu, gg, gx, rows, 5, C));
+        cmp_dev("gather_rows", gg, cg, (size_t)5 * C, TOL_EXACT);
+        // scatter-add
+        float *cy = hcopy(y, (size_t)T * C), *gy = gd(y, (size_t)T * C);
+        CHECK_OK(g_cpu->op->scatter_add_rows(g_cpu, cy, cg, rows, 5, C));
+        CHECK_OK(g_gpu->op->scatter_add_rows(g_gpu, gy, gg, rows, 5, C));
+        cmp_dev("scatter_add_rows", gy, cy, (size_t)T * C, TOL_EXACT);
+        // add, add_row
+        CHECK_OK(g_cpu->op->add(g_cpu, cy, x, (int64_t)T * C));
+        CHECK_OK(g_gpu->op->add(g_gpu, gy, gx, (int64_t)T * C));
+        cmp_dev("add", gy, cy, (size_t)T * C, TOL_EXACT);
+        float *gv = gd(v, C);
+        CHECK_OK(g_cpu->op->add_row(g_cpu, cy, v, -1.75f, T, C));
+        CHECK_OK(g_gpu->op->add_row(g_gpu, gy, gv, -1.75f, T, C));
+        cmp_dev("add_row", gy, cy, (size_t)T * C, TOL_EXACT);
+        // col_sum: double, the same order
+        double *cacc = calloc((size_t)C, sizeof(double)), *hacc = malloc(sizeof(double) * C), *gacc = NULL;
+        for (int c = 0; c < C; c++) cacc[c] = 0.5 * c;
+        CHECK_OK(g_gpu->op->alloc(g_gpu, sizeof(double) * C, "test sums", (void **)&gacc));
+        CHECK_OK(g_gpu->op->upload(g_gpu, gacc, cacc, sizeof(double) * C));
+        CHECK_OK(g_cpu->op->col_sum(g_cpu, cacc, x, T, C));
+        CHECK_OK(g_gpu->op->col_sum(g_gpu, gacc, gx, T, C));
+        CHECK_OK(g_gpu->op->download(g_gpu, hacc, gacc, sizeof(double) * C));
+        CHECKF(!memcmp(hacc, cacc, sizeof(double) * C), "col_sum C=%d: not bit-identical to the CPU", C);
+        free(x); free(y); free(v); free(cg); free(cy); free(cacc); free(hacc);
+        gfree(gx); gfree(gg); gfree(gy); gfree(gv); gfree(gacc);
+    }
+}
+
+// --- block maths --------------------------------------------------------------------------------------
+
+static void test_norm_rope_swiglu(void) {
+    static const int shapes[][2] = {{1, 16}, {9, 897}, {33, 3584}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const int T = shapes[si][0], C = shapes[si][1];
+        const size_t n = (size_t)T * C;
+        float *x = randn(n, 2.0f), *w = randn(C, 1.0f), *dy = randn(n, 1.0f), *d0 = randn(n, 1.0f);
+        float *co = malloc(sizeof(float) * n), *cr = malloc(sizeof(float) * T);
+        CHECK_OK(g_cpu->op->rmsnorm(g_cpu, co, cr, x, w, T, C, 1e-6f));
+        float *gx = gd(x, n), *gw = gd(w, C), *go = gnan(n), *gr = gnan(T), *gdy = gd(dy, n);
+        CHECK_OK(g_gpu->op->rmsnorm(g_gpu, go, gr, gx, gw, T, C, 1e-6f));
+        cmp_dev("rmsnorm", go, co, n, TOL_F32);
+        cmp_dev("rmsnorm rstd", gr, cr, T, TOL_F32);
+        for (int acc = 0; acc < 2; acc++) {
+            float *cdx = hcopy(d0, n), *gdx = acc ? gd(d0, n) : gnan(n);
+            CHECK_OK(g_cpu->op->rmsnorm_backward(g_cpu, cdx, dy, x, w, cr, T, C, acc));
+            CHECK_OK(g_gpu->op->rmsnorm_backward(g_gpu, gdx, gdy, gx, gw, gr, T, C, acc));
+            cmp_dev(acc ? "rmsnorm_backward (accumulate)" : "rmsnorm_backward", gdx, cdx, n, TOL_F32);
+            free(cdx); gfree(gdx);
+        }
+        // swiglu on the same shapes
+        float *u = randn(n, 1.0f), *gu = gd(u, n);
+        CHECK_OK(g_cpu->op->swiglu(g_cpu, co, x, u, (int64_t)n));
+        float *gs = gnan(n);
+        CHECK_OK(g_gpu->op->swiglu(g_gpu, gs, gx, gu, (int64_t)n));
+        cmp_dev("swiglu", gs, co, n, TOL_F32);
+        float *cdg = malloc(sizeof(float) * n), *cdu = malloc(sizeof(float) * n), *gdg = gnan(n), *gdu = gnan(n);
+        CHECK_OK(g_cpu->op->swiglu_backward(g_cpu, cdg, cdu, dy, x, u, (int64_t)n));
+        CHECK_OK(g_gpu->op->swiglu_backward(g_gpu, gdg, gdu, gdy, gx, gu, (int64_t)n));
+        cmp_dev("swiglu_backward dg", gdg, cdg, n, TOL_F32);
+        cmp_dev("swiglu_backward du", gdu, cdu, n, TOL_F32);
+        free(x); free(w); free(dy); free(d0); free(co); free(cr); free(u); free(cdg); free(cdu);
+        gfree(gx); gfree(gw); gfree(go); gfree(gr); gfree(gdy); gfree(gu); gfree(gs); gfree(gdg); gfree(gdu);
+    }
+    static const int rshapes[][3] = {{1, 1, 2}, {7, 3, 64}, {19, 5, 128}};   // T, H, HD
+    for (size_t si = 0; si < sizeof rshapes / sizeof rshapes[0]; si++) {
+        const int T = rshapes[si][0], H = rshapes[si][1], HD = rshapes[si][2];
+        const size_t n = (size_t)T * H * HD;
+        int *pos = malloc(sizeof(int) * T);
+        for (int t = 0; t < T; t++) pos[t] = (t * 977) % 30011;
+        float *x = randn(n, 1.0f), *cx = hcopy(x, n), *gx = gd(x, n);
+        for (int inv = 0; inv < 2; inv++) {
+            CHECK_OK(g_cpu->op->rope(g_cpu, cx, pos, T, H, HD, 1e6f, inv));
+            CHECK_OK(g_gpu->op->rope(g_gpu, gx, pos, T, H, HD, 1e6f, inv));
+            cmp_dev(inv ? "rope inverse" : "rope", gx, cx, n, TOL_F32);
+        }
+        free(pos); free(x); free(cx); gfree(gx);
+    }
+}
+
+// --- attention ----------------------------------------------------------------------------------------
+
+static void test_attention(void) {
+    static const int heads[][3] = {{2, 1, 16}, {4, 2, 40}, {8, 2, 128}};   // NH, KVH, HD
+    for (size_t hi = 0; hi < sizeof heads / sizeof heads[0]; hi++) {
+        const int NH = heads[hi][0], KVH = heads[hi][1], HD = heads[hi][2], KD = KVH * HD, QD = NH * HD;
+        char what[96];
+        // a KV cache: 3 sequences with 0, 5 and 17 cached positions, 1, 7 and 3 new rows
+        const int n_seq = 3, max_ctx = 24, q_start[4] = {0, 1, 8, 11}, pos0[3] = {0, 5, 17};
+        const int64_t kv_off[3] = {0, (int64_t)max_ctx * KD, 2 * (int64_t)max_ctx * KD};
+        const sc_attn_layout lay = {.n_seq = n_seq, .q_start = q_start, .pos0 = pos0, .kv_off = kv_off, .kv_stride = KD};
+        const int T = q_start[n_seq];
+        const size_t ncache = (size_t)n_seq * max_ctx * KD;
+        float *ck = randn(ncache, 1.0f), *cv = randn(ncache, 1.0f), *k = randn((size_t)T * KD, 1.0f), *v = randn((size_t)T * KD, 1.0f);
+        float *q = randn((size_t)T * QD, 1.0f);
+        float *gck = gd(ck, ncache), *gcv = gd(cv, ncache), *gk = gd(k, (size_t)T * KD), *gv = gd(v, (size_t)T * KD), *gq = gd(q, (size_t)T * QD);
+        CHECK_OK(g_cpu->op->kv_write(g_cpu, ck, cv, k, v, &lay, KD));
+        CHECK_OK(g_gpu->op->kv_write(g_gpu, gck, gcv, gk, gv, &lay, KD));
+        cmp_dev("kv_write keys", gck, ck, ncache, TOL_EXACT);
+        cmp_dev("kv_write values", gcv, cv, ncache, TOL_EXACT);
+        float *co = malloc(sizeof(float) * (size_t)T * QD), *cl = malloc(sizeof(float) * (size_t)T * NH);
+        float *go = gnan((size_t)T * QD), *gl = gnan((size_t)T * NH);
+        CHECK_OK(g_cpu->op->attention(g_cpu, co, cl, q, ck, cv, &lay, NH, KVH, HD));
+        CHECK_OK(g_gpu->op->attention(g_gpu, go, gl, gq, gck, gcv, &lay, NH, KVH, HD));
+        snprintf(what, sizeof what, "attention over a cache NH=%d KVH=%d HD=%d", NH, KVH, HD);
+        cmp_dev(what, go, co, (size_t)T * QD, TOL_F32);
+        cmp_dev("attention lse (cache)", gl, cl, (size_t)T * NH, TOL_F32);
+        free(ck); free(cv); free(k); free(v); free(q); free(co); free(cl);
+        gfree(gck); gfree(gcv); gfree(gk); gfree(gv); gfree(gq); gfree(go); gfree(gl);
+
+        // the batch's own rows (training): forward with lse, then backward
+        const int qs[4] = {0, 1, 14, 47}, zero[3] = {0, 0, 0};
+        const int T2 = qs[3];
+        const int64_t offs[3] = {0, (int64_t)qs[1] * KD, (int64_t)qs[2] * KD};   // each sequence's own rows
+        const sc_attn_layout own = {.n_seq = 3, .q_start = qs, .pos0 = zero, .kv_off = offs, .kv_stride = KD};
+        float *q2 = randn((size_t)T2 * QD, 1.0f), *k2 = randn((size_t)T2 * KD, 1.0f), *v2 = randn((size_t)T2 * KD, 1.0f), *dout = randn((size_t)T2 * QD, 1.0f);
+        float *o2 = malloc(sizeof(float) * (size_t)T2 * QD), *l2 = malloc(sizeof(float) * (size_t)T2 * NH);
+        CHECK_OK(g_cpu->op->attention(g_cpu, o2, l2, q2, k2, v2, &own, NH, KVH, HD));
+        float *gq2 = gd(q2, (size_t)T2 * QD), *gk2 = gd(k2, (size_t)T2 * KD), *gv2 = gd(v2, (size_t)T2 * KD), *gdo = gd(dout, (size_t)T2 * QD);
+        float *go2 = gnan((size_t)T2 * QD), *gl2 = gnan((size_t)T2 * NH);
+        CHECK_OK(g_gpu->op->attention(g_gpu, go2, gl2, gq2, gk2, gv2, &own, NH, KVH, HD));
+        cmp_dev("attention (own rows)", go2, o2, (size_t)T2 * QD, TOL_F32);
+        cmp_dev("attention lse (own rows)", gl2, l2, (size_t)T2 * NH, TOL_F32);
+        float *cdq = malloc(sizeof(float) * (size_t)T2 * QD), *cdk = malloc(sizeof(float) * (size_t)T2 * KD), *cdv = malloc(sizeof(float) * (size_t)T2 * KD);
+        CHECK_OK(g_cpu->op->attention_backward(g_cpu, cdq, cdk, cdv, dout, o2, l2, q2, k2, v2, qs, 3, NH, KVH, HD));
+        float *gdq = gnan((size_t)T2 * QD), *gdk = gnan((size_t)T2 * KD), *gdv = gnan((size_t)T2 * KD);
+        CHECK_OK(g_gpu->op->attention_backward(g_gpu, gdq, gdk, gdv, gdo, go2, gl2, gq2, gk2, gv2, qs, 3, NH, KVH, HD));
+        snprintf(what, sizeof what, "attention_backward dq NH=%d KVH=%d HD=%d", NH, KVH, HD);
+        cmp_dev(what, gdq, cdq, (size_t)T2 * QD, 1e-4);
+        cmp_dev("attention_backward dk", gdk, cdk, (size_t)T2 * KD, 1e-4);
+        cmp_dev("attention_backward dv", gdv, cdv, (size_t)T2 * KD, 1e-4);
+        free(q2); free(k2); free(v2); free(dout); free(o2); free(l2); free(cdq); free(cdk); free(cdv);
+        gfree(gq2); gfree(gk2); gfree(gv2); gfree(gdo); gfree(go2); gfree(gl2); gfree(gdq); gfree(gdk); gfree(gdv);
+    }
+}
+
+// --- adapter ------------------------------------------------------------------------------------------
+
+static void test_adapter(void) {
+    static const int shapes[][3] = {{1, 16, 1}, {11, 97, 2}, {64, 896, 8}};   // T, C, r
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const int T = shapes[si][0], C = shapes[si][1], r = shapes[si][2];
+        const size_t n = (size_t)T * C;
+        float *h = randn(n, 1.0f), *A = randn((size_t)C * r, 1.0f), *B = randn((size_t)r * C, 0.1f), *g = randn(n, 1.0f);
+        float *gh = gd(h, n), *gA = gd(A, (size_t)C * r), *gB = gd(B, (size_t)r * C);
+        float *co = malloc(sizeof(float) * n), *go = gnan(n);
+        CHECK_OK(g_cpu->op->adapter_forward(g_cpu, co, h, A, B, T, C, r, 2.0f, 0));
+        CHECK_OK(g_gpu->op->adapter_forward(g_gpu, go, gh, gA, gB, T, C, r, 2.0f, 0));
+        cmp_dev("adapter_forward", go, co, n, TOL_F32);
+        float *ch = hcopy(h, n), *gh2 = gd(h, n);   // in place: out = h
+        CHECK_OK(g_cpu->op->adapter_forward(g_cpu, ch, ch, A, B, T, C, r, 2.0f, 1));
+        CHECK_OK(g_gpu->op->adapter_forward(g_gpu, gh2, gh2, gA, gB, T, C, r, 2.0f, 1));
+        cmp_dev("adapter_forward in place", gh2, ch, n, TOL_F32);
+        float *cdA = randn((size_t)C * r, 0.1f), *cdB = randn((size_t)r * C, 0.1f);
+        float *gdA = gd(cdA, (size_t)C * r), *gdB = gd(cdB, (size_t)r * C), *gg = gd(g, n), *cg = hcopy(g, n);
+        CHECK_OK(g_cpu->op->adapter_backward(g_cpu, cg, h, A, B, cdA, cdB, T, C, r, 2.0f));
+        CHECK_OK(g_gpu->op->adapter_backward(g_gpu, gg, gh, gA, gB, gdA, gdB, T, C, r, 2.0f));
+        cmp_dev("adapter_backward dh", gg, cg, n, 1e-4);
+        cmp_dev("adapter_backward dA", gdA, cdA, (size_t)C * r, 1e-4);
+        cmp_dev("adapter_backward dB", gdB, cdB, (size_t)r * C, 1e-4);
+        free(h); free(A); free(B); free(g); free(co); free(ch); free(cdA); free(cdB); free(cg);
+        gfree(gh); gfree(gA); gfree(gB); gfree(go); gfree(gh2); gfree(gdA); gfree(gdB); gfree(gg);
+    }
+}
+
+// --- loss, optimizer, sampling ------------------------------------------------------------------------
+
+static void test_loss_adamw_sample(void) {
+    static const int shapes[][2] = {{1, 7}, {5, 257}, {9, 151936}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const int n = shapes[si][0], V = shapes[si][1];
+        const size_t nv = (size_t)n * V;
+        float *lp = randn(nv, 3.0f), *lq = randn(nv, 3.0f);
+        int32_t *tg = malloc(sizeof(int32_t) * n);
+        for (int i = 0; i < n; i++) tg[i] = (int32_t)((i * 7919 + 3) % V);
+        float *glp = gd(lp, nv), *glq = gd(lq, nv);
+        double *ck = malloc(sizeof(double) * n), *cn = malloc(sizeof(double) * n), *gk = malloc(sizeof(double) * n), *gn = malloc(sizeof(double) * n);
+        CHECK_OK(g_cpu->op->divergence_loss(g_cpu, lq, lp, tg, n, V, 1.0f, 0.5f, 1.0 / n, ck, cn));
+        CHECK_OK(g_gpu->op->divergence_loss(g_gpu, glq, glp, tg, n, V, 1.0f, 0.5f, 1.0 / n, gk, gn));
+        cmp_dev("divergence_loss gradient", glq, lq, nv, 1e-6);
+        for (int i = 0; i < n; i++) {
+            CHECK_NEAR(gk[i], ck[i], TOL_LOSS * (1 + fabs(ck[i])) * V);
+            CHECK_NEAR(gn[i], cn[i], TOL_LOSS * (1 + fabs(cn[i])) * V);
+        }
+        // sampling on fresh logits (the loss overwrote lq): greedy, plain, top-k, top-p, a vocab limit
+        float *z = randn(nv, 2.0f), *u = malloc(sizeof(float) * n);
+        for (int i = 0; i < n; i++) u[i] = sc_rng_uniform(77, 5, (uint64_t)i);
+        const sc_sampling modes[] = {{.greedy = 1, .temperature = 1, .top_p = 1}, {.temperature = 0.7f, .top_p = 1},
+                                     {.temperature = 1.0f, .top_k = 5, .top_p = 1}, {.temperature = 1.0f, .top_p = 0.9f},
+                                     {.temperature = 1.3f, .top_p = 1, .vocab_limit = V > 3 ? V - 3 : 0}};
+        for (size_t mi = 0; mi < sizeof modes / sizeof modes[0]; mi++) {
+            float *cz = hcopy(z, nv), *gz = gd(z, nv);
+            int32_t *cid = malloc(sizeof(int32_t) * n), *gid = malloc(sizeof(int32_t) * n);
+            CHECK_OK(g_cpu->op->sample(g_cpu, cz, n, V, &modes[mi], u, cid));
+            CHECK_OK(g_gpu->op->sample(g_gpu, gz, n, V, &modes[mi], u, gid));
+            for (int i = 0; i < n; i++) CHECKF(cid[i] == gid[i], "sample mode %zu V=%d row %d: cpu %d, gpu %d", mi, V, i, cid[i], gid[i]);
+            free(cz); free(cid); free(gid); gfree(gz);
+        }
+        free(lp); free(lq); free(tg); free(ck); free(cn); free(gk); free(gn); free(z); free(u);
+        gfree(glp); gfree(glq);
+    }
+    const size_t n = 100003;
+    float *p = randn(n, 1.0f), *g = randn(n, 0.01f), *m = randn(n, 0.001f), *v = randn(n, 0.0f);
+    for (size_t i = 0; i < n; i++) v[i] = fabsf(g[i]) * 1e-3f;
+    float *gp = gd(p, n), *gg = gd(g, n), *gm = gd(m, n), *gv = gd(v, n);
+    const sc_adamw_opts o = {.lr = 0.1f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f};
+    for (int step = 1; step <= 3; step++) {
+        CHECK_OK(g_cpu->op->adamw(g_cpu, p, g, m, v, n, &o, step));
+        CHECK_OK(g_gpu->op->adamw(g_gpu, gp, gg, gm, gv, n, &o, step));
+    }
+    cmp_dev("adamw parameters", gp, p, n, 1e-6);
+    cmp_dev("adamw first moments", gm, m, n, TOL_EXACT);
+    cmp_dev("adamw second moments", gv, v, n, TOL_EXACT);
+    free(p); free(g); free(m); free(v);
+    gfree(gp); gfree(gg); gfree(gm); gfree(gv);
+}
+
+// --- a tiny model end to end ---------------------------------------------------------------------------
+
+typedef struct { float *logits, *dA, *dB, *A1; double kl, nll; } model_run;
+
+static void run_model(sc_backend *be, const char *dir, model_run *r) {
+    memset(r, 0, sizeof *r);
+    sc_model *m = NULL;
+    CHECK_OK(sc_model_load(dir, 0, -1, be, &m));
+    if (!m) return;
+    const int C = m->cfg.hidden, V = m->cfg.vocab, L = m->cfg.n_layers, r_ = 2;
+    const int seq_start[3] = {0, 7, 19}, T = 19;
+    const sc_batch batch = {.n_seq = 2, .seq_start = seq_start};
+    int32_t ids[19];
+    for (int t = 0; t < T; t++) ids[t] = (int32_t)((t * 37 + 11) % V);
+    sc_adapter *ad = NULL;
+    CHECK_OK(sc_adapter_create(be, SC_ADAPTER_SHARED, L, C, r_, 2.0f, &ad));
+    CHECK_OK(sc_adapter_init(ad, 5));
+    float *B = malloc(sizeof(float) * (size_t)r_ * C);
+    sc_rng_normal(6, 1, 0, B, (size_t)r_ * C);
+    CHECK_OK(sc_adapter_set(ad, NULL, B));   // B != 0: gradients reach A
+    float *hp = NULL, *hq = NULL, *dh = NULL, *lg = NULL;
+    CHECK_OK(sc_backend_alloc_floats(be, (size_t)T * C, "hp", &hp));
+    CHECK_OK(sc_backend_alloc_floats(be, (size_t)T * C, "hq", &hq));
+    CHECK_OK(sc_backend_alloc_floats(be, (size_t)T * C, "dh", &dh));
+    CHECK_OK(sc_backend_alloc_floats(be, (size_t)T * V, "logits", &lg));
+    CHECK_OK(be->op->memset(be, lg, 0xff, sizeof(float) * (size_t)T * V));
+    CHECK_OK(be->op->memset(be, dh, 0, sizeof(float) * (size_t)T * C));
+    sc_activations *act = NULL;
+    CHECK_OK(sc_activations_create(m, be, T, 2, 0, &act));
+    const sc_hook hook = sc_adapter_hook(ad);
+    CHECK_OK(sc_forward(m, be, &batch, ids, hp, NULL, NULL, NULL));
+    CHECK_OK(sc_head(m, be, hp, NULL, T, NULL, lg));
+    r->logits = malloc(sizeof(float) * (size_t)T * V);
+    CHECK_OK(be->op->download(be, r->logits, lg, sizeof(float) * (size_t)T * V));
+    CHECK_OK(sc_forward(m, be, &batch, ids, hq, NULL, &hook, act));
+    int rows[17];
+    int32_t tg[17];
+    for (int i = 0; i < 17; i++) { rows[i] = i < 6 ? i : i + 1; tg[i] = (int32_t)((i * 13 + 1) % V); }
+    sc_loss_stats ls;
+    CHECK_OK(sc_divergence_loss(m, be, hp, hq, rows, tg, 17, 1.0f, 0.3f, 5, dh, &ls));
+    r->kl = ls.kl;
+    r->nll = ls.nll;
+    CHECK_OK(sc_adapter_zero_grad(ad));
+    CHECK_OK(sc_backward(m, be, act, &hook, dh));
+    const size_t nA = sc_adapter_numel_A(ad), nB = sc_adapter_numel_B(ad);
+    r->dA = malloc(sizeof(float) * nA);
+    r->dB = malloc(sizeof(float) * nB);
+    r->A1 = malloc(sizeof(float) * nA);
+    CHECK_OK(be->op->download(be, r->dA, ad->dA, sizeof(float) * nA));
+    CHECK_OK(be->op->download(be, r->dB, ad->dB, sizeof(float) * nB));
+    float *mom = NULL;   // one optimizer step on A
+    CHECK_OK(sc_backend_alloc_floats(be, 2 * nA, "moments", &mom));
+    CHECK_OK(be->op->memset(be, mom, 0, sizeof(float) * 2 * nA));
+    const sc_adamw_opts o = {.lr = 0.01f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.0f};
+    CHECK_OK(be->op->adamw(be, ad->A, ad->dA, mom, mom + nA, nA, &o, 1));
+    CHECK_OK(sc_adapter_get(ad, r->A1, NULL));
+    be->op->free(be, mom);
+    sc_activations_free(act);
+    be->op->free(be, hp); be->op->free(be, hq); be->op->free(be, dh); be->op->free(be, lg);
+    sc_adapter_free(ad);
+    free(B);
+    sc_model_free(m);
+}
+
+static void test_tiny_model(void) {
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/tiny", sc_test_tmpdir());
+    sc_make_model_opts mo;
+    memset(&mo, 0, sizeof mo);
+    mo.cfg.n_layers = 3; mo.cfg.hidden = 128; mo.cfg.n_heads = 4; mo.cfg.n_kv_heads = 2; mo.cfg.head_dim = 0;
+    mo.cfg.intermediate = 352; mo.cfg.vocab = 1000; mo.cfg.tie_embeddings = 1;
+    mo.cfg.rope_theta = 1e6f; mo.cfg.rms_eps = 1e-6f; mo.cfg.max_position = 512; mo.cfg.bos_id = mo.cfg.eos_id = -1;
+    mo.dtype = SC_DTYPE_BF16;
+    mo.seed = 31;
+    CHECK_OK(sc_make_model(dir, &mo));
+    model_run c, g;
+    run_model(g_cpu, dir, &c);
+    run_model(g_gpu, dir, &g);
+    if (!c.logits || !g.logits || !c.dA || !g.dA) return;
+    const int C = 128, V = 1000, T = 19;
+    cmp("tiny model logits", g.logits, c.logits, (size_t)T * V, TOL_MODEL);
+    cmp("tiny model adapter dA", g.dA, c.dA, (size_t)C * 2, TOL_MODEL_GRAD);
+    cmp("tiny model adapter dB", g.dB, c.dB, (size_t)2 * C, TOL_MODEL_GRAD);
+    CHECK_NEAR(g.kl, c.kl, TOL_MODEL_GRAD * (1e-3 + fabs(c.kl)));
+    CHECK_NEAR(g.nll, c.nll, TOL_MODEL * fabs(c.nll));
+    // one AdamW step moves each element by about lr in the gradient's direction: the same
+    // direction where the gradient is not near zero
+    float mx = 0;
+    for (int i = 0; i < C * 2; i++) if (fabsf(c.dA[i]) > mx) mx = fabsf(c.dA[i]);
+    int flips = 0;
+    for (int i = 0; i < C * 2; i++) if (fabsf(c.dA[i]) > 0.1f * mx && (c.dA[i] > 0) != (g.dA[i] > 0)) flips++;
+    CHECKF(flips <= 2, "the GPU's adapter gradient has the other sign in %d of %d elements", flips, C * 2);
+    cmp("tiny model A after one AdamW step", g.A1, c.A1, (size_t)C * 2, 2e-2);
+    free(c.logits); free(c.dA); free(c.dB); free(c.A1);
+    free(g.logits); free(g.dA); free(g.dB); free(g.A1);
+}
+
+int main(void) {
+    sc_backend_opts o;
+    sc_backend_opts_default(&o);
+    o.device = SC_DEVICE_CUDA;
+    if (sc_backend_create(&o, &g_gpu) != SC_OK) {
+        printf("test_cuda_backend: skipped: %s\n", sc_last_error());
+        return 77;
+    }
+    g_cpu = sc_test_backend();
+    printf("test_cuda_backend: %s against %s\n", g_gpu->name, g_cpu->name);
+    test_memory();
+    test_matmul();
+    test_rows();
+    test_norm_rope_swiglu();
+    test_attention();
+    test_adapter();
+    test_loss_adamw_sample();
+    test_tiny_model();
+    sc_backend_free(g_gpu);
+    // the plain-loop GEMM cuBLASLt's refusals fall back to, on every GEMM shape of the tests
+    setenv("SC_CUDA_GEMM_FALLBACK", "1", 1);
+    if (sc_backend_create(&o, &g_gpu) != SC_OK) {
+        sc_test_fail(__FILE__, __LINE__, "a second CUDA backend: %s", sc_last_error());
+        return sc_test_finish("test_cuda_backend");
+    }
+    printf("test_cuda_backend: GEMMs through the fallback kernel (SC_CUDA_GEMM_FALLBACK=1)\n");
+    test_matmul();
+    test_adapter();
+    sc_backend_free(g_gpu);
+    return sc_test_finish("test_cuda_backend");
+}
