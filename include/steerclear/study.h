@@ -1,7 +1,7 @@
 // study.h — `steerclear run`: the whole study as one resumable batch job, from one config file.
 //
 // The config (JSON) has the sections of every stage, each key with a default:
-//   {"model": DIR, "train": CSV, "test": CSV, "memory_budget": "16G",
+//   {"model": DIR, "train": CSV, "test": CSV, "memory_budget": "16G", "precision": "auto",
 //    "make_model": {...},   // only used when "model" does not exist yet: a random model is made there
 //    "search": {...}, "extract": {...}, "evaluate": {...}, "judge": {...}, "quantify": {...}}
 // Unknown keys and values of the wrong type are errors naming the key. Relative paths are taken
@@ -55,6 +55,7 @@ typedef struct {
 typedef struct {
     char model[4096], train[4096], test[4096];
     char memory_budget[32];           // "": the default share of RAM
+    char precision[8];                // "", "auto", "f32", "bf16" (backend.h; "": auto)
     int has_make_model;               // the config has a "make_model" section
     sc_make_model_config make_model;
     sc_search_config search;

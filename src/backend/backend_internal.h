@@ -7,5 +7,7 @@
 // backend's op table must be set first.
 void sc_backend_init_arenas(sc_backend *be);
 sc_status sc_cpu_backend_create(const sc_backend_opts *o, sc_backend **out);
+// Whether the CPU backend can run bf16 precision here (AVX-512 BF16 CPU, oneDNN in the build).
+int sc_cpu_bf16_available(void);
 
 #endif

@@ -46,6 +46,7 @@ static const option_def defs[] = {
     {"searches", G_SEARCHES, FIXED, NULL, "LIST", "only these searches, e.g. 0,3,5-7"},
     {"model", G_QUANTIFY_ONLY, FIXED, NULL, "DIR", "model directory (default: the run's)"},
     {"memory-budget", G_QUANTIFY_ONLY, FIXED, NULL, "SIZE", "memory this process may use, e.g. 16G"},
+    {"precision", G_QUANTIFY_ONLY, FIXED, NULL, "P", "products against BF16 weights: auto, f32 or bf16 (auto)"},
 };
 #define N_DEFS ((int)(sizeof defs / sizeof defs[0]))
 
@@ -163,6 +164,7 @@ static int run_command(const command *cmd, int argc, char **argv) {
         else if (!strcmp(defs[i].opt, "seed")) ok = sc_cli_parse_seed("--seed", v, &seed), seed_set = 1;
         else if (!strcmp(defs[i].opt, "searches")) ok = sc_cli_parse_list(v, &searches, &n_searches);
         else if (!strcmp(defs[i].opt, "memory-budget")) ok = sc_cli_parse_size("--memory-budget", v, &so.backend.memory_budget);
+        else if (!strcmp(defs[i].opt, "precision")) ok = sc_cli_parse_precision("--precision", v, &so.backend.precision);
         if (!ok) { free(searches); return sc_cli_bad_input(cmd->name); }
     }
     if (sc_judging_config_resolve(&jc, &qc, NULL)) { free(searches); return sc_cli_bad_input(cmd->name); }

@@ -162,6 +162,7 @@ sc_status sc_study_run(const sc_study_opts *o, char *run_dir_out, size_t cap) {
     so.test_csv = c.test;
     so.need_model = so.need_train = so.need_test = 1;
     if (!st && c.memory_budget[0]) st = sc_parse_size(c.memory_budget, &so.backend.memory_budget);
+    if (c.precision[0]) so.backend.precision = c.precision;
     if (!st) st = sc_stage_open(&so, &stage);
     int monitored = 0;
     if (!st && !(st = sc_monitor_open(run_dir, SC_STUDY_STAGES))) monitored = 1;

@@ -107,7 +107,7 @@ static sc_status section(const cJSON *file, const char *name, const sc_key *keys
 }
 
 sc_status sc_study_config_load(const char *path, sc_study_config *c) {
-    static const char *const top_keys[] = {"model", "train", "test", "memory_budget", "make_model", "search", "extract",
+    static const char *const top_keys[] = {"model", "train", "test", "memory_budget", "precision", "make_model", "search", "extract",
                                            "evaluate", "judge", "quantify", NULL};
     sc_study_config_default(c);
     char *text = NULL, base[4096];
@@ -133,6 +133,12 @@ sc_status sc_study_config_load(const char *path, sc_study_config *c) {
             st = sc_errorf(SC_ERR_ARG, "%s: \"memory_budget\" must be a size string such as \"16G\"", path);
         else snprintf(c->memory_budget, sizeof c->memory_budget, "%s", mb->valuestring);
     }
+    const cJSON *pr = cJSON_GetObjectItemCaseSensitive(file, "precision");
+    if (!st && pr) {
+        if (!cJSON_IsString(pr) || (strcmp(pr->valuestring, "auto") && strcmp(pr->valuestring, "f32") && strcmp(pr->valuestring, "bf16")))
+            st = sc_errorf(SC_ERR_ARG, "%s: \"precision\" must be \"auto\", \"f32\" or \"bf16\"", path);
+        else snprintf(c->precision, sizeof c->precision, "%s", pr->valuestring);
+    }
     c->has_make_model = cJSON_GetObjectItemCaseSensitive(file, "make_model") != NULL;
     if (!st) st = section(file, "make_model", make_model_keys, N_OF(make_model_keys), path, &c->make_model);
     if (!st && c->make_model.tokenizer[0]) {
@@ -156,6 +162,7 @@ cJSON *sc_study_config_to_json(const sc_study_config *c) {
     cJSON_AddStringToObject(o, "train", c->train);
     cJSON_AddStringToObject(o, "test", c->test);
     if (c->memory_budget[0]) cJSON_AddStringToObject(o, "memory_budget", c->memory_budget);
+    if (c->precision[0]) cJSON_AddStringToObject(o, "precision", c->precision);
     if (c->has_make_model) cJSON_AddItemToObject(o, "make_model", sc_settings_to_json(make_model_keys, N_OF(make_model_keys), &c->make_model));
     cJSON_AddItemToObject(o, "search", sc_search_config_to_json(&c->search));
     cJSON_AddItemToObject(o, "extract", sc_settings_to_json(extract_keys, N_OF(extract_keys), &c->extract));
