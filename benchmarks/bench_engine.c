@@ -212,8 +212,8 @@ static sc_status bench_step(const bench_ctx *b, const sc_tokenizer *tok, FILE *o
     }
     if (!st) {
         fprintf(out, " \"step\": {\"batch\": %d, \"prompt_tokens\": %d, \"new_tokens\": %d, \"adapter\": \"shared\", \"rank\": 2, "
-                     "\"generated_tokens\": %lld, \"total_seconds\": %.6f, \"all_seconds\": ",
-                STEP_BATCH, STEP_PROMPT, b->new_tokens, (long long)gen_tokens, min_of(t, b->reps));
+                     "\"generated_tokens\": %lld, \"activation_checkpointing\": %d, \"total_seconds\": %.6f, \"all_seconds\": ",
+                STEP_BATCH, STEP_PROMPT, b->new_tokens, (long long)gen_tokens, sc_search_work_checkpointing(work), min_of(t, b->reps));
         json_times(out, t, b->reps);
         fprintf(out, ", \"loss\": %.6g, \"kl\": %.6g, \"nll\": %.6g},\n \"peak_rss_mb_after_step\": %.1f,\n", rec.loss, rec.kl, rec.nll, peak_mb());
     }
