@@ -18,6 +18,7 @@
 #   --step-tokens N    sampled tokens per prompt in the search step (default 8)
 #   --decode-tokens N  tokens per decode run (default 64)
 #   --no-torch         skip the PyTorch side (table shows only steerclear)
+#   --no-step          skip the search step (prefill and decode only)
 # Full run: 3 rounds, 128-token prompts, 64 decode tokens; the step after one warm-up step.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,7 +27,7 @@ THREADS="${OMP_NUM_THREADS:-2}"
 MODEL="$ROOT/.cache/bench-models/qwen2.5-0.5b-shape"
 TOKENIZER="$ROOT/.cache/tokenizer/tokenizer.json"
 REPS=3 DECODE_TOKENS=64 STEP_TOKENS=8 PROMPT=128
-QUICK=0 STRICT=0 UPDATE=0 TORCH=1 STEP_SET=0 KEEP_BLAS_ENV=0 PRECISION=""
+QUICK=0 STRICT=0 UPDATE=0 TORCH=1 STEP_SET=0 KEEP_BLAS_ENV=0 PRECISION="" STEP=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -35,10 +36,11 @@ while [ $# -gt 0 ]; do
     --step-tokens) STEP_TOKENS="$2"; STEP_SET=1; shift ;;
     --no-torch) TORCH=0 ;;
     --reps) REPS="$2"; shift ;;
+    --no-step) STEP=0 ;;
     --decode-tokens) DECODE_TOKENS="$2"; shift ;;
     --precision) PRECISION="$2"; shift ;;
     --keep-openblas-env) KEEP_BLAS_ENV=1 ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -74,15 +76,19 @@ sc_args=(--model "$MODEL" --prompt-tokens "$PROMPT")
 run_sc() {   # round
   echo "bench.sh: round $1: steerclear prefill, decode ($DECODE_TOKENS new tokens), search step ($STEP_TOKENS sampled tokens)" >&2
   "${RUN[@]}" "$BENCH" "${sc_args[@]}" --what prefill,decode --new-tokens "$DECODE_TOKENS" --reps 1 >"$TMP/sc_pd_$1.json"
-  "${RUN[@]}" "$BENCH" "${sc_args[@]}" --what step --new-tokens "$STEP_TOKENS" --reps 1 --step-warmup 1 >"$TMP/sc_step_$1.json"
+  if [ "$STEP" = 1 ]; then
+    "${RUN[@]}" "$BENCH" "${sc_args[@]}" --what step --new-tokens "$STEP_TOKENS" --reps 1 --step-warmup 1 >"$TMP/sc_step_$1.json"
+  else echo '{}' >"$TMP/sc_step_$1.json"; fi
 }
 run_pt() {
   if [ "$TORCH" = 1 ]; then
     echo "bench.sh: round $1: pytorch prefill, decode, search step" >&2
     "${RUN[@]}" "$PY" "$ROOT/tests/ref/bench_torch.py" --model "$MODEL" --threads "$THREADS" --what prefill,decode \
       --prompt-tokens "$PROMPT" --new-tokens "$DECODE_TOKENS" --reps 1 >"$TMP/pt_pd_$1.json"
-    "${RUN[@]}" "$PY" "$ROOT/tests/ref/bench_torch.py" --model "$MODEL" --threads "$THREADS" --what step \
-      --new-tokens "$STEP_TOKENS" --reps 1 >"$TMP/pt_step_$1.json"
+    if [ "$STEP" = 1 ]; then
+      "${RUN[@]}" "$PY" "$ROOT/tests/ref/bench_torch.py" --model "$MODEL" --threads "$THREADS" --what step \
+        --new-tokens "$STEP_TOKENS" --reps 1 >"$TMP/pt_step_$1.json"
+    else echo '{}' >"$TMP/pt_step_$1.json"; fi
   else
     echo '{}' >"$TMP/pt_pd_$1.json"; echo '{}' >"$TMP/pt_step_$1.json"
   fi
