@@ -5,13 +5,17 @@
 //            greedy steps, one sc_forward + sc_head per step on the KV cache (only these timed)
 //   step     one divergence optimizer step (sc_search_step): 12 prompts of 32 random ids,
 //            --new-tokens sampled tokens each (stop tokens as in the search), shared adapter of
-//            rank 2, a fresh adapter state per repetition (the first step, like the torch script)
+//            rank 2, a fresh adapter state per repetition (the first step, like the torch script),
+//            after --step-warmup (1) untimed steps (workspace, oneDNN primitives, page cache)
 // Each is the best of --reps. Prints one JSON object with "threads" (omp_get_max_threads()),
 // "blas" (openblas_get_config()) and the peak resident memory (getrusage ru_maxrss).
 // Leaves out: per-phase timing of the step (sc_search_step is timed as a whole), CUDA.
 //
 // usage: bench_engine --model DIR [--what prefill,decode,step] [--prompt-tokens 128]
-//                     [--new-tokens 64] [--reps 3] [--seed 0] [--device cpu|cuda]
+//                     [--new-tokens 64] [--reps 3] [--seed 0] [--device cpu|cuda] [--precision auto|f32|bf16]
+//                     [--step-warmup 1]
+// "backend" and "precision" name what ran ("cpu (avx2, bf16)", "bf16"); "blas_core" is the
+// OpenBLAS kernel set in use (openblas_get_corename: $OPENBLAS_CORETYPE or detected).
 // The tokenizer (stop ids of the step) is DIR/tokenizer.json.
 #include "steerclear/core.h"
 #include "steerclear/engine.h"
@@ -30,7 +34,7 @@
 typedef struct {
     const sc_model *m;
     sc_backend *be;
-    int prompt_tokens, new_tokens, reps;
+    int prompt_tokens, new_tokens, reps, step_warmup;
     uint64_t seed;
 } bench_ctx;
 
@@ -195,13 +199,13 @@ static sc_status bench_step(const bench_ctx *b, const sc_tokenizer *tok, FILE *o
     sc_status st = SC_OK;
     sc_step_record rec = {0};
     int64_t gen_tokens = 0;
-    for (int r = 0; r < b->reps && !st; r++) {
+    for (int r = -b->step_warmup; r < b->reps && !st; r++) {   // r < 0: warm-up, not timed
         sc_search_state *s = NULL;   // a fresh adapter state per repetition: the first step
         if ((st = sc_search_state_create(b->be, &cfg, 0, b->m->cfg.n_layers, b->m->cfg.hidden, &s))) break;
         double t0 = sc_now_seconds();
         st = sc_search_step(&run, work, s, prompts, len, idx, STEP_BATCH);
-        t[r] = sc_now_seconds() - t0;
-        if (!st) {
+        if (r >= 0) t[r] = sc_now_seconds() - t0;
+        if (!st && r >= 0) {
             rec = s->steps[0];
             gen_tokens = 0;
             for (int i = 0; i < STEP_BATCH; i++) gen_tokens += rec.gen_len[i];
@@ -210,8 +214,8 @@ static sc_status bench_step(const bench_ctx *b, const sc_tokenizer *tok, FILE *o
     }
     if (!st) {
         fprintf(out, " \"step\": {\"batch\": %d, \"prompt_tokens\": %d, \"new_tokens\": %d, \"adapter\": \"shared\", \"rank\": 2, "
-                     "\"generated_tokens\": %lld, \"total_seconds\": %.6f, \"all_seconds\": ",
-                STEP_BATCH, STEP_PROMPT, b->new_tokens, (long long)gen_tokens, min_of(t, b->reps));
+                     "\"generated_tokens\": %lld, \"activation_checkpointing\": %d, \"total_seconds\": %.6f, \"all_seconds\": ",
+                STEP_BATCH, STEP_PROMPT, b->new_tokens, (long long)gen_tokens, sc_search_work_checkpointing(work), min_of(t, b->reps));
         json_times(out, t, b->reps);
         fprintf(out, ", \"loss\": %.6g, \"kl\": %.6g, \"nll\": %.6g},\n \"peak_rss_mb_after_step\": %.1f,\n", rec.loss, rec.kl, rec.nll, peak_mb());
     }
@@ -224,7 +228,7 @@ static sc_status bench_step(const bench_ctx *b, const sc_tokenizer *tok, FILE *o
 
 static const char *usage_text =
     "usage: bench_engine --model DIR [--what prefill,decode,step] [--prompt-tokens 128]\n"
-    "                    [--new-tokens 64] [--reps 3] [--seed 0] [--device cpu|cuda]\n";
+    "                    [--new-tokens 64] [--reps 3] [--seed 0] [--device cpu|cuda] [--precision auto|f32|bf16] [--step-warmup 1]\n";
 
 static int fail(const char *what) {
     fprintf(stderr, "bench_engine: %s%s\n", what, sc_last_error());
@@ -240,12 +244,15 @@ int main(int argc, char **argv) {
         {"reps", required_argument, NULL, 'r'},
         {"seed", required_argument, NULL, 's'},
         {"device", required_argument, NULL, 'd'},
+        {"precision", required_argument, NULL, 'P'},
+        {"step-warmup", required_argument, NULL, 'W'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *dir = NULL, *what = "prefill,decode,step";
-    bench_ctx b = {.prompt_tokens = 128, .new_tokens = 64, .reps = 3, .seed = 0};
+    bench_ctx b = {.prompt_tokens = 128, .new_tokens = 64, .reps = 3, .seed = 0, .step_warmup = 1};
     sc_device device = SC_DEVICE_CPU;
+    const char *precision = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -256,6 +263,8 @@ int main(int argc, char **argv) {
         case 'r': b.reps = atoi(optarg); break;
         case 's': b.seed = strtoull(optarg, NULL, 10); break;
         case 'd': if (sc_device_parse(optarg, "--device", &device)) return fail(""); break;
+        case 'P': precision = optarg; break;
+        case 'W': b.step_warmup = atoi(optarg) < 0 ? 0 : atoi(optarg); break;
         case 'h': fputs(usage_text, stdout); return 0;
         default: fputs(usage_text, stderr); return 2;
         }
@@ -280,6 +289,7 @@ int main(int argc, char **argv) {
     sc_backend_opts bo;
     sc_backend_opts_default(&bo);
     bo.device = device;
+    bo.precision = precision;
     if (sc_backend_create(&bo, &be)) return fail("");
     sc_model *m = NULL;
     if (sc_model_load(dir, 0, -1, be, &m)) return fail("");
@@ -299,10 +309,10 @@ int main(int argc, char **argv) {
     FILE *out = open_memstream(&buf, &blen);
     if (!out) { sc_model_free(m); sc_tok_free(tok); fprintf(stderr, "bench_engine: out of memory\n"); return 1; }
     const sc_model_config *k = &m->cfg;
-    fprintf(out, "{\n \"model\": \"%s\", \"engine\": \"steerclear-%s\", \"backend\": \"%s\", \"threads\": %d, \"blas\": \"%s\",\n"
+    fprintf(out, "{\n \"model\": \"%s\", \"engine\": \"steerclear-%s\", \"backend\": \"%s\", \"precision\": \"%s\", \"threads\": %d, \"blas\": \"%s\", \"blas_core\": \"%s\",\n"
                  " \"load_seconds\": %.3f,\n \"config\": {\"L\": %d, \"C\": %d, \"NH\": %d, \"KVH\": %d, \"HD\": %d, \"I\": %d, \"V\": %d},\n"
                  " \"peak_rss_mb_after_load\": %.1f,\n",
-            m->dir, sc_device_name(device), be->name, omp_get_max_threads(), openblas_get_config(), load, k->n_layers, k->hidden, k->n_heads,
+            m->dir, sc_device_name(device), be->name, be->precision ? be->precision : "f32", omp_get_max_threads(), openblas_get_config(), openblas_get_corename(), load, k->n_layers, k->hidden, k->n_heads,
             k->n_kv_heads, k->head_dim, k->intermediate, k->vocab, peak_mb());
     sc_status st = SC_OK;
     if (do_prefill) st = bench_prefill(&b, out);

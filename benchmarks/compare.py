@@ -14,6 +14,7 @@ JSON>, "pytorch": <bench_torch.py JSON>}. Standard library only.
 """
 
 import json
+import statistics
 import sys
 
 # (name, path in the JSON, unit, higher_is_better)
@@ -56,24 +57,95 @@ def torch_blas(t):
     return s
 
 
+def flops(res, side, what):
+    """Arithmetic of one unit of a metric (a token, or the whole step), from the model's shape:
+    every GEMM (2 flops per multiply-add) and attention's two products over the context."""
+    c = side.get("config") or {}
+    st = res.get("settings") or {}
+    try:
+        L, C, NH, KVH, HD, I, V = (int(c[k]) for k in ("L", "C", "NH", "KVH", "HD", "I", "V"))
+    except (KeyError, TypeError, ValueError):
+        return None
+    fb = 2 * L * (C * NH * HD + 2 * C * KVH * HD + NH * HD * C + 3 * C * I)   # blocks, per token
+    fh = 2 * C * V                                                            # LM head, per row
+    fa = 4 * L * NH * HD                                                      # attention, per (token, position)
+    P = int(st.get("prompt_tokens", 128))
+    if what == "prefill":   # per token: the whole prompt, the head on its last row
+        return (P * fb + fh + fa * P * (P + 1) / 2) / P
+    if what.startswith("decode"):   # per generated token, at the mean context
+        N = int(st.get("decode_new_tokens", 64))
+        return fb + fh + fa * (P + N / 2)
+    if what == "step":   # the whole step: sampling, P and Q teacher-forced, Q's backward (dx only)
+        s = side.get("step") or {}
+        B, P0 = int(s.get("batch", 12)), int(s.get("prompt_tokens", 32))
+        N = int(s.get("new_tokens", st.get("step_new_tokens", 8)))
+        g = s.get("generated_tokens")
+        n = g / B if g else N   # sampled tokens per prompt (steerclear stops at stop tokens)
+        T = P0 + n - 1
+        sample = B * P0 * fb + B * fh + (n - 1) * B * (fb + fh) + fa * B * ((P0 + n) ** 2) / 2
+        tf = 3 * B * T * fb + 3 * B * n * fh + 4.5 * fa * B * T * T / 2
+        return sample + tf
+    return None
+
+
+PEAK_NAMES = (("avx2_fma", "AVX2 FMA"), ("avx512_fma", "AVX-512 FMA"), ("avx512_bf16_dot", "BF16 dot"))
+
+
+def stats(side, key, path, higher):
+    vals = (side.get("rounds") or {}).get(key)
+    if not vals:
+        v = get(side, path)
+        vals = [v] if v is not None else []
+    if not vals:
+        return None, None, 0
+    best = max(vals) if higher else min(vals)
+    return best, statistics.median(vals), len(vals)
+
+
+ROUND_KEYS = {"prefill": "prefill", "decode": None, "step": "step"}
+
+
 def table(res):
     sc, pt = res.get("steerclear", {}), res.get("pytorch", {})
-    rows = [("metric", "steerclear", "pytorch", "sc advantage")]
+    peaks = res.get("peaks_gflops") or {}
+    rows = [("metric", "sc best", "sc median", "torch best", "torch median", "ratio best", "ratio median",
+             "sc GFLOP/s", "share of peaks (" + " / ".join(n for k, n in PEAK_NAMES if k in peaks) + ")")]
     for name, path, unit, higher in METRICS:
-        a, b = get(sc, path), get(pt, path)
-        adv = advantage(a, b, higher)
-        rows.append((f"{name} [{unit}]", fmt(a), fmt(b), "-" if adv is None else f"{adv:.2f}x"))
-    w = [max(len(r[i]) for r in rows) for i in range(4)]
+        key = {"prefill": "prefill", "step": "step"}.get(path[0])
+        if path[0] == "decode":
+            key = "decode_" + path[1]
+        a, am, an = stats(sc, key, path, higher) if key else (get(sc, path), None, 1)
+        b, bm, bn = stats(pt, key, path, higher) if key else (get(pt, path), None, 1)
+        adv, advm = advantage(a, b, higher), advantage(am, bm, higher)
+        gf, share = "-", "-"
+        if key and a:
+            f = flops(res, sc, key)
+            if f:
+                rate = (f * a if higher else f / a) / 1e9
+                gf = f"{rate:.0f}"
+                share = " / ".join(f"{100 * rate / peaks[k]:.0f}%" for k, _ in PEAK_NAMES if peaks.get(k))
+        rows.append((f"{name} [{unit}]", fmt(a), fmt(am), fmt(b), fmt(bm), "-" if adv is None else f"{adv:.2f}x",
+                     "-" if advm is None else f"{advm:.2f}x", gf, share))
+    w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for i, r in enumerate(rows):
-        print(f"{r[0]:<{w[0]}}  {r[1]:>{w[1]}}  {r[2]:>{w[2]}}  {r[3]:>{w[3]}}")
+        print(f"{r[0]:<{w[0]}}  " + "  ".join(f"{r[j]:>{w[j]}}" for j in range(1, len(r))))
         if i == 0:
             print("  ".join("-" * x for x in w))
     print()
-    print(f"steerclear: {sc.get('threads', '?')} threads, BLAS: {sc.get('blas', '?')}")
-    print(f"pytorch {pt.get('torch', '?')}: {pt.get('threads', '?')} threads, BLAS: {torch_blas(pt)}")
+    print("ratio: how many times better steerclear is (> 1: ahead); best = min time / max rate over the rounds")
+    if peaks:
+        print("measured peaks (build/benchmarks/bench_peak, GFLOP/s over the threads' CPU time): " +
+              ", ".join(f"{n} {peaks[k]:.0f}" for k, n in PEAK_NAMES if k in peaks))
+    print(f"steerclear: {sc.get('backend', '?')}, precision {sc.get('precision', '?')}, {sc.get('threads', '?')} threads, "
+          f"OpenBLAS kernel {sc.get('blas_core', '?')}, BLAS: {sc.get('blas', '?')}")
+    print(f"pytorch {pt.get('torch', '?')}: {pt.get('threads', '?')} threads, OpenBLAS kernel {pt.get('blas_core', '?')}, "
+          f"one-row products {pt.get('one_row_products', 'F.linear')}, BLAS: {torch_blas(pt)}")
     st = res.get("settings")
     if st:
         print("settings: " + ", ".join(f"{k}={v}" for k, v in st.items()))
+    if res.get("load_before"):
+        print(f"load average (1, 5, 15 min) before: {' '.join(res['load_before'])}, after: {' '.join(res.get('load_after', []))} "
+              f"(this machine has {sc.get('threads', '?')} threads for the benchmark; above that, other work shares the cores)")
     return 0
 
 

@@ -16,7 +16,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 PACKAGES=(
   build-essential cmake pkg-config git ca-certificates
-  libopenblas-openmp-dev libopenblas0-openmp
+  libopenblas-openmp-dev libopenblas0-openmp libdnnl-dev
   libhdf5-dev hdf5-tools
   libcjson-dev libcurl4-openssl-dev libssl-dev
   libpcre2-dev libutf8proc-dev

@@ -39,5 +39,12 @@ n=$(python3 -c "import json; print(len(json.load(open('$T/elsewhere/run/eval/bas
 grep -q "12 sequences sampled" "$T/extract.log" || { cat "$T/extract.log"; fail "extract did not use the run's 6 train + 6 test prompts"; }
 if "$BIN" evaluate --run elsewhere/run --memory-budget 12X 2>"$T/err"; then fail "--memory-budget 12X was accepted"; fi
 grep -q "memory-budget: memory size '12X'" "$T/err" || { cat "$T/err"; fail "unclear message for a bad --memory-budget"; }
-echo "config_paths: config-relative paths, absolute paths in the run, extract/evaluate from the run config"
+# "precision" in the config is what the backend gets (over $SC_PRECISION, which would refuse here)
+sed 's/"memory_budget": "2G",/"memory_budget": "2G", "precision": "f32",/' "$T/study/run.json" >"$T/study/prec.json"
+SC_PRECISION=bogus "$BIN" search --config "$T/study/prec.json" --out "$T/prec" 2>"$T/prec.log" || { cat "$T/prec.log"; fail "the config's \"precision\": \"f32\" was not used"; }
+grep -q "(cpu (avx2) backend)\|(cpu (generic) backend)" "$T/prec.log" || { cat "$T/prec.log"; fail "precision f32 did not give an f32 backend"; }
+sed 's/"memory_budget": "2G",/"memory_budget": "2G", "precision": "fp8",/' "$T/study/run.json" >"$T/study/bad.json"
+if "$BIN" search --config "$T/study/bad.json" --out "$T/bad" 2>"$T/err"; then fail "precision fp8 was accepted"; fi
+grep -q "bad.json: precision: 'fp8' is not a precision: use auto, f32 or bf16" "$T/err" || { cat "$T/err"; fail "unclear message for a bad precision"; }
+echo "config_paths: config-relative paths, absolute paths in the run, extract/evaluate from the run config, the config's precision"
 echo "1 passed, 0 failed"

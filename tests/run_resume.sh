@@ -108,6 +108,12 @@ set +e
 "$BIN" run --config "$T/lr.json" --out "$T/ref" --resume >/dev/null 2>"$T/err"; rc=$?
 set -e
 [ $rc -eq 2 ] && grep -q "search.lr" "$T/err" && grep -q "finished stage search" "$T/err" || { cat "$T/err"; fail "a changed search.lr gave exit $rc"; }
+# the precision changes results: pinning it on resume (the run had none: auto) is refused too
+sed 's/^  "model": /  "precision": "f32",\n  "model": /' "$T/study.json" >"$T/prec.json"
+set +e
+"$BIN" run --config "$T/prec.json" --out "$T/ref" --resume >/dev/null 2>"$T/err"; rc=$?
+set -e
+[ $rc -eq 2 ] && grep -q "precision" "$T/err" && grep -q "finished stage search" "$T/err" || { cat "$T/err"; fail "a changed precision gave exit $rc"; }
 # bad configs: exit 2 naming the key
 echo '{"model": "x", "search": {"lr": "fast"}}' >"$T/bad.json"
 set +e

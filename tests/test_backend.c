@@ -329,9 +329,10 @@ static double attention_loss(void *ctx) {
 
 static void test_attention(void) {
     enum { NH = 6, KVH = 2, HD = 8, QD = NH * HD, KD = KVH * HD, SLOTS = 3, CTX = 24 };
-    // (a) the batch's own rows: 3 sequences of 5, 1 and 9 rows from position 0
-    const int qs[4] = {0, 5, 6, 15}, zero[3] = {0, 0, 0};
-    const int T = 15;
+    // (a) the batch's own rows: 3 sequences of 5, 1 and 37 rows from position 0 (37: more than
+    //     two of the CPU kernel's blocks of 16 query and key rows)
+    const int qs[4] = {0, 5, 6, 43}, zero[3] = {0, 0, 0};
+    enum { T = 43 };
     int64_t off[3];
     for (int b = 0; b < 3; b++) off[b] = (int64_t)qs[b] * KD;
     sc_attn_layout own = {.n_seq = 3, .q_start = qs, .pos0 = zero, .kv_off = off, .kv_stride = KD};

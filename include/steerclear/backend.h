@@ -161,7 +161,8 @@ typedef struct {
 
 struct sc_backend {
     const sc_backend_ops *op;
-    const char *name;          // "cpu (avx2)", "cpu (generic)", ...
+    const char *name;          // "cpu (avx2)", "cpu (avx2, bf16)", "cpu (generic)", ...
+    const char *precision;     // "f32" or "bf16": the operands of GEMMs against BF16 weights
     sc_device device;
     size_t memory_budget;      // bytes this rank may hold (weights' copies, activations, caches)
     sc_arena ws;               // scratch in backend memory
@@ -177,6 +178,10 @@ typedef struct {
     sc_device device;          // SC_DEVICE_CPU, or SC_DEVICE_CUDA (builds with the CUDA backend)
     size_t memory_budget;      // 0: sc_memory_budget_default()
     const char *isa;           // CPU: NULL/"auto", "avx2" or "generic" (also $SC_CPU_ISA)
+    // GEMMs against BF16 weights: "f32" (weights widened, F32 products: the reference),
+    // "bf16" (BF16 operands, F32 accumulation: oneDNN on the CPU, as on the GPU), or NULL/"auto"
+    // (bf16 where the CPU has AVX-512 BF16 or AMX, else f32). Also $SC_PRECISION (the tests set f32).
+    const char *precision;
 } sc_backend_opts;
 
 void sc_backend_opts_default(sc_backend_opts *o);

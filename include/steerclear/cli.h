@@ -54,6 +54,11 @@ int sc_cli_parse_seed(const char *opt, const char *s, uint64_t *out);           
 int sc_cli_parse_range(const char *opt, const char *s, int *first, int *last);
 // A memory size such as 16G or 800M (backend.h, sc_parse_size).
 int sc_cli_parse_size(const char *opt, const char *s, size_t *out);
+// A GEMM precision: auto, f32 or bf16 (backend.h, sc_backend_opts.precision); *out is static.
+int sc_cli_parse_precision(const char *opt, const char *s, const char **out);
+#define SC_CLI_PRECISION_HELP \
+    "  --precision auto|f32|bf16  products against BF16 weights: f32 (reference), bf16 (BF16 operands, F32\n" \
+    "                        accumulation; oneDNN), auto (bf16 where the CPU has AVX-512 BF16; default)\n"
 // A list of search indices such as "0,3,5-7" (malloc'ed into *out).
 int sc_cli_parse_list(const char *s, int **out, int *n);
 

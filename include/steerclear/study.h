@@ -1,7 +1,7 @@
 // study.h — `steerclear run`: the whole study as one resumable batch job, from one config file.
 //
 // The config (JSON) has the sections of every stage, each key with a default:
-//   {"model": DIR, "train": CSV, "test": CSV, "memory_budget": "16G", "device": "cpu" or "cuda",
+//   {"model": DIR, "train": CSV, "test": CSV, "memory_budget": "16G", "device": "cpu" or "cuda", "precision": "auto",
 //    "make_model": {...},   // only used when "model" does not exist yet: a random model is made there
 //    "stages": P,           // (or "dist": {"stages": P}) pipeline stages per MPI search group (dist.h)
 //    "search": {...}, "extract": {...}, "evaluate": {...}, "judge": {...}, "quantify": {...}}
@@ -58,6 +58,7 @@ typedef struct {
     char memory_budget[32];           // "": the default share of RAM
     int stages;                       // "stages" or "dist": {"stages"}: pipeline stages per search group (0: not given, 1)
     char device[8];                   // "cpu" (default) or "cuda"
+    char precision[8];                // "", "auto", "f32", "bf16" (backend.h; "": auto)
     int has_make_model;               // the config has a "make_model" section
     sc_make_model_config make_model;
     sc_search_config search;

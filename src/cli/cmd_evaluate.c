@@ -32,7 +32,8 @@ static void usage(FILE *f) {
         "  --no-directions       skip the direction variants\n"
         "  --wait                wait for another process writing RUN_DIR instead of refusing\n"
         "  --memory-budget SIZE  memory this process may use, e.g. 16G (default: 80%% of RAM / ranks on the node)\n"
-        "  --device cpu|cuda     where the model runs (default cpu)\n");
+        "  --device cpu|cuda     where the model runs (default cpu)\n"
+        SC_CLI_PRECISION_HELP);
 }
 
 
@@ -60,7 +61,7 @@ static int parse_scales(const char *s, float **out, int *n) {
 
 int sc_cmd_evaluate(int argc, char **argv) {
     enum { O_RUN = 1000, O_MODEL, O_TEST, O_SCALES, O_MAXNEW, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_LIMIT,
-           O_SEARCHES, O_BATCH, O_NOADAPT, O_NODIR, O_BUDGET, O_WAIT, O_DEVICE, O_HELP };
+           O_SEARCHES, O_BATCH, O_NOADAPT, O_NODIR, O_BUDGET, O_WAIT, O_DEVICE, O_PRECISION, O_HELP };
     static const struct option longopts[] = {
         {"run", required_argument, 0, O_RUN}, {"model", required_argument, 0, O_MODEL},
         {"test", required_argument, 0, O_TEST}, {"scales", required_argument, 0, O_SCALES},
@@ -71,6 +72,7 @@ int sc_cmd_evaluate(int argc, char **argv) {
         {"no-adapters", no_argument, 0, O_NOADAPT}, {"no-directions", no_argument, 0, O_NODIR},
         {"memory-budget", required_argument, 0, O_BUDGET}, {"wait", no_argument, 0, O_WAIT},
         {"device", required_argument, 0, O_DEVICE},
+        {"precision", required_argument, 0, O_PRECISION},
         {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0},
     };
     sc_evaluate_opts o;
@@ -90,6 +92,7 @@ int sc_cmd_evaluate(int argc, char **argv) {
         case O_MODEL: so.model_dir = optarg; break;
         case O_TEST: so.test_csv = optarg; break;
         case O_BUDGET: ok = sc_cli_parse_size("--memory-budget", optarg, &so.backend.memory_budget); break;
+        case O_PRECISION: ok = sc_cli_parse_precision("--precision", optarg, &so.backend.precision); break;
         case O_SCALES: free(scales); scales = NULL; ok = parse_scales(optarg, &scales, &o.n_scales); break;
         case O_MAXNEW: ok = sc_cli_parse_int("--max-new-tokens", optarg, 1, &o.max_new_tokens); break;
         case O_TEMP: ok = sc_cli_parse_float("--temperature", optarg, &o.temperature); break;

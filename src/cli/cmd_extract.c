@@ -33,13 +33,14 @@ static void usage(FILE *f) {
         "  --no-export           skip the safetensors / GGUF files\n"
         "  --wait                wait for another process writing RUN_DIR instead of refusing\n"
         "  --memory-budget SIZE  memory this process may use, e.g. 16G (default: 80%% of RAM / ranks on the node)\n"
-        "  --device cpu|cuda     where the model runs (default cpu)\n");
+        "  --device cpu|cuda     where the model runs (default cpu)\n"
+        SC_CLI_PRECISION_HELP);
 }
 
 
 int sc_cmd_extract(int argc, char **argv) {
     enum { O_RUN = 1000, O_MODEL, O_TRAIN, O_TEST, O_MODE, O_SETS, O_MAXNEW, O_TEMP, O_TOPK, O_TOPP, O_SEED,
-           O_SEARCHES, O_BATCH, O_NOEXPORT, O_BUDGET, O_WAIT, O_DEVICE, O_HELP };
+           O_SEARCHES, O_BATCH, O_NOEXPORT, O_BUDGET, O_WAIT, O_DEVICE, O_PRECISION, O_HELP };
     static const struct option longopts[] = {
         {"run", required_argument, 0, O_RUN}, {"model", required_argument, 0, O_MODEL},
         {"train", required_argument, 0, O_TRAIN}, {"test", required_argument, 0, O_TEST},
@@ -50,6 +51,7 @@ int sc_cmd_extract(int argc, char **argv) {
         {"batch", required_argument, 0, O_BATCH}, {"no-export", no_argument, 0, O_NOEXPORT},
         {"memory-budget", required_argument, 0, O_BUDGET}, {"wait", no_argument, 0, O_WAIT},
         {"device", required_argument, 0, O_DEVICE},
+        {"precision", required_argument, 0, O_PRECISION},
         {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0},
     };
     sc_extract_opts o;
@@ -68,6 +70,7 @@ int sc_cmd_extract(int argc, char **argv) {
         case O_TRAIN: so.train_csv = optarg; break;
         case O_TEST: so.test_csv = optarg; break;
         case O_BUDGET: ok = sc_cli_parse_size("--memory-budget", optarg, &so.backend.memory_budget); break;
+        case O_PRECISION: ok = sc_cli_parse_precision("--precision", optarg, &so.backend.precision); break;
         case O_MODE: ok = sc_direction_mode_parse(optarg, &o.mode) == SC_OK; break;
         case O_SETS:
             if (!strcmp(optarg, "train,test") || !strcmp(optarg, "test,train")) o.use_train = o.use_test = 1;

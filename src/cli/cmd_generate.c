@@ -14,13 +14,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-static sc_status load_model_and_tok(const char *dir, size_t budget, sc_device device, sc_backend **be, sc_model **m, sc_tokenizer **tok) {
+static sc_status load_model_and_tok(const char *dir, size_t budget, sc_device device, const char *precision, sc_backend **be,
+                                    sc_model **m, sc_tokenizer **tok) {
     char path[4200];
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
     sc_backend_opts bo;
     sc_backend_opts_default(&bo);
     bo.memory_budget = budget;
     bo.device = device;
+    bo.precision = precision;
     SC_TRY(sc_backend_create(&bo, be));
     sc_status st = sc_model_load(dir, 0, -1, *be, m);
     if (!st) st = sc_tok_load(path, tok);
@@ -93,7 +95,8 @@ static void generate_usage(FILE *f) {
                "  --direction RUN_DIR:SEARCH | --direction-file F.safetensors   steer with a direction\n"
                "  --scale X (2.0)       --blocks FIRST:LAST  (steer blocks [FIRST, LAST) only)\n"
                "  --memory-budget SIZE  memory this process may use, e.g. 16G\n"
-               "  --device cpu|cuda     where the model runs (default cpu)\n");
+               "  --device cpu|cuda     where the model runs (default cpu)\n"
+               SC_CLI_PRECISION_HELP);
 }
 
 int sc_cmd_generate(int argc, char **argv) {
@@ -106,6 +109,7 @@ int sc_cmd_generate(int argc, char **argv) {
     const char *system_msg = NULL;
     size_t budget = 0;
     sc_device device = SC_DEVICE_CPU;
+    const char *precision = NULL;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"prompt", required_argument, 0, 'p'},
         {"max-new-tokens", required_argument, 0, 'n'}, {"temperature", required_argument, 0, 't'},
@@ -114,7 +118,7 @@ int sc_cmd_generate(int argc, char **argv) {
         {"direction-file", required_argument, 0, 'f'}, {"scale", required_argument, 0, 'x'},
         {"blocks", required_argument, 0, 'b'}, {"memory-budget", required_argument, 0, 'M'},
         {"system", required_argument, 0, 'S'}, {"no-system", no_argument, 0, 'N'}, {"no-think", no_argument, 0, 'T'},
-        {"show-prompt", no_argument, 0, 'w'}, {"device", required_argument, 0, 'D'},
+        {"show-prompt", no_argument, 0, 'w'}, {"device", required_argument, 0, 'D'}, {"precision", required_argument, 0, 'R'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
@@ -139,6 +143,7 @@ int sc_cmd_generate(int argc, char **argv) {
         case 'x': ok = sc_cli_parse_float("--scale", optarg, &scale); break;
         case 'M': ok = sc_cli_parse_size("--memory-budget", optarg, &budget); break;
         case 'D': ok = sc_device_parse(optarg, "--device", &device) == SC_OK; break;
+        case 'R': ok = sc_cli_parse_precision("--precision", optarg, &precision); break;
         case 'b': ok = sc_cli_parse_range("--blocks", optarg, &first, &last); break;
         case 'h': generate_usage(stdout); return 0;
         default: generate_usage(stderr); return SC_EXIT_BAD_INPUT;
@@ -159,7 +164,7 @@ int sc_cmd_generate(int argc, char **argv) {
     sc_backend *be = NULL;
     sc_model *m = NULL;
     sc_tokenizer *tok = NULL;
-    if (load_model_and_tok(model, budget, device, &be, &m, &tok)) { sc_chat_free(tmpl); return sc_cli_bad_input("generate"); }
+    if (load_model_and_tok(model, budget, device, precision, &be, &m, &tok)) { sc_chat_free(tmpl); return sc_cli_bad_input("generate"); }
     int rc = SC_EXIT_BAD_INPUT;
     int32_t *ids = NULL;
     size_t n_ids = 0;
@@ -218,10 +223,10 @@ done:
 }
 
 int sc_cmd_logits(int argc, char **argv) {
-    const char *model = NULL, *text = NULL, *out = NULL;
+    const char *model = NULL, *text = NULL, *out = NULL, *precision = NULL;
     sc_device device = SC_DEVICE_CPU;
     static const struct option opts[] = {{"model", required_argument, 0, 'm'}, {"text", required_argument, 0, 't'},
-                                         {"device", required_argument, 0, 'D'},
+                                         {"device", required_argument, 0, 'D'}, {"precision", required_argument, 0, 'R'},
                                          {"out", required_argument, 0, 'o'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
@@ -230,14 +235,15 @@ int sc_cmd_logits(int argc, char **argv) {
         else if (c == 't') text = optarg;
         else if (c == 'o') out = optarg;
         else if (c == 'D') { if (sc_device_parse(optarg, "--device", &device)) { fprintf(stderr, "steerclear logits: %s\n", sc_last_error()); return SC_EXIT_BAD_INPUT; } }
-        else { fprintf(c == 'h' ? stdout : stderr, "usage: steerclear logits --model DIR --text TEXT --out F.npy [--device cpu|cuda]\n  writes float32 logits [tokens, vocab]\n"); return c == 'h' ? 0 : SC_EXIT_BAD_INPUT; }
+        else if (c == 'R') { if (!sc_cli_parse_precision("--precision", optarg, &precision)) return sc_cli_bad_input("logits"); }
+        else { fprintf(c == 'h' ? stdout : stderr, "usage: steerclear logits --model DIR --text TEXT --out F.npy [--device cpu|cuda] [--precision auto|f32|bf16]\n  writes float32 logits [tokens, vocab]\n"); return c == 'h' ? 0 : SC_EXIT_BAD_INPUT; }
     }
     if (!sc_cli_no_positional("logits", argc, argv, optind)) return sc_cli_bad_input("logits");
     if (!model || !text || !out) { fprintf(stderr, "steerclear logits: --model, --text and --out are required\n"); return SC_EXIT_BAD_INPUT; }
     sc_backend *be = NULL;
     sc_model *m = NULL;
     sc_tokenizer *tok = NULL;
-    if (load_model_and_tok(model, 0, device, &be, &m, &tok)) return sc_cli_fail("logits");
+    if (load_model_and_tok(model, 0, device, precision, &be, &m, &tok)) return sc_cli_fail("logits");
     int rc = 1;
     int32_t *ids = NULL;
     size_t n = 0;

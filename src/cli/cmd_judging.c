@@ -47,6 +47,7 @@ static const option_def defs[] = {
     {"model", G_QUANTIFY_ONLY, FIXED, NULL, "DIR", "model directory (default: the run's)"},
     {"memory-budget", G_QUANTIFY_ONLY, FIXED, NULL, "SIZE", "memory this process may use, e.g. 16G"},
     {"device", G_QUANTIFY_ONLY, FIXED, NULL, "cpu|cuda", "where the model runs (default cpu)"},
+    {"precision", G_QUANTIFY_ONLY, FIXED, NULL, "P", "products against BF16 weights: auto, f32 or bf16 (auto)"},
 };
 #define N_DEFS ((int)(sizeof defs / sizeof defs[0]))
 
@@ -165,6 +166,7 @@ static int run_command(const command *cmd, int argc, char **argv) {
         else if (!strcmp(defs[i].opt, "searches")) ok = sc_cli_parse_list(v, &searches, &n_searches);
         else if (!strcmp(defs[i].opt, "memory-budget")) ok = sc_cli_parse_size("--memory-budget", v, &so.backend.memory_budget);
         else if (!strcmp(defs[i].opt, "device")) ok = sc_device_parse(v, "--device", &so.backend.device) == SC_OK;
+        else if (!strcmp(defs[i].opt, "precision")) ok = sc_cli_parse_precision("--precision", v, &so.backend.precision);
         if (!ok) { free(searches); return sc_cli_bad_input(cmd->name); }
     }
     if (sc_judging_config_resolve(&jc, &qc, NULL)) { free(searches); return sc_cli_bad_input(cmd->name); }

@@ -13,11 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const top_keys[] = {"model", "train", "test", "memory_budget", "device", "search", "judge", "quantify", NULL};
+static const char *const top_keys[] = {"model", "train", "test", "memory_budget", "device", "precision", "search", "judge", "quantify", NULL};
 
 static void usage(FILE *f) {
     fprintf(f, "usage: steerclear search --model DIR --out RUN_DIR [--train CSV] [options]\n"
-               "  --config F.json        settings: {\"model\", \"train\", \"test\", \"memory_budget\", \"search\", \"judge\",\n"
+               "  --config F.json        settings: {\"model\", \"train\", \"test\", \"memory_budget\", \"precision\", \"search\", \"judge\",\n"
                "                         \"quantify\": {...}} (see README);\n"
                "                         relative paths in it are taken from the folder of F.json\n"
                "  --train CSV            train prompts (default: the run config's, else the shipped datasets/train.csv)\n"
@@ -30,6 +30,7 @@ static void usage(FILE *f) {
                "  --first-search I --last-search J   run only searches [I, J)\n"
                "  --memory-budget SIZE   memory this process may use, e.g. 16G (default: 80%% of RAM / ranks on the node)\n"
                "  --device cpu|cuda      where the model runs (default cpu; config key \"device\"); cuda: one GPU per rank\n"
+               SC_CLI_PRECISION_HELP
                "  --resume               continue the searches checkpointed in RUN_DIR (with the settings it was started with)\n"
                "  --wait                 wait for another process writing RUN_DIR instead of refusing\n"
                "Command-line options override the config file; the resolved config is saved to RUN_DIR/config.json.\n");
@@ -54,6 +55,7 @@ int sc_cmd_search(int argc, char **argv) {
     // first: a preemption that arrives while loading still stops cleanly
     sc_signals_install();
     const char *model_opt = NULL, *train_opt = NULL, *out = NULL, *config = NULL, *budget_opt = NULL, *device_opt = NULL;
+    const char *precision_opt = NULL;
     int resume = 0, first = 0, last = -1, wait = 0;
     sc_search_config cfg;
     sc_search_config_default(&cfg);
@@ -70,7 +72,7 @@ int sc_cmd_search(int argc, char **argv) {
         {"max-new-tokens", required_argument, 0, 7}, {"lr", required_argument, 0, 8}, {"epochs", required_argument, 0, 9},
         {"first-search", required_argument, 0, 10}, {"last-search", required_argument, 0, 11},
         {"memory-budget", required_argument, 0, 12}, {"wait", no_argument, 0, 13}, {"prompt-sampling", required_argument, 0, 14},
-        {"device", required_argument, 0, 15},
+        {"device", required_argument, 0, 15}, {"precision", required_argument, 0, 16},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     static const char *keys[] = {NULL, "searches", "adapter", "rank", "seed", "batch_size", "prompts_per_search", "max_new_tokens", "lr", "epochs"};
     int c, bad = 0;
@@ -106,6 +108,7 @@ int sc_cmd_search(int argc, char **argv) {
         case 12: budget_opt = optarg; break;
         case 13: wait = 1; break;
         case 15: device_opt = optarg; break;
+        case 16: bad = !sc_cli_parse_precision("--precision", optarg, &precision_opt); break;
         case 'h': usage(stdout); cJSON_Delete(over); return 0;
         default: usage(stderr); cJSON_Delete(over); return SC_EXIT_BAD_INPUT;
         }
@@ -144,6 +147,13 @@ int sc_cmd_search(int argc, char **argv) {
             sc_cli_fail("search");
             goto done;
         }
+        const cJSON *pr = cJSON_GetObjectItemCaseSensitive(file, "precision");
+        if (pr && (!cJSON_IsString(pr) || !sc_cli_parse_precision("precision", pr->valuestring, &so.backend.precision))) {
+            if (!cJSON_IsString(pr)) sc_errorf(SC_ERR_ARG, "\"precision\" must be \"auto\", \"f32\" or \"bf16\"");
+            sc_error_wrap(SC_ERR_ARG, "%s: ", config);
+            sc_cli_fail("search");
+            goto done;
+        }
         const cJSON *mb = cJSON_GetObjectItemCaseSensitive(file, "memory_budget");
         if (mb && !budget_opt) {
             if (!cJSON_IsString(mb)) { fprintf(stderr, "steerclear search: %s: \"memory_budget\" must be a string such as \"16G\"\n", config); goto done; }
@@ -154,6 +164,7 @@ int sc_cmd_search(int argc, char **argv) {
     }
     if (sc_search_config_from_json(over, "command line", &cfg)) { sc_cli_fail("search"); goto done; }
     if ((model_opt && sc_path_resolve(model_opt, NULL, model, sizeof model)) || (train_opt && sc_path_resolve(train_opt, NULL, train, sizeof train))) { sc_cli_fail("search"); goto done; }
+    if (precision_opt) so.backend.precision = precision_opt;
     if (budget_opt && !sc_cli_parse_size("--memory-budget", budget_opt, &so.backend.memory_budget)) { sc_cli_fail("search"); goto done; }
     if (device_opt && sc_device_parse(device_opt, "--device", &so.backend.device)) { sc_cli_fail("search"); goto done; }
     if (!model[0]) { fprintf(stderr, "steerclear search: --model is required (or \"model\" in --config)\n"); goto done; }

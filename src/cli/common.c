@@ -149,6 +149,14 @@ int sc_cli_parse_list(const char *s, int **out, int *n) {
 }
 
 
+int sc_cli_parse_precision(const char *opt, const char *s, const char **out) {
+    static const char *const names[] = {"auto", "f32", "bf16"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(s, names[i])) { *out = names[i]; return 1; }
+    sc_errorf(SC_ERR_ARG, "%s: '%s' is not a precision: use auto, f32 or bf16", opt, s);
+    return 0;
+}
+
 int sc_cli_parse_size(const char *opt, const char *s, size_t *out) {
     if (sc_parse_size(s, out) != SC_OK) { sc_error_wrap(SC_ERR_ARG, "%s: ", opt); return 0; }
     return 1;

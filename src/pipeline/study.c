@@ -236,6 +236,7 @@ static sc_status study_leader(const sc_study_opts *o, const sc_study_config *cp,
     so.need_model = so.need_train = so.need_test = 1;
     if (!st && c.memory_budget[0]) st = sc_parse_size(c.memory_budget, &so.backend.memory_budget);
     if (!st && c.device[0]) st = sc_device_parse(c.device, o->config_path, &so.backend.device);
+    if (c.precision[0]) so.backend.precision = c.precision;
     if (!st) st = sc_stage_open(&so, &stage);
     int monitored = 0;
     if (!st && !(st = sc_monitor_open(run_dir, SC_STUDY_STAGES))) monitored = 1;

@@ -107,8 +107,8 @@ static sc_status section(const cJSON *file, const char *name, const sc_key *keys
 }
 
 sc_status sc_study_config_load(const char *path, sc_study_config *c) {
-    static const char *const top_keys[] = {"model", "train", "test", "memory_budget", "device", "make_model", "search", "extract",
-                                           "evaluate", "judge", "quantify", "stages", "dist", NULL};
+    static const char *const top_keys[] = {"model", "train", "test", "memory_budget", "device", "precision", "make_model", "search",
+                                           "extract", "evaluate", "judge", "quantify", "stages", "dist", NULL};
     sc_study_config_default(c);
     char *text = NULL, base[4096];
     SC_TRY(sc_read_file(path, &text, NULL));
@@ -157,6 +157,12 @@ sc_status sc_study_config_load(const char *path, sc_study_config *c) {
         if (!cJSON_IsString(dv) || (st = sc_device_parse(dv->valuestring, path, &d))) st = sc_errorf(SC_ERR_ARG, "%s: \"device\" must be \"cpu\" or \"cuda\"", path);
         else snprintf(c->device, sizeof c->device, "%s", sc_device_name(d));
     }
+    const cJSON *pr = cJSON_GetObjectItemCaseSensitive(file, "precision");
+    if (!st && pr) {
+        if (!cJSON_IsString(pr) || (strcmp(pr->valuestring, "auto") && strcmp(pr->valuestring, "f32") && strcmp(pr->valuestring, "bf16")))
+            st = sc_errorf(SC_ERR_ARG, "%s: \"precision\" must be \"auto\", \"f32\" or \"bf16\"", path);
+        else snprintf(c->precision, sizeof c->precision, "%s", pr->valuestring);
+    }
     c->has_make_model = cJSON_GetObjectItemCaseSensitive(file, "make_model") != NULL;
     if (!st) st = section(file, "make_model", make_model_keys, N_OF(make_model_keys), path, &c->make_model);
     if (!st && c->make_model.tokenizer[0]) {
@@ -181,6 +187,7 @@ cJSON *sc_study_config_to_json(const sc_study_config *c) {
     cJSON_AddStringToObject(o, "test", c->test);
     if (c->memory_budget[0]) cJSON_AddStringToObject(o, "memory_budget", c->memory_budget);
     if (c->device[0]) cJSON_AddStringToObject(o, "device", c->device);
+    if (c->precision[0]) cJSON_AddStringToObject(o, "precision", c->precision);
     if (c->has_make_model) cJSON_AddItemToObject(o, "make_model", sc_settings_to_json(make_model_keys, N_OF(make_model_keys), &c->make_model));
     cJSON_AddItemToObject(o, "search", sc_search_config_to_json(&c->search));
     cJSON_AddItemToObject(o, "extract", sc_settings_to_json(extract_keys, N_OF(extract_keys), &c->extract));
@@ -197,10 +204,9 @@ cJSON *sc_study_config_to_json(const sc_study_config *c) {
 // --- What a change makes stale -------------------------------------------------------------------
 
 // Keys that cannot change any result (how fast, how patient, how much memory).
-// "device" is here too: the GPU's BF16 GEMMs round differently from the CPU's F32 ones, so a
-// run resumed on the other device continues with numbers that differ at that level, which is
-// accepted (moving a run between machines is the point of resuming); README, "GPU".
-static const char *const free_keys[] = {"memory_budget", "device", "dist", "make_model", "search.checkpoint_activations", "search.loss_chunk",
+// Not "device" nor "precision": the GPU's BF16 GEMMs round differently from the CPU's F32 ones,
+// so a finished stage would not be what the resumed run computes.
+static const char *const free_keys[] = {"memory_budget", "dist", "make_model", "search.checkpoint_activations", "search.loss_chunk",
                                         "judge.in_flight", "judge.max_attempts", "judge.request_budget", "judge.timeout_s",
                                         "judge.connect_timeout_s", "judge.api_key_env", NULL};
 

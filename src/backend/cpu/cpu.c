@@ -2,8 +2,12 @@
 // copies of BF16 weights within the memory budget, and the op tables, one per instruction set
 // the kernels were compiled for (kernels/*.c, see cpu_kernels.h), chosen once at creation:
 // avx2 where the CPU has AVX2 and FMA (x86-64-v3), generic otherwise or when asked
-// (sc_backend_opts.isa or $SC_CPU_ISA = "generic").
+// (sc_backend_opts.isa or $SC_CPU_ISA = "generic"). The precision (sc_backend_opts.precision or
+// $SC_PRECISION): f32 (products in F32 through OpenBLAS: the reference numerics) or bf16
+// (products against BF16 weights with BF16 operands and F32 accumulation through oneDNN,
+// cpu_dnnl.c); auto = bf16 where the CPU has AVX-512 BF16 and the build has oneDNN.
 #include "../backend_internal.h"
+#include "cpu_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +79,8 @@ static size_t f32_copy_budget(const sc_backend *be) {
     return half < cap ? half : cap;
 }
 
+static int cpu_bf16(const sc_backend *be) { return ((const sc_cpu_impl *)be->impl)->bf16; }
+
 static void cpu_weights_release(sc_backend *be, sc_mat *const *mats, size_t n) {
     for (size_t i = 0; i < n; i++) {
         if (mats[i]->dtype == SC_DTYPE_BF16) cpu_free(be, mats[i]->prepared);
@@ -83,6 +89,7 @@ static void cpu_weights_release(sc_backend *be, sc_mat *const *mats, size_t n) {
 }
 
 static sc_status cpu_weights_prepare(sc_backend *be, sc_mat *const *mats, size_t n) {
+    if (cpu_bf16(be)) return SC_OK;   // oneDNN reads the BF16 weights as they are
     size_t bytes = 0;
     for (size_t i = 0; i < n; i++)
         if (mats[i]->dtype == SC_DTYPE_BF16 && !mats[i]->prepared) bytes += (size_t)(mats[i]->rows * mats[i]->cols) * sizeof(float);
@@ -143,6 +150,17 @@ static int cpu_has_avx2(void) {
 #endif
 }
 
+static void cpu_destroy(sc_backend *be) {
+    sc_cpu_impl *impl = be->impl;
+    if (!impl) return;
+    sc_cpu_dnnl_free(impl->dnnl);
+    sc_cpu_strict_free(impl->strict);
+    free(impl);
+    be->impl = NULL;
+}
+
+int sc_cpu_bf16_available(void) { return cpu_has_avx2() && sc_cpu_dnnl_available(); }
+
 sc_status sc_cpu_backend_create(const sc_backend_opts *o, sc_backend **out) {
     const char *isa = o->isa && *o->isa ? o->isa : getenv("SC_CPU_ISA");
     if (!isa || !*isa) isa = "auto";
@@ -162,21 +180,56 @@ sc_status sc_cpu_backend_create(const sc_backend_opts *o, sc_backend **out) {
     } else {
         return sc_errorf(SC_ERR_ARG, "CPU instruction set '%s' is not known (SC_CPU_ISA): use auto, avx2 or generic", isa);
     }
+    const int from_opts = o->precision && *o->precision;
+    const char *prec = from_opts ? o->precision : getenv("SC_PRECISION");
+    if (!prec || !*prec) prec = "auto";
+    int bf16;
+    if (!strcmp(prec, "auto")) bf16 = want_avx2 && sc_cpu_bf16_available();
+    else if (!strcmp(prec, "f32")) bf16 = 0;
+    else if (!strcmp(prec, "bf16")) {
+        if (!sc_cpu_bf16_available())
+            return sc_errorf(SC_ERR_ARG, "precision 'bf16' was asked for (%s) but this %s; use 'f32' or 'auto'",
+                             from_opts ? "--precision or the config's \"precision\"" : "SC_PRECISION",
+#ifdef SC_HAVE_DNNL
+                             "CPU lacks AVX-512 BF16 (or AVX2 and FMA)"
+#else
+                             "build has no oneDNN (install libdnnl-dev and rebuild)"
+#endif
+            );
+        bf16 = 1;
+    } else {
+        return sc_errorf(SC_ERR_ARG, "precision '%s' is not known (%s): use auto, f32 or bf16", prec,
+                         from_opts ? "--precision or the config's \"precision\"" : "SC_PRECISION");
+    }
     sc_backend *be = sc_calloc(1, sizeof *be, "CPU backend");
-    if (!be) return SC_ERR_MEM;
+    sc_cpu_impl *impl = be ? sc_calloc(1, sizeof *impl, "CPU backend state") : NULL;
+    if (!impl) { free(be); return SC_ERR_MEM; }
     be->device = SC_DEVICE_CPU;
     be->memory_budget = o->memory_budget ? o->memory_budget : sc_memory_budget_default();
+    be->impl = impl;
+    be->destroy = cpu_destroy;
 #ifdef SC_HAVE_CPU_AVX2
-    if (want_avx2) { be->op = &cpu_ops_avx2; be->name = "cpu (avx2)"; }
+    if (want_avx2) { impl->isa_ops = &cpu_ops_avx2; be->name = bf16 ? "cpu (avx2, bf16)" : "cpu (avx2)"; }
     else
 #endif
-    { be->op = &cpu_ops_generic; be->name = "cpu (generic)"; }
+    { impl->isa_ops = &cpu_ops_generic; be->name = bf16 ? "cpu (generic, bf16)" : "cpu (generic)"; }
     (void)want_avx2;
+    impl->ops = *impl->isa_ops;
+    impl->bf16 = bf16;
+    be->precision = bf16 ? "bf16" : "f32";
+    if (bf16) {
+        sc_status st = sc_cpu_dnnl_create(&impl->dnnl);
+        if (st) { cpu_destroy(be); free(be); return st; }
+        impl->ops.matmul = sc_cpu_matmul_bf16;
+        impl->ops.matmul_dx = sc_cpu_matmul_dx_bf16;
+    }
+    be->op = &impl->ops;
     const char *strict = getenv("SC_CPU_STRICT");
     if (strict && !strcmp(strict, "1")) {
         sc_status st = sc_cpu_backend_make_strict(be);
-        if (st) { free(be); return st; }
-        be->name = want_avx2 ? "cpu (avx2, strict memory)" : "cpu (generic, strict memory)";
+        if (st) { cpu_destroy(be); free(be); return st; }
+        be->name = want_avx2 ? (bf16 ? "cpu (avx2, bf16, strict memory)" : "cpu (avx2, strict memory)")
+                             : (bf16 ? "cpu (generic, bf16, strict memory)" : "cpu (generic, strict memory)");
     }
     sc_backend_init_arenas(be);
     *out = be;

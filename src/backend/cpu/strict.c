@@ -7,20 +7,21 @@
 // suite runs the engine-level tests in this mode (tests/strict_memory.sh): the GPU's memory
 // discipline checked on machines without one.
 #include "../backend_internal.h"
+#include "cpu_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct { const char *p; size_t n; } live;
 
-typedef struct {
+typedef struct sc_cpu_strict {
     const sc_backend_ops *inner;
     sc_backend_ops table;
     live *blocks;
     size_t n, cap;
 } strict_state;
 
-static strict_state *st_of(sc_backend *be) { return (strict_state *)be->impl; }
+static strict_state *st_of(sc_backend *be) { return ((sc_cpu_impl *)be->impl)->strict; }
 
 static sc_status chk(sc_backend *be, const void *p, const char *op, const char *arg) {
     if (!p) return SC_OK;
@@ -162,12 +163,10 @@ static sc_status s_sample(sc_backend *be, float *logits, int n, int V, const sc_
 }
 #undef OPNAME
 
-static void strict_destroy(sc_backend *be) {
-    strict_state *s = st_of(be);
+void sc_cpu_strict_free(sc_cpu_strict *s) {
     if (!s) return;
     free(s->blocks);
     free(s);
-    be->impl = NULL;
 }
 
 sc_status sc_cpu_backend_make_strict(sc_backend *be) {
@@ -182,8 +181,7 @@ sc_status sc_cpu_backend_make_strict(sc_backend *be) {
     t->rope = s_rope; t->swiglu = s_swiglu; t->swiglu_backward = s_swiglu_bwd; t->kv_write = s_kv_write; t->attention = s_attention;
     t->attention_backward = s_attention_bwd; t->adapter_forward = s_adapter_fwd; t->adapter_backward = s_adapter_bwd;
     t->divergence_loss = s_loss; t->adamw = s_adamw; t->sample = s_sample;
-    be->impl = s;
-    be->destroy = strict_destroy;
+    ((sc_cpu_impl *)be->impl)->strict = s;
     be->op = &s->table;
     be->separate_memory = 1;
     return SC_OK;

@@ -800,6 +800,7 @@ sc_status sc_cuda_backend_create(const sc_backend_opts *o, sc_backend **out) {
     if (st) { sc_backend_free(be); return st; }
     snprintf(ci->name, sizeof ci->name, "cuda (GPU %d: %.100s, sm_%d%d)", ci->dev, prop.name, prop.major, prop.minor);
     be->name = ci->name;
+    be->precision = "bf16";   // GEMMs against BF16 weights take BF16 activations (FP32 accumulation)
     size_t fr = 0, tot = 0;
     cudaMemGetInfo(&fr, &tot);
     be->memory_budget = o->memory_budget ? o->memory_budget : (size_t)(0.9 * (double)fr);
