@@ -47,6 +47,8 @@ assert s["state"] == "done" and s["stage"] == "report" and s["last_error"] is No
 st = json.load(open(d + "/stages.json"))
 assert list(st["stages"]) == ["search", "extract", "evaluate", "judge", "score", "quantify", "report"], st
 assert st["runs"][0]["host"] and st["runs"][0]["resumed"] is False
+# what ran is recorded: the test environment pins SC_PRECISION=f32
+assert st["runs"][0]["backend"].startswith("cpu") and st["runs"][0]["precision"] == "f32", st["runs"][0]
 log = open(d + "/run.log").read()
 assert log.count("finished in") == 7 and "eta" in log, log[-2000:]
 c = json.load(open(d + "/config.json"))

@@ -249,6 +249,9 @@ static sc_status study_leader(const sc_study_opts *o, const sc_study_config *cp,
         cJSON_AddStringToObject(r, "version", sc_version());
         cJSON_AddStringToObject(r, "host", sc_hostname());
         cJSON_AddBoolToObject(r, "resumed", existing);
+        // what actually ran ("auto" precision resolves per machine): a result is reproduced with the same
+        cJSON_AddStringToObject(r, "backend", stage->be->name);
+        cJSON_AddStringToObject(r, "precision", stage->be->precision ? stage->be->precision : "f32");
         cJSON_AddNumberToObject(r, "ranks", d->size);
         cJSON_AddNumberToObject(r, "pipeline_stages", d->stages);
         cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(stages, "runs"), r);
