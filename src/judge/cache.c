@@ -395,6 +395,41 @@ static char *joinf(const char *fmt, ...) {
     return s;
 }
 
+// One chat request per item: prompt(i) gives item i's system and user text (malloc'ed, freed
+// here); the answers go through accept(user, i, ...) as they arrive. *res gets the n outcomes
+// (the caller frees them with sc_judge_net_outcomes_free and free) whenever SC_OK or the run's
+// own status is returned; NULL when the requests could not be built.
+typedef sc_status (*chat_prompt_fn)(void *ctx, int i, char **sys, char **usr);
+
+static sc_status chat_round(net_provider *np, const char *model, const char *what, sc_judge_ask kind, int n,
+                            chat_prompt_fn prompt, void *pctx, sc_judge_net_accept accept, void *actx,
+                            sc_judge_net_outcome **res_out) {
+    *res_out = NULL;
+    sc_judge_net_call *calls = calloc((size_t)n, sizeof *calls);
+    sc_judge_net_outcome *res = calloc((size_t)n, sizeof *res);
+    if (!calls || !res) { free(calls); free(res); return sc_errorf(SC_ERR_MEM, "%s: out of memory", what); }
+    sc_status st = SC_OK;
+    for (int i = 0; i < n && st == SC_OK; i++) {
+        char *sys = NULL, *usr = NULL;
+        st = prompt(pctx, i, &sys, &usr);
+        if (st == SC_OK) st = np->d->chat_call(&np->net, model, kind, sys, usr, &calls[i]);
+        calls[i].model = model;
+        free(sys);
+        free(usr);
+    }
+    if (st == SC_OK) st = sc_judge_net_run(&np->net, what, calls, n, accept, actx, res);
+    sc_judge_net_calls_free(calls, n);
+    free(calls);
+    *res_out = res;
+    return st;
+}
+
+static void outcomes_free(sc_judge_net_outcome *res, int n) {
+    if (!res) return;
+    sc_judge_net_outcomes_free(res, n);
+    free(res);
+}
+
 typedef struct {
     net_provider *np;
     const sc_judge_batch *batches;
@@ -416,6 +451,11 @@ static sc_status theme_accept(void *user, int i, const char *body, size_t len) {
     return SC_OK;
 }
 
+static sc_status theme_prompt(void *ctx, int i, char **sys, char **usr) {
+    const theme_ctx *c = ctx;
+    return sc_judge_prompts_theme(&c->np->net.prompts, &c->batches[i], sys, usr);
+}
+
 static sc_status np_themes(sc_provider *p, const sc_judge_batch *batches, int n, sc_judge_theme *out) {
     net_provider *np = p->impl;
     for (int i = 0; i < n; i++) memset(&out[i], 0, sizeof out[i]);
@@ -424,20 +464,10 @@ static sc_status np_themes(sc_provider *p, const sc_judge_batch *batches, int n,
     snprintf(what, sizeof what, "%s themes", np->name);
     for (int i = 0; i < n; i++)
         if (batches[i].n <= 0 || !batches[i].items) return sc_errorf(SC_ERR_ARG, "%s: batch %d has no items", what, i);
-    sc_judge_net_call *calls = calloc((size_t)n, sizeof *calls);
-    sc_judge_net_outcome *res = calloc((size_t)n, sizeof *res);
-    if (!calls || !res) { free(calls); free(res); return sc_errorf(SC_ERR_MEM, "%s: out of memory", what); }
-    sc_status st = SC_OK;
-    for (int i = 0; i < n && st == SC_OK; i++) {
-        char *sys = NULL, *usr = NULL;
-        st = sc_judge_prompts_theme(&np->net.prompts, &batches[i], &sys, &usr);
-        if (st == SC_OK) st = np->d->chat_call(&np->net, p->model, SC_JUDGE_ASK_THEME, sys, usr, &calls[i]);
-        calls[i].model = p->model;
-        free(sys);
-        free(usr);
-    }
     theme_ctx ctx = {np, batches, out};
-    if (st == SC_OK) st = sc_judge_net_run(&np->net, what, calls, n, theme_accept, &ctx, res);
+    sc_judge_net_outcome *res = NULL;
+    sc_status st = chat_round(np, p->model, what, SC_JUDGE_ASK_THEME, n, theme_prompt, &ctx, theme_accept, &ctx, &res);
+    if (!res) return st;
     if (st == SC_OK) {
         for (int i = 0; i < n; i++) {
             if (res[i].status == SC_OK) continue;
@@ -450,15 +480,13 @@ static sc_status np_themes(sc_provider *p, const sc_judge_batch *batches, int n,
     } else {
         for (int i = 0; i < n; i++) { sc_judge_theme_free(&out[i]); memset(&out[i], 0, sizeof out[i]); }
     }
-    sc_judge_net_outcomes_free(res, n);
-    sc_judge_net_calls_free(calls, n);
-    free(res);
-    free(calls);
+    outcomes_free(res, n);
     return st;
 }
 
 typedef struct {
     net_provider *np;
+    const sc_judge_pair *pairs;
     sc_judge_verdict *out;
 } verdict_ctx;
 
@@ -475,26 +503,21 @@ static sc_status verdict_accept(void *user, int i, const char *body, size_t len)
     return SC_OK;
 }
 
+static sc_status compare_prompt(void *ctx, int i, char **sys, char **usr) {
+    const verdict_ctx *c = ctx;
+    return sc_judge_prompts_compare(&c->np->net.prompts, &c->pairs[i], sys, usr);
+}
+
 static sc_status np_compare(sc_provider *p, const sc_judge_pair *pairs, int n, sc_judge_verdict *out) {
     net_provider *np = p->impl;
     for (int i = 0; i < n; i++) memset(&out[i], 0, sizeof out[i]);
     if (n <= 0) return SC_OK;
     char what[64];
     snprintf(what, sizeof what, "%s compare", np->name);
-    sc_judge_net_call *calls = calloc((size_t)n, sizeof *calls);
-    sc_judge_net_outcome *res = calloc((size_t)n, sizeof *res);
-    if (!calls || !res) { free(calls); free(res); return sc_errorf(SC_ERR_MEM, "%s: out of memory", what); }
-    sc_status st = SC_OK;
-    for (int i = 0; i < n && st == SC_OK; i++) {
-        char *sys = NULL, *usr = NULL;
-        st = sc_judge_prompts_compare(&np->net.prompts, &pairs[i], &sys, &usr);
-        if (st == SC_OK) st = np->d->chat_call(&np->net, p->model, SC_JUDGE_ASK_COMPARE, sys, usr, &calls[i]);
-        calls[i].model = p->model;
-        free(sys);
-        free(usr);
-    }
-    verdict_ctx ctx = {np, out};
-    if (st == SC_OK) st = sc_judge_net_run(&np->net, what, calls, n, verdict_accept, &ctx, res);
+    verdict_ctx ctx = {np, pairs, out};
+    sc_judge_net_outcome *res = NULL;
+    sc_status st = chat_round(np, p->model, what, SC_JUDGE_ASK_COMPARE, n, compare_prompt, &ctx, verdict_accept, &ctx, &res);
+    if (!res) return st;
     for (int i = 0; i < n; i++) {
         if (st != SC_OK) { free(out[i].error); memset(&out[i], 0, sizeof out[i]); continue; }
         if (res[i].status == SC_OK) continue;
@@ -503,10 +526,7 @@ static sc_status np_compare(sc_provider *p, const sc_judge_pair *pairs, int n, s
         out[i].status = res[i].status;
         out[i].error = joinf("%s: pair %d: %s", what, i, res[i].error ? res[i].error : "failed");
     }
-    sc_judge_net_outcomes_free(res, n);
-    sc_judge_net_calls_free(calls, n);
-    free(res);
-    free(calls);
+    outcomes_free(res, n);
     return st;
 }
 
@@ -589,7 +609,15 @@ typedef struct {
     net_provider *np;
     sc_provider_check check;
     void *user;
+    const char *const *system, *const *prompts;
 } openers_ctx;
+
+static sc_status openers_prompt(void *ctx, int i, char **sys, char **usr) {
+    const openers_ctx *c = ctx;
+    *sys = sc_strdup(c->system[i]);
+    *usr = sc_strdup(c->prompts[i]);
+    return *sys && *usr ? SC_OK : sc_errorf(SC_ERR_MEM, "out of memory for the openers request %d", i);
+}
 
 static sc_status openers_accept(void *user, int i, const char *body, size_t len) {
     openers_ctx *c = user;
@@ -607,16 +635,10 @@ static sc_status np_openers(sc_provider *p, const char *const *system, const cha
     if (n <= 0) return SC_OK;
     char what[64];
     snprintf(what, sizeof what, "%s openers", np->name);
-    sc_judge_net_call *calls = calloc((size_t)n, sizeof *calls);
-    sc_judge_net_outcome *res = calloc((size_t)n, sizeof *res);
-    if (!calls || !res) { free(calls); free(res); return sc_errorf(SC_ERR_MEM, "%s: out of memory", what); }
-    sc_status st = SC_OK;
-    for (int i = 0; i < n && st == SC_OK; i++) {
-        st = np->d->chat_call(&np->net, p->model, SC_JUDGE_ASK_OPENERS, system[i], user[i], &calls[i]);
-        calls[i].model = p->model;
-    }
-    openers_ctx ctx = {np, check, user_data};
-    if (st == SC_OK) st = sc_judge_net_run(&np->net, what, calls, n, openers_accept, &ctx, res);
+    openers_ctx ctx = {np, check, user_data, system, user};
+    sc_judge_net_outcome *res = NULL;
+    sc_status st = chat_round(np, p->model, what, SC_JUDGE_ASK_OPENERS, n, openers_prompt, &ctx, openers_accept, &ctx, &res);
+    if (!res) return st;
     for (int i = 0; i < n; i++) {
         // an answer taken before an interrupt stays taken (it is cached too)
         out[i].status = st != SC_OK && res[i].status != SC_OK ? st : res[i].status;
@@ -624,10 +646,7 @@ static sc_status np_openers(sc_provider *p, const char *const *system, const cha
         out[i].cached = res[i].cached;
         if (out[i].status != SC_OK) out[i].error = sc_strdup(res[i].error ? res[i].error : st != SC_OK ? sc_last_error() : "failed");
     }
-    sc_judge_net_outcomes_free(res, n);
-    sc_judge_net_calls_free(calls, n);
-    free(res);
-    free(calls);
+    outcomes_free(res, n);
     return st;
 }
 
