@@ -61,6 +61,8 @@ void *sc_malloc(size_t bytes, const char *what);            // NULL + error on f
 void *sc_calloc(size_t n, size_t size, const char *what);
 void *sc_aligned_alloc(size_t bytes, const char *what);     // 64-byte aligned, zeroed; free with free()
 char *sc_strdup(const char *s);
+// printf into a malloc'ed string; NULL when out of memory (no error message set)
+char *sc_strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 // ---------------------------------------------------------------------------------------
 // Files

@@ -381,20 +381,6 @@ typedef struct {
     char name[16];
 } net_provider;
 
-static char *joinf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *joinf(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (!s) return NULL;
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    return s;
-}
-
 // One chat request per item: prompt(i) gives item i's system and user text (malloc'ed, freed
 // here); the answers go through accept(user, i, ...) as they arrive. *res gets the n outcomes
 // (the caller frees them with sc_judge_net_outcomes_free and free) whenever SC_OK or the run's
@@ -475,7 +461,7 @@ static sc_status np_themes(sc_provider *p, const sc_judge_batch *batches, int n,
             sc_judge_batch_ids(&batches[i], ids, sizeof ids);
             sc_judge_theme_free(&out[i]);
             out[i].status = res[i].status;
-            out[i].error = joinf("%s: batch %d (prompt ids %s): %s", what, i, ids, res[i].error ? res[i].error : "failed");
+            out[i].error = sc_strdupf("%s: batch %d (prompt ids %s): %s", what, i, ids, res[i].error ? res[i].error : "failed");
         }
     } else {
         for (int i = 0; i < n; i++) { sc_judge_theme_free(&out[i]); memset(&out[i], 0, sizeof out[i]); }
@@ -524,7 +510,7 @@ static sc_status np_compare(sc_provider *p, const sc_judge_pair *pairs, int n, s
         free(out[i].error);
         memset(&out[i], 0, sizeof out[i]);
         out[i].status = res[i].status;
-        out[i].error = joinf("%s: pair %d: %s", what, i, res[i].error ? res[i].error : "failed");
+        out[i].error = sc_strdupf("%s: pair %d: %s", what, i, res[i].error ? res[i].error : "failed");
     }
     outcomes_free(res, n);
     return st;

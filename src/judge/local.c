@@ -72,20 +72,6 @@ typedef struct {
 // ---------------------------------------------------------------------------------------
 // Small helpers
 
-static char *joinf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *joinf(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (!s) return NULL;
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    return s;
-}
-
 // Text placed inside a chat turn must not spell a special token: "<|" becomes "< |", so that an
 // output that happens to contain "<|im_end|>" cannot end the turn it sits in.
 static char *defuse(const char *s) {
@@ -174,8 +160,8 @@ static sc_status parse_lenient(const ask_spec *s, int i, const char *text) {
 static void item_fail(ask_item *it, sc_status st, const char *what, const char *msg) {
     it->status = st;
     free(it->error);
-    if (it->first_error) it->error = joinf("%s: %s: %s (first answer: %s)", what, it->label, msg ? msg : "failed", it->first_error);
-    else it->error = joinf("%s: %s: %s", what, it->label, msg ? msg : "failed");
+    if (it->first_error) it->error = sc_strdupf("%s: %s: %s (first answer: %s)", what, it->label, msg ? msg : "failed", it->first_error);
+    else it->error = sc_strdupf("%s: %s: %s", what, it->label, msg ? msg : "failed");
     it->round = 2;
 }
 
@@ -253,7 +239,7 @@ static sc_status ask_round(local_provider *lp, const ask_spec *s, ask_item *item
             snprintf(err, sizeof err, "%s%s", sc_last_error(), out[j].stopped ? "" : " (the answer reached the token limit before it ended)");
             if (!text) { item_fail(it, st, s->what, err); continue; }   // not decodable: nothing to repair
             if (it->round == 1 || st == SC_ERR_MEM) {
-                char *msg = joinf("the answer is not valid JSON of the required shape, also after a repair turn: %s", err);
+                char *msg = sc_strdupf("the answer is not valid JSON of the required shape, also after a repair turn: %s", err);
                 item_fail(it, st == SC_ERR_MEM ? SC_ERR_MEM : SC_ERR_FORMAT, s->what, msg ? msg : err);
                 free(msg);
                 free(text);
@@ -262,7 +248,7 @@ static sc_status ask_round(local_provider *lp, const ask_spec *s, ask_item *item
             // the repair turn: the conversation again, with the bad answer (as decoded, special
             // tokens dropped) as the assistant's turn and a user turn quoting what is wrong
             it->first_error = sc_strdup(err);
-            char *repair = joinf("Your answer is not valid JSON of the required shape: %s\n\nAnswer again with only the JSON object %s, "
+            char *repair = sc_strdupf("Your answer is not valid JSON of the required shape: %s\n\nAnswer again with only the JSON object %s, "
                                  "and nothing before or after it.", err, s->shape);
             sc_status rs = repair && it->first_error ? SC_OK : sc_errorf(SC_ERR_MEM, "out of memory building a repair turn");
             if (rs == SC_OK) {
@@ -360,7 +346,7 @@ static sc_status local_themes(sc_provider *p, const sc_judge_batch *batches, int
     for (int i = 0; i < n && st == SC_OK; i++) {
         char ids[160];
         sc_judge_batch_ids(&batches[i], ids, sizeof ids);
-        if (!(items[i].label = joinf("batch %d (prompt ids %s)", i, ids))) { st = sc_errorf(SC_ERR_MEM, "%s: out of memory", what); break; }
+        if (!(items[i].label = sc_strdupf("batch %d (prompt ids %s)", i, ids))) { st = sc_errorf(SC_ERR_MEM, "%s: out of memory", what); break; }
         char *sys = NULL, *usr = NULL;
         st = sc_judge_prompts_theme(&lp->prompts, &batches[i], &sys, &usr);
         sc_status ts = st == SC_OK ? item_start(lp, &items[i], sys, usr) : st;
@@ -383,7 +369,7 @@ static sc_status local_themes(sc_provider *p, const sc_judge_batch *batches, int
         sc_judge_theme_free(&out[i]);
         memset(&out[i], 0, sizeof out[i]);
         out[i].status = items[i].status != SC_OK ? items[i].status : SC_ERR_INTERNAL;
-        out[i].error = items[i].error ? sc_strdup(items[i].error) : joinf("%s: %s: no answer", what, items[i].label);
+        out[i].error = items[i].error ? sc_strdup(items[i].error) : sc_strdupf("%s: %s: no answer", what, items[i].label);
     }
     items_free(items, n);
     return st;
@@ -410,7 +396,7 @@ static sc_status local_compare(sc_provider *p, const sc_judge_pair *pairs, int n
     if (!items) return sc_errorf(SC_ERR_MEM, "%s: out of memory", what);
     sc_status st = SC_OK;
     for (int i = 0; i < n && st == SC_OK; i++) {
-        if (!(items[i].label = joinf("pair %d", i))) { st = sc_errorf(SC_ERR_MEM, "%s: out of memory", what); break; }
+        if (!(items[i].label = sc_strdupf("pair %d", i))) { st = sc_errorf(SC_ERR_MEM, "%s: out of memory", what); break; }
         char *sys = NULL, *usr = NULL;
         st = sc_judge_prompts_compare(&lp->prompts, &pairs[i], &sys, &usr);
         sc_status ts = st == SC_OK ? item_start(lp, &items[i], sys, usr) : st;
@@ -431,7 +417,7 @@ static sc_status local_compare(sc_provider *p, const sc_judge_pair *pairs, int n
         memset(&out[i], 0, sizeof out[i]);
         if (st != SC_OK) continue;
         out[i].status = items[i].status != SC_OK ? items[i].status : SC_ERR_INTERNAL;
-        out[i].error = items[i].error ? sc_strdup(items[i].error) : joinf("%s: %s: no answer", what, items[i].label);
+        out[i].error = items[i].error ? sc_strdup(items[i].error) : sc_strdupf("%s: %s: no answer", what, items[i].label);
     }
     items_free(items, n);
     return st;
@@ -560,7 +546,7 @@ static sc_status local_openers(sc_provider *p, const char *const *system, const 
     if (!items) return sc_errorf(SC_ERR_MEM, "%s: out of memory", what);
     sc_status st = SC_OK;
     for (int i = 0; i < n && st == SC_OK; i++) {
-        if (!(items[i].label = joinf("request %d", i))) { st = sc_errorf(SC_ERR_MEM, "%s: out of memory", what); break; }
+        if (!(items[i].label = sc_strdupf("request %d", i))) { st = sc_errorf(SC_ERR_MEM, "%s: out of memory", what); break; }
         sc_status ts = item_start(lp, &items[i], system[i], user[i]);
         if (ts == SC_ERR_MEM) { st = ts; break; }
         if (ts != SC_OK) { char msg[2048]; snprintf(msg, sizeof msg, "tokenizing its prompt: %s", sc_last_error()); item_fail(&items[i], ts, what, msg); continue; }
@@ -574,7 +560,7 @@ static sc_status local_openers(sc_provider *p, const char *const *system, const 
     for (int i = 0; i < n; i++) {
         if (st == SC_OK && items[i].status == SC_OK && items[i].round == 2) continue;
         out[i].status = st != SC_OK ? st : items[i].status != SC_OK ? items[i].status : SC_ERR_INTERNAL;
-        out[i].error = st != SC_OK ? sc_strdup(sc_last_error()) : items[i].error ? sc_strdup(items[i].error) : joinf("%s: %s: no answer", what, items[i].label);
+        out[i].error = st != SC_OK ? sc_strdup(sc_last_error()) : items[i].error ? sc_strdup(items[i].error) : sc_strdupf("%s: %s: no answer", what, items[i].label);
     }
     items_free(items, n);
     return st;
