@@ -104,6 +104,10 @@ typedef struct {
     sc_status (*embed_parse)(const char *body, size_t len, int first, int n, float **per_text, int *lens);
 } sc_judge_net_dialect;
 
+// A response body parsed as a JSON object into *root (caller deletes), or SC_ERR_FORMAT quoting
+// the start of the body (what a dialect's chat_text does first).
+sc_status sc_judge_net_parse_object(const char *body, size_t len, cJSON **root);
+
 // A provider on top of a dialect (the constructors of gemini.c and openai.c call this).
 sc_status sc_judge_net_provider_new(const char *name, const sc_judge_net_dialect *d, const sc_judge_net_opts *o,
                                     const sc_judge_net_opts *def, const char *auth_prefix, int key_optional,

@@ -371,6 +371,16 @@ sc_status sc_judge_net_embed_finish(const char *what, float *const *per_text, co
     return SC_OK;
 }
 
+sc_status sc_judge_net_parse_object(const char *body, size_t len, cJSON **root) {
+    *root = cJSON_ParseWithLength(body, len);
+    if (cJSON_IsObject(*root)) return SC_OK;
+    cJSON_Delete(*root);
+    *root = NULL;
+    char ex[240];
+    sc_judge_excerpt(body, 200, ex, sizeof ex);
+    return sc_errorf(SC_ERR_FORMAT, "the response body is not a JSON object: \"%s\"", ex);
+}
+
 // ---------------------------------------------------------------------------------------
 // The provider (sc_provider_ops) on top of a dialect
 

@@ -69,12 +69,8 @@ static sc_status openai_chat_call(const sc_judge_net *net, const char *model, sc
 static sc_status openai_chat_text(const char *body, size_t len, char **text) {
     *text = NULL;
     char ex[240];
-    cJSON *root = cJSON_ParseWithLength(body, len);
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        sc_judge_excerpt(body, 200, ex, sizeof ex);
-        return sc_errorf(SC_ERR_FORMAT, "the response body is not a JSON object: \"%s\"", ex);
-    }
+    cJSON *root = NULL;
+    SC_TRY(sc_judge_net_parse_object(body, len, &root));
     const cJSON *choices = cJSON_GetObjectItemCaseSensitive(root, "choices");
     const cJSON *c0 = cJSON_IsArray(choices) ? cJSON_GetArrayItem(choices, 0) : NULL;
     const cJSON *msg = cJSON_GetObjectItemCaseSensitive(c0, "message");
