@@ -518,6 +518,19 @@ static int occ_cmp(const void *x, const void *y) {
     return (a->side > b->side) - (a->side < b->side);
 }
 
+// Append o to the growing array *v (n used, cap allocated); -1 when out of memory.
+static int occ_push(occ **v, size_t *n, size_t *cap, occ o) {
+    if (*n == *cap) {
+        size_t c = *cap ? 2 * *cap : 4096;
+        occ *g = realloc(*v, c * sizeof *g);
+        if (!g) return -1;
+        *v = g;
+        *cap = c;
+    }
+    (*v)[(*n)++] = o;
+    return 0;
+}
+
 typedef struct {
     interner *in;
     occ *occ; size_t n_occ, cap_occ;
@@ -530,14 +543,7 @@ static int collect_term(void *vctx, const char *term, size_t n, int is_bigram, i
     collect_ctx *c = vctx;
     int f = intern(c->in, term, n);
     if (f < 0) return -1;
-    if (c->n_occ == c->cap_occ) {
-        size_t cap = c->cap_occ ? 2 * c->cap_occ : 4096;
-        occ *o = realloc(c->occ, cap * sizeof *o);
-        if (!o) return -1;
-        c->occ = o;
-        c->cap_occ = cap;
-    }
-    c->occ[c->n_occ++] = (occ){f, c->item, c->side};
+    if (occ_push(&c->occ, &c->n_occ, &c->cap_occ, (occ){f, c->item, c->side})) return -1;
     if (f >= c->cap_first) {
         int cap = c->cap_first ? 2 * c->cap_first : 1024;
         while (cap <= f) cap *= 2;
@@ -976,14 +982,7 @@ static int embed_term(void *vctx, const char *term, size_t n, int is_bigram, int
     embed_ctx *c = vctx;
     int f = intern(c->in, term, n);
     if (f < 0) return -1;
-    if (c->n_occ == c->cap_occ) {
-        size_t cap = c->cap_occ ? 2 * c->cap_occ : 4096;
-        occ *o = realloc(c->occ, cap * sizeof *o);
-        if (!o) return -1;
-        c->occ = o;
-        c->cap_occ = cap;
-    }
-    c->occ[c->n_occ++] = (occ){f, c->item, 0};
+    if (occ_push(&c->occ, &c->n_occ, &c->cap_occ, (occ){f, c->item, 0})) return -1;
     return 0;
 }
 
