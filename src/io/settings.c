@@ -17,9 +17,10 @@ static const sc_key *find(const sc_key *keys, size_t n, const char *name) {
 
 static sc_status read_number(const cJSON *it, const sc_key *k, const char *where, const char *what, double *out) {
     if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble))
-        return sc_errorf(SC_ERR_ARG, "%s: '%s' %s must be a finite number", where, k->name, what);
+        return sc_errorf(SC_ERR_ARG, "%s: '%s'%s%s must be a finite number", where, k->name, *what ? " " : "", what);
     if (it->valuedouble < k->lo || it->valuedouble > k->hi)
-        return sc_errorf(SC_ERR_ARG, "%s: '%s' %s = %g is outside [%g, %g]", where, k->name, what, it->valuedouble, k->lo, k->hi);
+        return sc_errorf(SC_ERR_ARG, "%s: '%s'%s%s = %g is outside [%g, %g]", where, k->name, *what ? " " : "", what, it->valuedouble, k->lo,
+                         k->hi);
     *out = it->valuedouble;
     return SC_OK;
 }
