@@ -43,6 +43,18 @@ sc_status sc_adapter_get(const sc_adapter *a, float *A, float *B);
 sc_status sc_adapter_set(sc_adapter *a, const float *A, const float *B);
 // The hook that applies the adapter to every row (forward) and accumulates dA, dB (backward).
 sc_hook sc_adapter_hook(sc_adapter *a);
+// The backward of the update for T rows at block `block`: dh[T,C] (the gradient w.r.t. the
+// adapted rows) becomes the gradient w.r.t. h[T,C] (the rows before the update), and the
+// parameters' gradients are added into dA, dB (what the hook's backward does).
+sc_status sc_adapter_backward_rows(sc_adapter *a, int block, const float *h, float *dh, int T);
+// Several adapters in one batch (searches that share a pass): sequence i uses
+// adapters[batch->tag[i]], each run of consecutive sequences with one tag in one call (so a
+// search's rows take the same products as when it runs alone); an untagged batch needs n == 1.
+typedef struct {
+    sc_adapter *const *adapters;
+    int n;
+} sc_adapter_group;
+sc_hook sc_adapter_group_hook(sc_adapter_group *g);
 // update[T,C] = scaling * u / (||u|| + eps) for h[T,C] at block `block` (used by `update-mean`);
 // accumulate != 0 adds it to update instead (update may be h: applies the adapter in place).
 sc_status sc_adapter_apply(const sc_adapter *a, int block, const float *h, int T, float *update, int accumulate);

@@ -15,7 +15,8 @@
 // allocates nothing afterwards.
 //
 // Reproducibility: the token drawn for sequence s at generation step i uses the counter-based
-// RNG at (seed, stream[s], i), so the same seed gives the same text whatever the batch size,
+// RNG at (seed, stream[s], i) (seed: the prompt's own when sc_sample_opts.seeds is given), so
+// the same seed gives the same text whatever the batch size,
 // the order of the prompts or the pipeline layout.
 #ifndef STEERCLEAR_GENERATE_H
 #define STEERCLEAR_GENERATE_H
@@ -30,6 +31,8 @@ typedef struct {
     int top_k;             // 0 = off
     float top_p;           // 1 = off
     uint64_t seed;
+    const uint64_t *seeds; // per prompt seeds (one per prompt of sc_gen_start; NULL = seed for
+                           // all): several searches' samples in one generation, each with its own
     int vocab_limit;       // > 0: draw only ids below it (the tokenizer's ids; the model's
                            // padding rows above them decode to nothing); 0 = all V
     const int32_t *stop_ids; int n_stop;   // e.g. <|im_end|>, <|endoftext|>; the stop token is kept in the output

@@ -42,6 +42,8 @@ typedef struct {
                                   // keeping every block's activations for the largest batch would
                                   // take more than a third of the rank's memory budget)
     int loss_chunk;            // rows of logits per loss chunk (32)
+    int searches_per_pass;     // searches of a rank that advance together, step k of each in one
+                               // batched pass; 0 = auto (all of the rank's, capped by memory)
 } sc_search_config;
 
 void sc_search_config_default(sc_search_config *c);
@@ -133,22 +135,51 @@ typedef struct {
     sc_status (*poll)(void *ctx);   // after every step's checkpoint: an error stops the range like a signal
 } sc_search_run;
 
-// Run the searches [first, last) (last = -1: all) one after the other. Each finished search
-// is added to RUN_DIR/results.h5 atomically; a search already there is never run or written
-// again. Returns SC_ERR_INTERRUPTED after SIGTERM / SIGINT (sc_interrupted): the step under
-// way is dropped and the last finished step stays checkpointed.
+// Run the searches [first, last) (last = -1: all) of this process. They advance in lock-step:
+// up to searches_per_pass of them at a time, step k of each in one batched pass
+// (sc_search_pass), each at its own step (after a resume they may differ); a search that
+// finishes leaves the pass and the next one takes its place. Each search's checkpoint is
+// written after every pass; each finished search is added to RUN_DIR/results.h5 atomically; a
+// search already there is never run or written again. Returns SC_ERR_INTERRUPTED after
+// SIGTERM / SIGINT (sc_interrupted): the pass under way is dropped and the last finished
+// steps stay checkpointed.
 sc_status sc_search_run_range(const sc_search_run *run, int first, int last);
 
 // The run state of optimizer steps (generator, saved activations, hidden buffers, workspace),
 // sized once for prompts of up to max_prompt tokens: a step allocates nothing.
+// sc_search_work_create: for one search per pass (sc_search_step).
+// sc_search_work_create_pass: for passes of up to n_searches searches (cfg->searches_per_pass
+// when set, capped at n_searches; "auto": n_searches, fewer when their generation would not fit
+// the memory the budget leaves); the teacher-forced part runs in micro-batches of per_micro
+// whole searches (0: as many as fit beside the generation; the same results either way: a
+// search's rows never span micro-batches).
 typedef struct sc_search_work sc_search_work;
 sc_status sc_search_work_create(const sc_search_run *run, int max_prompt, sc_search_work **out);
+sc_status sc_search_work_create_pass(const sc_search_run *run, int max_prompt, int n_searches, int per_micro, sc_search_work **out);
 void sc_search_work_free(sc_search_work *w);
 // Whether the work recomputes blocks in backward (checkpoint_activations, "auto" resolved).
 int sc_search_work_checkpointing(const sc_search_work *w);
+// Searches per pass, and per teacher-forced micro-batch, as resolved.
+int sc_search_work_per_pass(const sc_search_work *w);
+int sc_search_work_per_micro(const sc_search_work *w);
 
-// One optimizer step of `state` on the given prompts (token ids): its record goes to
-// state->steps[state->steps_done] and steps_done grows by one. Exposed for tests.
+// One search's part of a pass: its state and its step's prompts (token ids, lengths, rows of
+// the train set; n <= batch_size).
+typedef struct {
+    sc_search_state *state;
+    const int32_t *const *prompts;
+    const int *prompt_len;
+    const int32_t *prompt_idx;
+    int n;
+} sc_search_item;
+
+// One optimizer step of each of n_items searches (n_items <= the work's searches per pass) in
+// one batched pass: every search samples with its own step's seed, and its loss, gradient and
+// AdamW step are its own, as when it runs alone. Each record goes to
+// state->steps[state->steps_done] and steps_done grows by one.
+sc_status sc_search_pass(const sc_search_run *run, sc_search_work *w, const sc_search_item *items, int n_items);
+
+// One optimizer step of `state` on the given prompts (token ids): the one-search pass.
 sc_status sc_search_step(const sc_search_run *run, sc_search_work *w, sc_search_state *state, const int32_t *const *prompts,
                          const int *prompt_len, const int32_t *prompt_idx, int n);
 

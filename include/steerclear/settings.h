@@ -17,6 +17,7 @@ typedef enum {
     SC_KEY_FLOAT,       // float, finite, in [lo, hi]
     SC_KEY_U64,         // uint64_t, JSON integer in [0, 2^53]
     SC_KEY_AUTO_BOOL,   // int: true 1, false 0, "auto" -1
+    SC_KEY_AUTO_INT,    // int: "auto" 0, else a JSON integer in [lo, hi] (lo >= 1)
     SC_KEY_ENUM,        // int: index of the string in `names` (NULL-terminated)
     SC_KEY_STRING,      // char[size]: any string that fits
     SC_KEY_FLOATS,      // float[size] and, at offset count_off, the int count: a JSON array of numbers

@@ -28,6 +28,8 @@ static void usage(FILE *f) {
                "                         drawn once and every epoch visits them in a new order; per-epoch:\n"
                "                         every epoch draws new prompts (the only way before this option)\n"
                "  --first-search I --last-search J   run only searches [I, J)\n"
+               "  --searches-per-pass N|auto (auto)   searches of this process that advance together, step k of\n"
+               "                         each in one batched pass (auto: all of them, fewer when memory is short)\n"
                "  --memory-budget SIZE   memory this process may use, e.g. 16G (default: 80%% of RAM / ranks on the node)\n"
                "  --device cpu|cuda      where the model runs (default cpu; config key \"device\"); cuda: one GPU per rank\n"
                SC_CLI_PRECISION_HELP
@@ -73,6 +75,7 @@ int sc_cmd_search(int argc, char **argv) {
         {"first-search", required_argument, 0, 10}, {"last-search", required_argument, 0, 11},
         {"memory-budget", required_argument, 0, 12}, {"wait", no_argument, 0, 13}, {"prompt-sampling", required_argument, 0, 14},
         {"device", required_argument, 0, 15}, {"precision", required_argument, 0, 16},
+        {"searches-per-pass", required_argument, 0, 17},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     static const char *keys[] = {NULL, "searches", "adapter", "rank", "seed", "batch_size", "prompts_per_search", "max_new_tokens", "lr", "epochs"};
     int c, bad = 0;
@@ -109,6 +112,12 @@ int sc_cmd_search(int argc, char **argv) {
         case 13: wait = 1; break;
         case 15: device_opt = optarg; break;
         case 16: bad = !sc_cli_parse_precision("--precision", optarg, &precision_opt); break;
+        case 17:   // "auto" or a count >= 1
+            cJSON_DeleteItemFromObjectCaseSensitive(over, "searches_per_pass");
+            if (!strcmp(optarg, "auto")) cJSON_AddStringToObject(over, "searches_per_pass", "auto");
+            else if (!sc_cli_parse_int("--searches-per-pass", optarg, 1, &iv)) bad = 1;
+            else set_number(over, "searches_per_pass", iv);
+            break;
         case 'h': usage(stdout); cJSON_Delete(over); return 0;
         default: usage(stderr); cJSON_Delete(over); return SC_EXIT_BAD_INPUT;
         }

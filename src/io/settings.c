@@ -50,6 +50,11 @@ sc_status sc_settings_from_json(const sc_key *keys, size_t n_keys, const cJSON *
             if (!sc_json_is_int(it, 0, 9007199254740992.0)) return sc_errorf(SC_ERR_ARG, "%s: '%s' must be an integer in [0, 2^53]", where, k->name);
             *(uint64_t *)field = (uint64_t)it->valuedouble;
             break;
+        case SC_KEY_AUTO_INT:
+            if (cJSON_IsString(it) && !strcmp(it->valuestring, "auto")) *(int *)field = 0;
+            else if (sc_json_is_int(it, k->lo, k->hi)) *(int *)field = (int)it->valuedouble;
+            else return sc_errorf(SC_ERR_ARG, "%s: '%s' must be \"auto\" or an integer in [%g, %g]", where, k->name, k->lo, k->hi);
+            break;
         case SC_KEY_AUTO_BOOL:
             if (cJSON_IsString(it) && !strcmp(it->valuestring, "auto")) *(int *)field = -1;
             else if (cJSON_IsBool(it)) *(int *)field = cJSON_IsTrue(it);
@@ -108,6 +113,10 @@ cJSON *sc_settings_to_json(const sc_key *keys, size_t n_keys, const void *base) 
         case SC_KEY_INT: cJSON_AddNumberToObject(o, k->name, *(const int *)field); break;
         case SC_KEY_FLOAT: cJSON_AddNumberToObject(o, k->name, (double)*(const float *)field); break;
         case SC_KEY_U64: cJSON_AddNumberToObject(o, k->name, (double)*(const uint64_t *)field); break;
+        case SC_KEY_AUTO_INT:
+            if (*(const int *)field <= 0) cJSON_AddStringToObject(o, k->name, "auto");
+            else cJSON_AddNumberToObject(o, k->name, *(const int *)field);
+            break;
         case SC_KEY_AUTO_BOOL:
             if (*(const int *)field < 0) cJSON_AddStringToObject(o, k->name, "auto");
             else cJSON_AddBoolToObject(o, k->name, *(const int *)field);
@@ -144,6 +153,9 @@ sc_status sc_settings_set_text(const sc_key *keys, size_t n_keys, const char *na
     switch (k->kind) {
     case SC_KEY_INT: case SC_KEY_FLOAT: case SC_KEY_U64:
         if (text_number(text, &d)) v = cJSON_CreateNumber(d);
+        break;
+    case SC_KEY_AUTO_INT:
+        v = text_number(text, &d) ? cJSON_CreateNumber(d) : cJSON_CreateString(text);
         break;
     case SC_KEY_AUTO_BOOL:
         v = !strcmp(text, "true") ? cJSON_CreateTrue() : !strcmp(text, "false") ? cJSON_CreateFalse() : cJSON_CreateString(text);

@@ -42,8 +42,8 @@ struct sc_gen {
     sc_gen_plan plan;
     // the current generation
     int n, max_new, step, n_live;
-    uint64_t seed;
     const int32_t *stop_ids; int n_stop;
+    uint64_t *seed;        // (max_seqs) per prompt (sc_sample_opts.seeds, else seed for all)
     uint64_t *stream;      // (max_seqs)
     int *tag_of;           // (max_seqs) per prompt, -1 = none
     int has_tag;
@@ -62,7 +62,7 @@ struct sc_gen {
 
 void sc_gen_free(sc_gen *g) {
     if (!g) return;
-    free(g->stream); free(g->tag_of); free(g->len); free(g->live); free(g->out); free(g->out_n); free(g->stopped);
+    free(g->seed); free(g->stream); free(g->tag_of); free(g->len); free(g->live); free(g->out); free(g->out_n); free(g->stopped);
     free(g->seq_start); free(g->pos0); free(g->slot); free(g->tags); free(g->rows); free(g->ids); free(g->u);
     free(g);
 }
@@ -75,6 +75,7 @@ sc_status sc_gen_create(const sc_gen_plan *plan, sc_gen **out) {
     if (!g) return SC_ERR_MEM;
     g->plan = *plan;
     const size_t S = (size_t)plan->max_seqs;
+    g->seed = malloc(sizeof(uint64_t) * S);
     g->stream = malloc(sizeof(uint64_t) * S);
     g->tag_of = malloc(sizeof(int) * S);
     g->len = malloc(sizeof(int) * S);
@@ -89,7 +90,7 @@ sc_status sc_gen_create(const sc_gen_plan *plan, sc_gen **out) {
     g->rows = malloc(sizeof(int) * S);
     g->ids = malloc(sizeof(int32_t) * S * (size_t)plan->max_prompt);
     g->u = malloc(sizeof(float) * S);
-    if (!g->stream || !g->tag_of || !g->len || !g->live || !g->out || !g->out_n || !g->stopped || !g->seq_start ||
+    if (!g->seed || !g->stream || !g->tag_of || !g->len || !g->live || !g->out || !g->out_n || !g->stopped || !g->seq_start ||
         !g->pos0 || !g->slot || !g->tags || !g->rows || !g->ids || !g->u) {
         sc_gen_free(g);
         return sc_errorf(SC_ERR_MEM, "out of memory for the generation state of %zu sequences", S);
@@ -100,7 +101,7 @@ sc_status sc_gen_create(const sc_gen_plan *plan, sc_gen **out) {
 
 // The uniforms of the current step for the sequences about to be sampled.
 static void draw_uniforms(sc_gen *g) {
-    for (int i = 0; i < g->n_live; i++) g->u[i] = sc_rng_uniform(g->seed, g->stream[g->live[i]], (uint64_t)g->step);
+    for (int i = 0; i < g->n_live; i++) g->u[i] = sc_rng_uniform(g->seed[g->live[i]], g->stream[g->live[i]], (uint64_t)g->step);
 }
 
 sc_status sc_gen_start(sc_gen *g, const int32_t *const *prompts, const int *prompt_len, int n,
@@ -116,7 +117,6 @@ sc_status sc_gen_start(sc_gen *g, const int32_t *const *prompts, const int *prom
     }
     g->n = n;
     g->max_new = o->max_new_tokens;
-    g->seed = o->seed;
     g->stop_ids = o->stop_ids;
     g->n_stop = o->n_stop;
     g->step = 0;
@@ -124,6 +124,7 @@ sc_status sc_gen_start(sc_gen *g, const int32_t *const *prompts, const int *prom
     g->prefill = 1;
     g->seq_start[0] = 0;
     for (int s = 0; s < n; s++) {
+        g->seed[s] = o->seeds ? o->seeds[s] : o->seed;
         g->stream[s] = stream ? stream[s] : (uint64_t)s;
         g->tag_of[s] = tag ? tag[s] : -1;
         g->out_n[s] = 0;

@@ -84,16 +84,63 @@ static sc_status adapter_forward(void *user, sc_backend *be, int block, float *h
     return sc_adapter_apply(a, block, h, T, h, 1);
 }
 
+sc_status sc_adapter_backward_rows(sc_adapter *a, int block, const float *h, float *dh, int T) {
+    const size_t set = (size_t)set_of(a, block) * a->C * a->r;
+    return a->be->op->adapter_backward(a->be, dh, h, a->A + set, a->B + set, a->dA + set, a->dB + set, T, a->C, a->r, a->scaling);
+}
+
 static sc_status adapter_backward(void *user, sc_backend *be, int block, const float *h, float *dh, int T, int C,
                                   const sc_batch *batch) {
-    (void)batch;
+    (void)batch; (void)be;
     sc_adapter *a = user;
     if (C != a->C) return sc_errorf(SC_ERR_SHAPE, "adapter of hidden size %d applied to hidden size %d", a->C, C);
-    const size_t set = (size_t)set_of(a, block) * a->C * a->r;
-    return be->op->adapter_backward(be, dh, h, a->A + set, a->B + set, a->dA + set, a->dB + set, T, C, a->r, a->scaling);
+    return sc_adapter_backward_rows(a, block, h, dh, T);
 }
 
 sc_hook sc_adapter_hook(sc_adapter *a) {
     sc_hook h = {.user = a, .forward = adapter_forward, .backward = adapter_backward};
+    return h;
+}
+
+// --- Several adapters in one batch, by sequence tag ---------------------------------------------
+
+// The runs of consecutive sequences with one tag: fn on each run's rows with its adapter.
+static sc_status group_runs(const sc_adapter_group *g, sc_backend *be, int block, const float *h, float *dh, float *hout,
+                            int T, int C, const sc_batch *batch) {
+    if (!batch || !batch->tag) {   // untagged: the single adapter on every row
+        if (g->n != 1) return sc_errorf(SC_ERR_INTERNAL, "adapter group of %d adapters applied to an untagged batch", g->n);
+        sc_adapter *a = g->adapters[0];
+        if (C != a->C || be != a->be) return sc_errorf(SC_ERR_SHAPE, "adapter of hidden size %d applied to hidden size %d (or another backend)", a->C, C);
+        return dh ? sc_adapter_backward_rows(a, block, h, dh, T) : sc_adapter_apply(a, block, hout, T, hout, 1);
+    }
+    for (int i = 0; i < batch->n_seq;) {
+        const int t = batch->tag[i];
+        int j = i + 1;
+        if (t < 0 || t >= g->n) return sc_errorf(SC_ERR_INTERNAL, "adapter group: sequence %d has tag %d but the group has %d adapters", i, t, g->n);
+        while (j < batch->n_seq && batch->tag[j] == t) j++;
+        sc_adapter *a = g->adapters[t];
+        if (C != a->C || be != a->be) return sc_errorf(SC_ERR_SHAPE, "adapter of hidden size %d applied to hidden size %d (or another backend)", a->C, C);
+        const int r0 = batch->seq_start[i], rows = batch->seq_start[j] - r0;
+        if (rows > 0) {
+            if (dh) SC_TRY(sc_adapter_backward_rows(a, block, h + (size_t)r0 * C, dh + (size_t)r0 * C, rows));
+            else SC_TRY(sc_adapter_apply(a, block, hout + (size_t)r0 * C, rows, hout + (size_t)r0 * C, 1));
+        }
+        i = j;
+    }
+    (void)T;
+    return SC_OK;
+}
+
+static sc_status group_forward(void *user, sc_backend *be, int block, float *h, int T, int C, const sc_batch *batch) {
+    return group_runs(user, be, block, NULL, NULL, h, T, C, batch);
+}
+
+static sc_status group_backward(void *user, sc_backend *be, int block, const float *h, float *dh, int T, int C,
+                                const sc_batch *batch) {
+    return group_runs(user, be, block, h, dh, NULL, T, C, batch);
+}
+
+sc_hook sc_adapter_group_hook(sc_adapter_group *g) {
+    sc_hook h = {.user = g, .forward = group_forward, .backward = group_backward};
     return h;
 }

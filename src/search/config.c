@@ -37,6 +37,7 @@ void sc_search_config_default(sc_search_config *c) {
     c->seed = 1234;
     c->checkpoint_activations = -1;   // auto
     c->loss_chunk = 32;
+    c->searches_per_pass = 0;          // auto
 }
 
 uint64_t sc_search_seed(const sc_search_config *c, int search) { return sc_seed_mix(c->seed, (uint64_t)search); }
@@ -78,6 +79,7 @@ static const sc_key keys[] = {
     FLT("top_p", top_p), {"seed", SC_KEY_U64, F(seed), 0, 0, 0, 0, NULL},
     {"checkpoint_activations", SC_KEY_AUTO_BOOL, F(checkpoint_activations), 0, 0, 0, 0, NULL},
     INT("loss_chunk", loss_chunk, 1, 1 << 20),
+    {"searches_per_pass", SC_KEY_AUTO_INT, F(searches_per_pass), 1, 100000, 0, 0, NULL},
 };
 #undef INT
 #undef FLT
@@ -119,8 +121,9 @@ cJSON *sc_search_config_to_json(const sc_search_config *c) { return sc_settings_
 
 // Keys whose change on --resume cannot change finished or continuing results: the number of
 // searches (a run may be extended), activation checkpointing (recomputation gives the same
-// numbers) and the loss chunk (rows are summed in the same order).
-static const char *const resume_free[] = {"searches", "checkpoint_activations", "loss_chunk", "test", NULL};
+// numbers), the loss chunk (rows are summed in the same order) and how many searches share a
+// pass (each search's rows are computed as when it runs alone).
+static const char *const resume_free[] = {"searches", "checkpoint_activations", "loss_chunk", "searches_per_pass", "test", NULL};
 
 static int is_free(const char *key) {
     for (const char *const *k = resume_free; *k; k++) if (!strcmp(*k, key)) return 1;

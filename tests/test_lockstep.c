@@ -1,0 +1,258 @@
+// test_lockstep.c — searches that share a pass (sc_search_pass) against the same searches run
+// one after another (sc_search_step, searches_per_pass 1: today's trainer, byte for byte the
+// checkpoints of the trainer before lock-step), on a tiny random model with the tokenizer:
+//  1. 4 searches in one pass: the same prompts and sampled tokens (each sequence draws with its
+//     own search's seed and step), the same losses and adapters after every step;
+//  2. a resume with searches at different steps (two of them one step ahead, as after a kill
+//     between two checkpoint writes), teacher-forced in micro-batches of 2 searches: those two
+//     finish a pass early and drop out, and every search ends as when it ran alone;
+//  3. the "searches_per_pass" key ("auto", a count, errors).
+// Bitwise where the machine's matrix products give a row the same bits whatever the number of
+// rows in the call (probed below with the model's own matrices); otherwise (OpenBLAS chooses its
+// micro-kernels by the row count: rows that fall in an edge tile are summed in another order)
+// within a stated tolerance: losses to 1e-5 relative, adapters to 1e-4 of their largest entry;
+// sampled tokens must still be identical (a flip would need a uniform within ~1e-7 of a bin edge).
+#include "testutil.h"
+#include "steerclear/make_model.h"
+#include "steerclear/rng.h"
+#include "steerclear/search.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+enum { N_SEARCH = 4, N_TRAIN = 8, PL = 12 };
+
+static int32_t g_ids[N_TRAIN][PL];
+static const int32_t *g_prompts[N_TRAIN];
+static int g_len[N_TRAIN];
+
+// Does a product give each row the same bits whatever the number of rows in the call?
+static int rows_independent(const sc_model *m, sc_backend *be) {
+    const int Ms[] = {1, 2, 3, 5, 8, 13, 16, 24, 40, 100, 190, 400};
+    const int Mmax = 400, K = m->cfg.hidden;
+    const sc_mat *mats[] = {&m->blocks[0].q, &m->blocks[0].gate, &m->blocks[0].down, &m->lm_head};
+    int same = 1;
+    for (size_t w = 0; w < sizeof mats / sizeof mats[0]; w++) {
+        const int64_t N = mats[w]->rows, Kw = mats[w]->cols;
+        float *x = malloc(sizeof(float) * (size_t)Mmax * Kw), *ref = malloc(sizeof(float) * (size_t)Mmax * N),
+              *o = malloc(sizeof(float) * (size_t)Mmax * N);
+        sc_rng_normal(11, (uint64_t)w, 0, x, (size_t)Mmax * Kw);
+        CHECK_OK(be->op->matmul(be, ref, x, mats[w], NULL, Mmax));
+        for (size_t i = 0; i < sizeof Ms / sizeof Ms[0]; i++) {
+            CHECK_OK(be->op->matmul(be, o, x, mats[w], NULL, Ms[i]));
+            if (memcmp(o, ref, sizeof(float) * (size_t)Ms[i] * N)) same = 0;
+        }
+        free(x); free(ref); free(o);
+    }
+    (void)K;
+    return same;
+}
+
+// The item of state s's next step (prompt order of its seed, epoch 0).
+static sc_search_item item_of(const sc_search_config *cfg, sc_search_state *s, int32_t *order, const int32_t **bp, int *bl, int32_t *bi) {
+    CHECK_OK(sc_search_prompt_order(cfg, s->seed, N_TRAIN, 0, order));
+    const int k = s->steps_done;
+    for (int i = 0; i < cfg->batch_size; i++) {
+        bi[i] = order[k * cfg->batch_size + i];
+        bp[i] = g_prompts[bi[i]];
+        bl[i] = g_len[bi[i]];
+    }
+    return (sc_search_item){.state = s, .prompts = bp, .prompt_len = bl, .prompt_idx = bi, .n = cfg->batch_size};
+}
+
+typedef struct { double loss, adapter; int records; } diffs;
+
+// Compare every step record of two runs of one search.
+static void compare(const sc_search_state *a, const sc_search_state *b, int exact, diffs *d, const char *what) {
+    CHECK(a->steps_done == a->steps_total && b->steps_done == b->steps_total);
+    const size_t nA = sc_adapter_numel_A(a->adapter), nB = sc_adapter_numel_B(a->adapter);
+    for (int k = 0; k < a->steps_done && k < b->steps_done; k++) {
+        const sc_step_record *x = &a->steps[k], *y = &b->steps[k];
+        int g = 0, same_tokens = 1;
+        for (int i = 0; i < a->batch; i++) {
+            CHECKF(x->prompt_idx[i] == y->prompt_idx[i], "%s: search %d step %d: prompt %d differs", what, a->search, k, i);
+            CHECKF(x->gen_len[i] == y->gen_len[i], "%s: search %d step %d: sequence %d has %d sampled tokens, alone %d", what, a->search, k, i,
+                   y->gen_len[i], x->gen_len[i]);
+            g += x->gen_len[i];
+        }
+        for (int i = 0; i < g && x->gen_len[0] == y->gen_len[0]; i++) same_tokens &= x->gen[i] == y->gen[i];
+        CHECKF(same_tokens, "%s: search %d step %d: the sampled tokens differ", what, a->search, k);
+        CHECK(x->n_pos == y->n_pos);
+        double amax = 0, ad = 0;
+        for (size_t i = 0; i < nA + nB; i++) {
+            const double u = i < nA ? x->A[i] : x->B[i - nA], v = i < nA ? y->A[i] : y->B[i - nA];
+            if (fabs(u) > amax) amax = fabs(u);
+            if (fabs(u - v) > ad) ad = fabs(u - v);
+        }
+        const double ld = fmax(fabs(x->loss - y->loss), fmax(fabs(x->kl - y->kl), fabs(x->nll - y->nll)));
+        if (ld > d->loss) d->loss = ld;
+        if (ad / (amax > 0 ? amax : 1) > d->adapter) d->adapter = ad / (amax > 0 ? amax : 1);
+        d->records++;
+        if (exact) {
+            CHECKF(x->loss == y->loss && x->kl == y->kl && x->nll == y->nll, "%s: search %d step %d: loss %.17g / %.17g (alone) not bitwise equal",
+                   what, a->search, k, y->loss, x->loss);
+            CHECKF(ad == 0, "%s: search %d step %d: adapters differ by %g (bitwise expected)", what, a->search, k, ad);
+        } else {
+            CHECKF(ld <= 1e-5 * fmax(1.0, fabs(x->nll)), "%s: search %d step %d: loss differs by %g", what, a->search, k, ld);
+            CHECKF(ad <= 1e-4 * amax, "%s: search %d step %d: adapters differ by %g (largest entry %g)", what, a->search, k, ad, amax);
+        }
+    }
+}
+
+static void test_config(void) {
+    sc_search_config c;
+    sc_search_config_default(&c);
+    CHECK(c.searches_per_pass == 0);
+    cJSON *o = cJSON_Parse("{\"searches_per_pass\": 4}");
+    CHECK_OK(sc_search_config_from_json(o, "t.json", &c));
+    CHECK(c.searches_per_pass == 4);
+    cJSON_Delete(o);
+    cJSON *j = sc_search_config_to_json(&c);
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "searches_per_pass")) == 4);
+    cJSON_Delete(j);
+    o = cJSON_Parse("{\"searches_per_pass\": \"auto\"}");
+    CHECK_OK(sc_search_config_from_json(o, "t.json", &c));
+    CHECK(c.searches_per_pass == 0);
+    cJSON_Delete(o);
+    j = sc_search_config_to_json(&c);
+    CHECK(cJSON_IsString(cJSON_GetObjectItem(j, "searches_per_pass")));
+    cJSON_Delete(j);
+    o = cJSON_Parse("{\"searches_per_pass\": 0}");
+    CHECK_ERR(sc_search_config_from_json(o, "t.json", &c), SC_ERR_ARG, "t.json", "searches_per_pass", "auto");
+    cJSON_Delete(o);
+    // not a setting that changes results: a checkpoint does not record it
+    char *set = sc_search_config_settings(&c);
+    CHECK(set && !strstr(set, "searches_per_pass"));
+    free(set);
+}
+
+int main(void) {
+    const char *tokpath = sc_test_env("SC_TOKENIZER", "");
+    if (!tokpath[0] || !sc_file_exists(tokpath)) { printf("test_lockstep: SKIP (no tokenizer at $SC_TOKENIZER)\n"); return 77; }
+    test_config();
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/m", sc_test_tmpdir());
+    sc_make_model_opts mo = {0};
+    CHECK_OK(sc_make_model_preset("tiny", &mo));
+    mo.cfg.n_layers = 2;
+    mo.dtype = SC_DTYPE_F32;
+    mo.seed = 9;
+    mo.tokenizer = tokpath;
+    CHECK_OK(sc_make_model(dir, &mo));
+    sc_backend *be = sc_test_backend();
+    sc_model *m = NULL;
+    sc_tokenizer *tok = NULL;
+    CHECK_OK(sc_model_load(dir, 0, -1, be, &m));
+    CHECK_OK(sc_tok_load(tokpath, &tok));
+    if (!m || !tok) return sc_test_finish("test_lockstep");
+    for (int i = 0; i < N_TRAIN; i++) {   // random prompts of different lengths
+        g_len[i] = PL - i % 5;
+        for (int t = 0; t < PL; t++) { uint32_t r[4]; sc_philox4x32(17, (uint64_t)i, (uint64_t)t, r); g_ids[i][t] = (int32_t)(r[0] % 20000u); }
+        g_prompts[i] = g_ids[i];
+    }
+    const int exact = rows_independent(m, be);
+    printf("matrix products on this machine: %s\n", exact ? "a row's bits do not depend on the row count: comparing bitwise"
+                                                            : "a row's bits depend on the row count (BLAS edge tiles): comparing within tolerance");
+
+    sc_search_config cfg;
+    sc_search_config_default(&cfg);
+    cfg.searches = N_SEARCH;
+    cfg.adapter = SC_ADAPTER_PER_BLOCK;
+    cfg.batch_size = 2;
+    cfg.prompts_per_search = 6;   // 3 steps
+    cfg.max_new_tokens = 8;
+    cfg.loss_chunk = 5;
+    CHECK_OK(sc_search_config_validate(&cfg));
+    sc_search_run run = {.model = m, .be = be, .tok = tok, .cfg = &cfg};
+    const int L = m->cfg.n_layers, C = m->cfg.hidden, B = cfg.batch_size;
+    int32_t order[N_TRAIN], bi[N_SEARCH][2];
+    const int32_t *bp[N_SEARCH][2];
+    int bl[N_SEARCH][2];
+
+    // one after another (searches_per_pass 1)
+    sc_search_state *alone[N_SEARCH] = {0}, *ahead[N_SEARCH] = {0};
+    sc_search_work *w1 = NULL;
+    CHECK_OK(sc_search_work_create(&run, PL, &w1));
+    CHECK(w1 && sc_search_work_per_pass(w1) == 1);
+    for (int s = 0; s < N_SEARCH && w1; s++) {
+        CHECK_OK(sc_search_state_create(be, &cfg, s, L, C, &alone[s]));
+        if (!alone[s]) continue;
+        while (alone[s]->steps_done < alone[s]->steps_total) {
+            sc_search_item it = item_of(&cfg, alone[s], order, bp[0], bl[0], bi[0]);
+            CHECK_OK(sc_search_step(&run, w1, alone[s], it.prompts, it.prompt_len, it.prompt_idx, it.n));
+            if (alone[s]->steps_done == 1 && s < 2) {   // searches 0 and 1 one step ahead: the resume below
+                char *data = NULL;
+                size_t len = 0;
+                CHECK_OK(sc_search_state_pack(alone[s], &data, &len));
+                CHECK_OK(sc_search_state_unpack(data, len, "a packed state", &cfg, be, L, C, &ahead[s]));
+                free(data);
+            }
+        }
+    }
+    sc_search_work_free(w1);
+
+    // 1. all four in one pass, three passes
+    diffs d1 = {0}, d2 = {0};
+    sc_search_work *w4 = NULL;
+    CHECK_OK(sc_search_work_create_pass(&run, PL, N_SEARCH, 0, &w4));
+    CHECK(w4 && sc_search_work_per_pass(w4) == N_SEARCH && sc_search_work_per_micro(w4) == N_SEARCH);
+    sc_search_state *tog[N_SEARCH] = {0};
+    for (int s = 0; s < N_SEARCH; s++) CHECK_OK(sc_search_state_create(be, &cfg, s, L, C, &tog[s]));
+    for (int p = 0; p < 3 && w4; p++) {
+        sc_search_item items[N_SEARCH];
+        for (int s = 0; s < N_SEARCH; s++) items[s] = item_of(&cfg, tog[s], order, bp[s], bl[s], bi[s]);
+        CHECK_OK(sc_search_pass(&run, w4, items, N_SEARCH));
+    }
+    for (int s = 0; s < N_SEARCH; s++) if (alone[s] && tog[s]) compare(alone[s], tog[s], exact, &d1, "one pass");
+    sc_search_work_free(w4);
+
+    // 2. resume with searches at different steps, micro-batches of 2 searches; finished ones drop out
+    sc_search_work *wm = NULL;
+    CHECK_OK(sc_search_work_create_pass(&run, PL, N_SEARCH, 2, &wm));
+    CHECK(wm && sc_search_work_per_micro(wm) == 2);
+    sc_search_state *res[N_SEARCH] = {0};
+    for (int s = 0; s < N_SEARCH; s++) {
+        if (s < 2) res[s] = ahead[s];
+        else CHECK_OK(sc_search_state_create(be, &cfg, s, L, C, &res[s]));
+    }
+    int passes = 0, sizes[8] = {0};
+    for (; wm && passes < 8; passes++) {
+        sc_search_item items[N_SEARCH];
+        int n = 0;
+        for (int s = 0; s < N_SEARCH; s++)
+            if (res[s] && res[s]->steps_done < res[s]->steps_total) { items[n] = item_of(&cfg, res[s], order, bp[n], bl[n], bi[n]); n++; }
+        if (!n) break;
+        sizes[passes] = n;
+        CHECK_OK(sc_search_pass(&run, wm, items, n));
+    }
+    CHECKF(passes == 3 && sizes[0] == 4 && sizes[1] == 4 && sizes[2] == 2, "resume: %d passes of %d, %d, %d searches (want 4, 4, 2)", passes,
+           sizes[0], sizes[1], sizes[2]);
+    for (int s = 0; s < N_SEARCH; s++) if (alone[s] && res[s]) compare(alone[s], res[s], exact, &d2, "resumed at different steps");
+    sc_search_work_free(wm);
+    printf("one pass of 4 searches vs one after another: %d step records, largest loss difference %.3g, adapters %.3g of their largest entry\n",
+           d1.records, d1.loss, d1.adapter);
+    printf("resumed at different steps, micro-batches of 2: %d step records, largest loss difference %.3g, adapters %.3g\n", d2.records, d2.loss,
+           d2.adapter);
+    CHECK(d1.records == N_SEARCH * 3 && d2.records == N_SEARCH * 3);
+
+    // an empty pass and one larger than planned are refused
+    CHECK_OK(sc_search_work_create(&run, PL, &w1));
+    sc_search_state *f0 = NULL, *f1 = NULL;
+    CHECK_OK(sc_search_state_create(be, &cfg, 0, L, C, &f0));
+    CHECK_OK(sc_search_state_create(be, &cfg, 1, L, C, &f1));
+    if (w1 && f0 && f1) {
+        sc_search_item items[2] = {item_of(&cfg, f0, order, bp[0], bl[0], bi[0]), item_of(&cfg, f1, order, bp[1], bl[1], bi[1])};
+        CHECK_ERR(sc_search_pass(&run, w1, items, 2), SC_ERR_INTERNAL, "2 searches, planned for 1");
+        CHECK_ERR(sc_search_pass(&run, w1, items, 0), SC_ERR_INTERNAL, "0 searches");
+        CHECK(f0->steps_done == 0);
+    }
+    sc_search_state_free(f0);
+    sc_search_state_free(f1);
+    sc_search_work_free(w1);
+    (void)B;
+    for (int s = 0; s < N_SEARCH; s++) { sc_search_state_free(alone[s]); sc_search_state_free(tog[s]); sc_search_state_free(res[s]); }
+    sc_tok_free(tok);
+    sc_model_free(m);
+    return sc_test_finish("test_lockstep");
+}
