@@ -200,9 +200,9 @@ int main(void) {
     //    differences of the kept hidden states, means in double)
     float *dirs_ad = malloc(sizeof(float) * 2 * LC), *dirs_um = malloc(sizeof(float) * 2 * LC);
     int64_t ntok = 0;
-    CHECK_OK(sc_directions_compute(m, be, ads, 2, SC_DIRECTION_ACTIVATION_DIFF, (const int32_t *const *)seqs, lens, N_SEQ, 2, dirs_ad, &ntok, NULL, NULL));
+    CHECK_OK(sc_directions_compute(m, be, ads, 2, SC_DIRECTION_ACTIVATION_DIFF, (const int32_t *const *)seqs, lens, N_SEQ, 2, 0, dirs_ad, &ntok, NULL, NULL));
     CHECK(ntok == total);
-    CHECK_OK(sc_directions_compute(m, be, ads, 2, SC_DIRECTION_UPDATE_MEAN, (const int32_t *const *)seqs, lens, N_SEQ, 3, dirs_um, &ntok, NULL, NULL));
+    CHECK_OK(sc_directions_compute(m, be, ads, 2, SC_DIRECTION_UPDATE_MEAN, (const int32_t *const *)seqs, lens, N_SEQ, 3, 0, dirs_um, &ntok, NULL, NULL));
     CHECK(ntok == total);
     for (int a = 0; a < 2; a++) {
         double *bf_ad = calloc(LC, sizeof(double)), *bf_um = calloc(LC, sizeof(double));
@@ -235,11 +235,19 @@ int main(void) {
     // the batch size does not matter beyond rounding
     {
         float *d1 = malloc(sizeof(float) * 2 * LC);
-        CHECK_OK(sc_directions_compute(m, be, ads, 2, SC_DIRECTION_ACTIVATION_DIFF, (const int32_t *const *)seqs, lens, N_SEQ, 16, d1, &ntok, NULL, NULL));
+        CHECK_OK(sc_directions_compute(m, be, ads, 2, SC_DIRECTION_ACTIVATION_DIFF, (const int32_t *const *)seqs, lens, N_SEQ, 16, 0, d1, &ntok, NULL, NULL));
         double *ref = malloc(sizeof(double) * 2 * LC);
         for (size_t i = 0; i < 2 * LC; i++) ref[i] = dirs_ad[i];
         CHECK(sc_test_rel_err(d1, ref, 2 * LC) <= 1e-5);
-        free(d1); free(ref);
+        // one adapter per forward pass against both in one (tagged copies of the batch): the same
+        // sums up to the products' rounding (the BLAS may sum a row differently with more rows)
+        float *d2 = malloc(sizeof(float) * 2 * LC);
+        CHECK_OK(sc_directions_compute(m, be, ads, 2, SC_DIRECTION_ACTIVATION_DIFF, (const int32_t *const *)seqs, lens, N_SEQ, 2, 1, d2, &ntok, NULL, NULL));
+        CHECK(ntok == total);
+        double e12 = sc_test_rel_err(d2, ref, 2 * LC);
+        printf("activation-diff, adapters one per pass vs both in one pass: rel diff %.3g\n", e12);
+        CHECKF(e12 <= 1e-6, "activation-diff: one adapter per pass differs from two per pass by %g", e12);
+        free(d1); free(d2); free(ref);
     }
 
     // 3. the PyTorch reference: directions (both modes, both adapter kinds) and steered logits
@@ -393,7 +401,7 @@ int main(void) {
         CHECK(gen_tok > 5);   // sampling produced continuations (not only stop tokens)
         CHECK(cnt[0] == tot && cnt[1] == tot);
         float *again = malloc(sizeof(float) * 2 * LC);
-        CHECK_OK(sc_directions_compute(m, be, ads, 2, SC_DIRECTION_ACTIVATION_DIFF, (const int32_t *const *)full, flen, 5, 2, again, &ntok, NULL, NULL));
+        CHECK_OK(sc_directions_compute(m, be, ads, 2, SC_DIRECTION_ACTIVATION_DIFF, (const int32_t *const *)full, flen, 5, 2, 1, again, &ntok, NULL, NULL));
         CHECK(ntok == tot);
         CHECK(memcmp(again, D, sizeof(float) * 2 * LC) == 0);
         // exported files: safetensors direction.<l> = row l; the GGUF exists
@@ -434,7 +442,7 @@ int main(void) {
         CHECK_OK(sc_h5_open(results, 0, &h));
         CHECK_OK(sc_h5_read_f32(h, "/directions", &D2, &nd, dims));
         sc_h5_close(h);
-        CHECK_OK(sc_directions_compute(m, be, ads, 2, SC_DIRECTION_UPDATE_MEAN, (const int32_t *const *)full, flen, 5, 2, again, &ntok, NULL, NULL));
+        CHECK_OK(sc_directions_compute(m, be, ads, 2, SC_DIRECTION_UPDATE_MEAN, (const int32_t *const *)full, flen, 5, 2, 0, again, &ntok, NULL, NULL));
         CHECK(D2 && memcmp(D2, again, sizeof(float) * 2 * LC) == 0);
         free(D2);
         free(again);
@@ -513,7 +521,7 @@ int main(void) {
         int z[1] = {0};
         const int32_t *zs[1] = {seqs[0]};
         float d[1];
-        CHECK_ERR(sc_directions_compute(m, be, ads, 1, SC_DIRECTION_ACTIVATION_DIFF, zs, z, 1, 2, d, &ntok, NULL, NULL), SC_ERR_ARG, "sequence 0 is empty");
+        CHECK_ERR(sc_directions_compute(m, be, ads, 1, SC_DIRECTION_ACTIVATION_DIFF, zs, z, 1, 2, 0, d, &ntok, NULL, NULL), SC_ERR_ARG, "sequence 0 is empty");
         // an adapter stored with the wrong shape
         char bad[4300], badres[4400];
         snprintf(bad, sizeof bad, "%s/badrun", sc_test_tmpdir());

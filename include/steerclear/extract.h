@@ -32,13 +32,17 @@ sc_status sc_direction_mode_parse(const char *s, sc_direction_mode *out);
 
 // Directions of n_adapters adapters over the same token sequences (teacher-forced, from
 // position 0). dirs: [n_adapters][L][C] float (the means); *n_tokens receives the number of
-// tokens averaged over. batch_seqs bounds how many sequences run through the model at once.
+// tokens averaged over. batch_seqs bounds how many sequences run through the model at once per
+// adapter; activation-diff runs them for per_pass adapters in one forward pass (the copies
+// tagged, each adapter applied to and summed over its own copy: the same sums as one adapter
+// at a time up to the products' rounding; 0 = all adapters, fewer when their hidden rows would
+// not fit half of what the memory budget leaves).
 // activation-diff also gives the means themselves when asked: base_means [L][C] (the base
 // model's block outputs) and adapted_means [n_adapters][L][C] (NULL: not wanted; update-mean
 // leaves them untouched). Needs the whole model (m->first == 0, m->last == L).
 sc_status sc_directions_compute(const sc_model *m, sc_backend *be, sc_adapter *const *adapters, int n_adapters,
                                 sc_direction_mode mode, const int32_t *const *seqs, const int *seq_len, int n_seqs,
-                                int batch_seqs, float *dirs, int64_t *n_tokens, float *base_means, float *adapted_means);
+                                int batch_seqs, int per_pass, float *dirs, int64_t *n_tokens, float *base_means, float *adapted_means);
 
 typedef struct {
     int use_train, use_test;    // which of the stage's sets give the prompts (full_prompt column)
@@ -50,6 +54,9 @@ typedef struct {
     uint64_t seed;              // continuation sampling seed
     int seed_set;               // 0: use the run config's search seed (1234 when absent)
     int batch_seqs;             // 16
+    int searches_per_pass;      // activation-diff: searches' adapters in one forward pass (1, the default:
+                                // one at a time, so re-extracting a subset reproduces its rows bit for
+                                // bit; 0 = all, capped by memory; more than 1: equal up to rounding)
     const int *searches;        // NULL: every finished search
     int n_searches;
     int export_files;           // 1: write RUN_DIR/directions/search_NNNN.{safetensors,gguf}

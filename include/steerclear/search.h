@@ -44,6 +44,8 @@ typedef struct {
     int loss_chunk;            // rows of logits per loss chunk (32)
     int searches_per_pass;     // searches of a rank that advance together, step k of each in one
                                // batched pass; 0 = auto (all of the rank's, capped by memory)
+    int searches_per_micro_batch;   // searches whose teacher-forced passes share one batch (1: each
+                                    // search's own, bitwise as alone; 0 = auto: as many as fit)
 } sc_search_config;
 
 void sc_search_config_default(sc_search_config *c);
@@ -151,8 +153,11 @@ sc_status sc_search_run_range(const sc_search_run *run, int first, int last);
 // sc_search_work_create_pass: for passes of up to n_searches searches (cfg->searches_per_pass
 // when set, capped at n_searches; "auto": n_searches, fewer when their generation would not fit
 // the memory the budget leaves); the teacher-forced part runs in micro-batches of per_micro
-// whole searches (0: as many as fit beside the generation; the same results either way: a
-// search's rows never span micro-batches).
+// whole searches (0: cfg->searches_per_micro_batch; "auto" there: as many as fit beside the
+// generation). A search's rows never span micro-batches; with one search per micro-batch its
+// teacher-forced products see exactly the rows they see alone (bitwise the same results
+// whenever the sampled tokens are), with more they agree to float rounding where the BLAS
+// sums a row differently with more rows.
 typedef struct sc_search_work sc_search_work;
 sc_status sc_search_work_create(const sc_search_run *run, int max_prompt, sc_search_work **out);
 sc_status sc_search_work_create_pass(const sc_search_run *run, int max_prompt, int n_searches, int per_micro, sc_search_work **out);

@@ -30,6 +30,10 @@ static void usage(FILE *f) {
         "  --seed S              sampling seed (default: the run's search seed)\n"
         "  --searches LIST       e.g. 0,3,5-7 (default: every finished search)\n"
         "  --batch N             sequences per forward pass (default 16)\n"
+        "  --searches-per-pass N|auto  activation-diff: searches whose adapted sequences share one forward\n"
+        "                        pass, each copy of the batch tagged with its search (default 1: a direction's\n"
+        "                        bits then never depend on which searches are extracted together; more: the\n"
+        "                        same up to float rounding; auto: all, fewer when memory is short)\n"
         "  --no-export           skip the safetensors / GGUF files\n"
         "  --wait                wait for another process writing RUN_DIR instead of refusing\n"
         "  --memory-budget SIZE  memory this process may use, e.g. 16G (default: 80%% of RAM / ranks on the node)\n"
@@ -40,7 +44,7 @@ static void usage(FILE *f) {
 
 int sc_cmd_extract(int argc, char **argv) {
     enum { O_RUN = 1000, O_MODEL, O_TRAIN, O_TEST, O_MODE, O_SETS, O_MAXNEW, O_TEMP, O_TOPK, O_TOPP, O_SEED,
-           O_SEARCHES, O_BATCH, O_NOEXPORT, O_BUDGET, O_WAIT, O_DEVICE, O_PRECISION, O_HELP };
+           O_SEARCHES, O_BATCH, O_PER_PASS, O_NOEXPORT, O_BUDGET, O_WAIT, O_DEVICE, O_PRECISION, O_HELP };
     static const struct option longopts[] = {
         {"run", required_argument, 0, O_RUN}, {"model", required_argument, 0, O_MODEL},
         {"train", required_argument, 0, O_TRAIN}, {"test", required_argument, 0, O_TEST},
@@ -49,6 +53,7 @@ int sc_cmd_extract(int argc, char **argv) {
         {"top-k", required_argument, 0, O_TOPK}, {"top-p", required_argument, 0, O_TOPP},
         {"seed", required_argument, 0, O_SEED}, {"searches", required_argument, 0, O_SEARCHES},
         {"batch", required_argument, 0, O_BATCH}, {"no-export", no_argument, 0, O_NOEXPORT},
+        {"searches-per-pass", required_argument, 0, O_PER_PASS},
         {"memory-budget", required_argument, 0, O_BUDGET}, {"wait", no_argument, 0, O_WAIT},
         {"device", required_argument, 0, O_DEVICE},
         {"precision", required_argument, 0, O_PRECISION},
@@ -87,6 +92,10 @@ int sc_cmd_extract(int argc, char **argv) {
         case O_DEVICE: ok = sc_device_parse(optarg, "--device", &so.backend.device) == SC_OK; break;
         case O_SEARCHES: free(searches); searches = NULL; ok = sc_cli_parse_list(optarg, &searches, &o.n_searches); break;
         case O_BATCH: ok = sc_cli_parse_int("--batch", optarg, 1, &o.batch_seqs); break;
+        case O_PER_PASS:
+            if (!strcmp(optarg, "auto")) o.searches_per_pass = 0;
+            else ok = sc_cli_parse_int("--searches-per-pass", optarg, 1, &o.searches_per_pass);
+            break;
         case O_NOEXPORT: o.export_files = 0; break;
         case 'h': case O_HELP: usage(stdout); free(searches); return 0;
         default:

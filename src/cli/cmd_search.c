@@ -30,6 +30,8 @@ static void usage(FILE *f) {
                "  --first-search I --last-search J   run only searches [I, J)\n"
                "  --searches-per-pass N|auto (auto)   searches of this process that advance together, step k of\n"
                "                         each in one batched pass (auto: all of them, fewer when memory is short)\n"
+               "  --searches-per-micro-batch N|auto (1)   searches whose teacher-forced passes share one batch\n"
+               "                         (1: bitwise the results of each search alone; more: equal up to rounding)\n"
                "  --memory-budget SIZE   memory this process may use, e.g. 16G (default: 80%% of RAM / ranks on the node)\n"
                "  --device cpu|cuda      where the model runs (default cpu; config key \"device\"); cuda: one GPU per rank\n"
                SC_CLI_PRECISION_HELP
@@ -75,7 +77,7 @@ int sc_cmd_search(int argc, char **argv) {
         {"first-search", required_argument, 0, 10}, {"last-search", required_argument, 0, 11},
         {"memory-budget", required_argument, 0, 12}, {"wait", no_argument, 0, 13}, {"prompt-sampling", required_argument, 0, 14},
         {"device", required_argument, 0, 15}, {"precision", required_argument, 0, 16},
-        {"searches-per-pass", required_argument, 0, 17},
+        {"searches-per-pass", required_argument, 0, 17}, {"searches-per-micro-batch", required_argument, 0, 18},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     static const char *keys[] = {NULL, "searches", "adapter", "rank", "seed", "batch_size", "prompts_per_search", "max_new_tokens", "lr", "epochs"};
     int c, bad = 0;
@@ -112,12 +114,15 @@ int sc_cmd_search(int argc, char **argv) {
         case 13: wait = 1; break;
         case 15: device_opt = optarg; break;
         case 16: bad = !sc_cli_parse_precision("--precision", optarg, &precision_opt); break;
-        case 17:   // "auto" or a count >= 1
-            cJSON_DeleteItemFromObjectCaseSensitive(over, "searches_per_pass");
-            if (!strcmp(optarg, "auto")) cJSON_AddStringToObject(over, "searches_per_pass", "auto");
-            else if (!sc_cli_parse_int("--searches-per-pass", optarg, 1, &iv)) bad = 1;
-            else set_number(over, "searches_per_pass", iv);
+        case 17: case 18: {   // "auto" or a count >= 1
+            const char *key = c == 17 ? "searches_per_pass" : "searches_per_micro_batch";
+            snprintf(flag, sizeof flag, "--%s", c == 17 ? "searches-per-pass" : "searches-per-micro-batch");
+            cJSON_DeleteItemFromObjectCaseSensitive(over, key);
+            if (!strcmp(optarg, "auto")) cJSON_AddStringToObject(over, key, "auto");
+            else if (!sc_cli_parse_int(flag, optarg, 1, &iv)) bad = 1;
+            else set_number(over, key, iv);
             break;
+        }
         case 'h': usage(stdout); cJSON_Delete(over); return 0;
         default: usage(stderr); cJSON_Delete(over); return SC_EXIT_BAD_INPUT;
         }

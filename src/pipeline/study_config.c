@@ -206,7 +206,8 @@ cJSON *sc_study_config_to_json(const sc_study_config *c) {
 // Keys that cannot change any result (how fast, how patient, how much memory).
 // Not "device" nor "precision": the GPU's BF16 GEMMs round differently from the CPU's F32 ones,
 // so a finished stage would not be what the resumed run computes.
-static const char *const free_keys[] = {"memory_budget", "dist", "make_model", "search.checkpoint_activations", "search.loss_chunk", "search.searches_per_pass",
+static const char *const free_keys[] = {"memory_budget", "dist", "make_model", "search.checkpoint_activations", "search.loss_chunk",
+                                        "search.searches_per_pass", "search.searches_per_micro_batch",
                                         "judge.in_flight", "judge.max_attempts", "judge.request_budget", "judge.timeout_s",
                                         "judge.connect_timeout_s", "judge.api_key_env", NULL};
 

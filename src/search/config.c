@@ -38,6 +38,7 @@ void sc_search_config_default(sc_search_config *c) {
     c->checkpoint_activations = -1;   // auto
     c->loss_chunk = 32;
     c->searches_per_pass = 0;          // auto
+    c->searches_per_micro_batch = 1;
 }
 
 uint64_t sc_search_seed(const sc_search_config *c, int search) { return sc_seed_mix(c->seed, (uint64_t)search); }
@@ -80,6 +81,7 @@ static const sc_key keys[] = {
     {"checkpoint_activations", SC_KEY_AUTO_BOOL, F(checkpoint_activations), 0, 0, 0, 0, NULL},
     INT("loss_chunk", loss_chunk, 1, 1 << 20),
     {"searches_per_pass", SC_KEY_AUTO_INT, F(searches_per_pass), 1, 100000, 0, 0, NULL},
+    {"searches_per_micro_batch", SC_KEY_AUTO_INT, F(searches_per_micro_batch), 1, 100000, 0, 0, NULL},
 };
 #undef INT
 #undef FLT
@@ -122,8 +124,10 @@ cJSON *sc_search_config_to_json(const sc_search_config *c) { return sc_settings_
 // Keys whose change on --resume cannot change finished or continuing results: the number of
 // searches (a run may be extended), activation checkpointing (recomputation gives the same
 // numbers), the loss chunk (rows are summed in the same order) and how many searches share a
-// pass (each search's rows are computed as when it runs alone).
-static const char *const resume_free[] = {"searches", "checkpoint_activations", "loss_chunk", "searches_per_pass", "test", NULL};
+// pass or a teacher-forced batch (each search's rows are computed as when it runs alone, up to
+// the products' rounding).
+static const char *const resume_free[] = {"searches", "checkpoint_activations", "loss_chunk", "searches_per_pass", "searches_per_micro_batch",
+                                          "test", NULL};
 
 static int is_free(const char *key) {
     for (const char *const *k = resume_free; *k; k++) if (!strcmp(*k, key)) return 1;

@@ -98,6 +98,7 @@ sc_status sc_search_work_create_pass(const sc_search_run *run, int max_prompt, i
     if (S > n_searches) S = n_searches;
     if (cfg->searches_per_pass <= 0)
         while (S > 1 && gen_bytes(m, S * cfg->batch_size, max_prompt, cfg->max_new_tokens) + tf1 > avail) S--;
+    if (per_micro <= 0) per_micro = cfg->searches_per_micro_batch;   // still 0: auto
     int M = per_micro > 0 && per_micro < S ? per_micro : S;
     while (per_micro <= 0 && M > 1 && gen_bytes(m, S * cfg->batch_size, max_prompt, cfg->max_new_tokens) + tf_bytes(m, M * T1, w->checkpoint, cfg->loss_chunk) > avail) M--;
     w->per_pass = S;

@@ -27,7 +27,8 @@ sc_status sc_direction_mode_parse(const char *s, sc_direction_mode *out) {
 
 typedef struct {
     const sc_hook *inner;          // applied first (the adapter), NULL for the base model
-    double *sum;                   // (L, C) sums of the block outputs (backend memory), NULL: not recorded
+    double *sum;                   // (L, C) sums of the block outputs (backend memory), NULL: not recorded;
+                                   // tagged batch: (tags, L, C), each run of sequences with tag t into sum t
     sc_adapter *const *adapters;   // update-mean: the adapters evaluated on these outputs
     int n_adapters;
     double *upd_sum;               // (n_adapters, L, C) backend memory
@@ -38,7 +39,15 @@ typedef struct {
 static sc_status capture_forward(void *user, sc_backend *be, int block, float *h, int T, int C, const sc_batch *batch) {
     capture *cp = user;
     if (cp->inner && cp->inner->forward) SC_TRY(cp->inner->forward(cp->inner->user, be, block, h, T, C, batch));
-    if (cp->sum) SC_TRY(be->op->col_sum(be, cp->sum + (size_t)block * C, h, T, C));
+    if (cp->sum && batch && batch->tag) {   // several adapters in one batch: each tag's rows into its own sums
+        for (int i = 0; i < batch->n_seq;) {
+            int j = i + 1;
+            while (j < batch->n_seq && batch->tag[j] == batch->tag[i]) j++;
+            const int r0 = batch->seq_start[i], rows = batch->seq_start[j] - r0;
+            SC_TRY(be->op->col_sum(be, cp->sum + ((size_t)batch->tag[i] * cp->L + block) * C, h + (size_t)r0 * C, rows, C));
+            i = j;
+        }
+    } else if (cp->sum) SC_TRY(be->op->col_sum(be, cp->sum + (size_t)block * C, h, T, C));
     for (int a = 0; a < cp->n_adapters; a++) {
         SC_TRY(sc_adapter_apply(cp->adapters[a], block, h, T, cp->upd, 0));
         SC_TRY(be->op->col_sum(be, cp->upd_sum + ((size_t)a * cp->L + block) * C, cp->upd, T, C));
@@ -50,7 +59,7 @@ static sc_status capture_forward(void *user, sc_backend *be, int block, float *h
 
 sc_status sc_directions_compute(const sc_model *m, sc_backend *be, sc_adapter *const *adapters, int n_adapters,
                                 sc_direction_mode mode, const int32_t *const *seqs, const int *seq_len, int n_seqs,
-                                int batch_seqs, float *dirs, int64_t *n_tokens, float *base_means, float *adapted_means) {
+                                int batch_seqs, int per_pass, float *dirs, int64_t *n_tokens, float *base_means, float *adapted_means) {
     const int L = m->cfg.n_layers, C = m->cfg.hidden;
     if (!m->has_embed || !m->has_head || m->first != 0 || m->last != L)
         return sc_errorf(SC_ERR_INTERNAL, "directions need the whole model, not the slice [%d,%d)", m->first, m->last);
@@ -72,6 +81,13 @@ sc_status sc_directions_compute(const sc_model *m, sc_backend *be, sc_adapter *c
         total += T;
     }
     if (total == 0) return sc_errorf(SC_ERR_ARG, "directions: no tokens to average over (no sequences given)");
+    // adapters per forward pass (activation-diff): as asked, else all while their hidden rows and
+    // the pass's workspace fit half of what the budget leaves
+    int K = mode == SC_DIRECTION_ACTIVATION_DIFF ? (per_pass > 0 && per_pass < n_adapters ? per_pass : n_adapters) : 1;
+    if (mode == SC_DIRECTION_ACTIVATION_DIFF && per_pass <= 0) {
+        const double avail = be->memory_budget > be->stats.bytes_live ? (double)(be->memory_budget - be->stats.bytes_live) : 0.0;
+        while (K > 1 && (double)K * max_T * C * sizeof(float) + (double)sc_forward_workspace_estimate(m, K * max_T) > avail / 2) K--;
+    }
 
     const size_t LC = (size_t)L * C;
     const sc_backend_ops *op = be->op;
@@ -79,11 +95,11 @@ sc_status sc_directions_compute(const sc_model *m, sc_backend *be, sc_adapter *c
     double *sums = NULL, *base_sum, *ad_sum;
     float *hidden = NULL, *upd = NULL;
     double *host_sums = malloc(sizeof(double) * LC * (size_t)(n_adapters + 1));
-    int32_t *ids = malloc(sizeof(int32_t) * (size_t)max_T);
-    int *seq_start = malloc(sizeof(int) * (size_t)(batch_seqs + 1));
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)K * max_T);
+    int *seq_start = malloc(sizeof(int) * ((size_t)K * batch_seqs + 1)), *tags = malloc(sizeof(int) * (size_t)K * batch_seqs);
     sc_status st = op->alloc(be, sizeof(double) * LC * (size_t)(n_adapters + 1), "direction sums", (void **)&sums);
-    if (!st) st = sc_backend_alloc_floats(be, (size_t)max_T * C * (mode == SC_DIRECTION_UPDATE_MEAN ? 2 : 1), "direction hidden rows", &hidden);
-    if (!st && (!host_sums || !ids || !seq_start)) st = sc_errorf(SC_ERR_MEM, "directions: out of memory for a batch of %d tokens", max_T);
+    if (!st) st = sc_backend_alloc_floats(be, (size_t)K * max_T * C * (mode == SC_DIRECTION_UPDATE_MEAN ? 2 : 1), "direction hidden rows", &hidden);
+    if (!st && (!host_sums || !ids || !seq_start || !tags)) st = sc_errorf(SC_ERR_MEM, "directions: out of memory for a batch of %d tokens", max_T);
     if (!st) st = op->memset(be, sums, 0, sizeof(double) * LC * (size_t)(n_adapters + 1));
     if (st) goto done;
     base_sum = sums;
@@ -105,11 +121,23 @@ sc_status sc_directions_compute(const sc_model *m, sc_backend *be, sc_adapter *c
             capture cp = {.sum = base_sum, .L = L};
             sc_hook hk = {.user = &cp, .forward = capture_forward};
             if ((st = sc_forward(m, be, &batch, ids, hidden, NULL, &hk, NULL))) break;
-            for (int a = 0; a < n_adapters; a++) {
-                sc_hook inner = sc_adapter_hook(adapters[a]);
-                capture ca = {.inner = &inner, .sum = ad_sum + LC * (size_t)a, .L = L};
+            // the adapted model: the batch's sequences once per adapter, K adapters per pass, each
+            // copy tagged with its adapter (sc_adapter_group_hook) and summed into its own sums
+            const int T = seq_start[nb];
+            for (int a0 = 0; a0 < n_adapters && !st; a0 += K) {
+                const int k = n_adapters - a0 < K ? n_adapters - a0 : K;
+                for (int c = 1; c < k; c++) {
+                    memcpy(ids + (size_t)c * T, ids, sizeof(int32_t) * (size_t)T);
+                    for (int i = 0; i < nb; i++) seq_start[c * nb + i + 1] = c * T + seq_start[i + 1];
+                }
+                for (int c = 0; c < k; c++)
+                    for (int i = 0; i < nb; i++) tags[c * nb + i] = c;
+                sc_adapter_group group = {.adapters = adapters + a0, .n = k};
+                sc_hook inner = sc_adapter_group_hook(&group);
+                capture ca = {.inner = &inner, .sum = ad_sum + LC * (size_t)a0, .L = L};
                 sc_hook ha = {.user = &ca, .forward = capture_forward};
-                if ((st = sc_forward(m, be, &batch, ids, hidden, NULL, &ha, NULL))) break;
+                sc_batch bk = {.n_seq = k * nb, .seq_start = seq_start, .tag = tags};
+                st = sc_forward(m, be, &bk, ids, hidden, NULL, &ha, NULL);
             }
         }
     }
@@ -129,7 +157,7 @@ sc_status sc_directions_compute(const sc_model *m, sc_backend *be, sc_adapter *c
 done:
     op->free(be, sums);
     op->free(be, hidden);
-    free(host_sums); free(ids); free(seq_start);
+    free(host_sums); free(ids); free(seq_start); free(tags);
     return st;
 }
 
@@ -145,6 +173,7 @@ void sc_extract_opts_default(sc_extract_opts *o) {
     o->top_p = 0.9f;
     o->seed = 1234;
     o->batch_seqs = 16;
+    o->searches_per_pass = 1;   // one search per pass: a direction's bits never depend on which searches are extracted together
     o->export_files = 1;
 }
 
@@ -333,7 +362,8 @@ sc_status sc_extract_run(sc_stage *stage, const sc_extract_opts *o) {
     double t1 = sc_now_seconds();
     sc_log(SC_LOG_INFO, "extract: %d sequences sampled in %.1f s; computing %s directions of %d searches",
            sq.n, t1 - t0, sc_direction_mode_name(o->mode), n_sel);
-    if ((st = sc_directions_compute(m, stage->be, ads, n_sel, o->mode, (const int32_t *const *)sq.seq, sq.len, sq.n, o->batch_seqs, dirs, &n_tokens,
+    if ((st = sc_directions_compute(m, stage->be, ads, n_sel, o->mode, (const int32_t *const *)sq.seq, sq.len, sq.n, o->batch_seqs,
+                                    o->searches_per_pass, dirs, &n_tokens,
                                     means, means + (size_t)L * C))) goto done;
     sc_log(SC_LOG_INFO, "extract: directions over %lld tokens in %.1f s", (long long)n_tokens, sc_now_seconds() - t1);
     char settings[512], sets[16];
