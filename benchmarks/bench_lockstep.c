@@ -1,13 +1,15 @@
 // bench_lockstep.c — time of one optimizer step of N searches: all N in one batched pass
-// (sc_search_pass, lock-step) against the same N searches one after another (sc_search_step,
-// searches_per_pass 1), for each N of --searches (1,4,20). Each search: --batch prompts (12) of
+// (sc_search_pass, lock-step), with each search's teacher-forced pass on its own (micro-batches
+// of 1 search, the default) and with all N teacher-forced in one batch, against the same N
+// searches one after another (sc_search_step, searches_per_pass 1), for each N of --searches
+// (1,4,20). Each search: --batch prompts (12) of
 // --prompt-tokens random ids (32), --new-tokens sampled tokens (16) at temperature 1, shared
 // adapter of rank 2, a fresh state per round (the first step). Rounds alternate which side goes
-// first; per N and side the best and the median of --reps rounds are printed (JSON lines), after
+// first (rotating); per N and side the best and the median of --reps rounds are printed (JSON lines), after
 // one untimed warm-up round per side. The model's DIR/tokenizer.json gives the stop ids.
 //
 // usage: bench_lockstep --model DIR [--searches 1,4,20] [--reps 3] [--batch 12]
-//                       [--prompt-tokens 32] [--new-tokens 16] [--precision f32|bf16|auto]
+//                       [--prompt-tokens 32] [--new-tokens 16] [--precision f32|bf16|auto] [--device cpu|cuda]
 #include "steerclear/core.h"
 #include "steerclear/rng.h"
 #include "steerclear/search.h"
@@ -65,9 +67,9 @@ static sc_status bench_n(const ctx *c, int n, int reps) {
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)np * c->prompt_tokens), *idx = malloc(sizeof(int32_t) * (size_t)np);
     const int32_t **prompts = malloc(sizeof(int32_t *) * (size_t)np);
     int *len = malloc(sizeof(int) * (size_t)np);
-    double *t[2] = {calloc((size_t)reps, sizeof(double)), calloc((size_t)reps, sizeof(double))};
-    sc_search_work *w[2] = {NULL, NULL};   // [0] one after another, [1] one pass
-    sc_status st = ids && idx && prompts && len && t[0] && t[1] ? SC_OK : sc_errorf(SC_ERR_MEM, "out of memory");
+    double *t[3] = {calloc((size_t)reps, sizeof(double)), calloc((size_t)reps, sizeof(double)), calloc((size_t)reps, sizeof(double))};
+    sc_search_work *w[3] = {NULL, NULL, NULL};   // [0] one after another, [1] one pass (micro-batches of 1), [2] one pass, one micro-batch
+    sc_status st = ids && idx && prompts && len && t[0] && t[1] && t[2] ? SC_OK : sc_errorf(SC_ERR_MEM, "out of memory");
     for (int p = 0; p < np && !st; p++) {   // search j's prompts: the same random ids for every search
         const int i = p % c->batch;
         for (int k = 0; k < c->prompt_tokens; k++) {
@@ -80,31 +82,33 @@ static sc_status bench_n(const ctx *c, int n, int reps) {
         idx[p] = i;
     }
     if (!st) st = sc_search_work_create(&run, c->prompt_tokens, &w[0]);
-    if (!st) st = sc_search_work_create_pass(&run, c->prompt_tokens, n, 0, &w[1]);
-    long gen[2] = {0, 0};
+    if (!st) st = sc_search_work_create_pass(&run, c->prompt_tokens, n, 1, &w[1]);
+    if (!st) st = sc_search_work_create_pass(&run, c->prompt_tokens, n, n, &w[2]);
+    long gen[3] = {0, 0, 0};
     for (int r = -1; r < reps && !st; r++)   // r = -1: warm-up
-        for (int k = 0; k < 2 && !st; k++) {
-            const int side = (r & 1) ? 1 - k : k;   // alternate which side goes first
+        for (int k = 0; k < 3 && !st; k++) {
+            const int side = (k + (r + 3)) % 3;   // rotate which side goes first
             double secs = 0;
-            st = round_once(c, &run, w[side], n, side, prompts, len, idx, &secs, &gen[side]);
+            st = round_once(c, &run, w[side], n, side > 0, prompts, len, idx, &secs, &gen[side]);
             if (r >= 0) t[side][r] = secs;
         }
     if (!st) {
-        double best[2], med[2];
-        for (int side = 0; side < 2; side++) {
+        double best[3], med[3];
+        for (int side = 0; side < 3; side++) {
             qsort(t[side], (size_t)reps, sizeof(double), cmp_d);
             best[side] = t[side][0];
             med[side] = reps % 2 ? t[side][reps / 2] : 0.5 * (t[side][reps / 2 - 1] + t[side][reps / 2]);
         }
         printf("{\"searches\": %d, \"batch\": %d, \"prompt_tokens\": %d, \"new_tokens\": %d, \"reps\": %d, "
                "\"one_after_another_s\": {\"min\": %.3f, \"median\": %.3f}, \"one_pass_s\": {\"min\": %.3f, \"median\": %.3f}, "
-               "\"speedup_min\": %.2f, \"speedup_median\": %.2f, \"sampled_tokens\": [%ld, %ld], \"micro_batch\": %d}\n",
-               n, c->batch, c->prompt_tokens, c->new_tokens, reps, best[0], med[0], best[1], med[1], best[0] / best[1], med[0] / med[1],
-               gen[0], gen[1], sc_search_work_per_micro(w[1]));
+               "\"one_pass_one_micro_batch_s\": {\"min\": %.3f, \"median\": %.3f}, \"speedup_min\": [%.2f, %.2f], "
+               "\"speedup_median\": [%.2f, %.2f], \"sampled_tokens\": [%ld, %ld, %ld]}\n",
+               n, c->batch, c->prompt_tokens, c->new_tokens, reps, best[0], med[0], best[1], med[1], best[2], med[2], best[0] / best[1],
+               best[0] / best[2], med[0] / med[1], med[0] / med[2], gen[0], gen[1], gen[2]);
         fflush(stdout);
     }
-    sc_search_work_free(w[0]); sc_search_work_free(w[1]);
-    free(ids); free(idx); free(prompts); free(len); free(t[0]); free(t[1]);
+    sc_search_work_free(w[0]); sc_search_work_free(w[1]); sc_search_work_free(w[2]);
+    free(ids); free(idx); free(prompts); free(len); free(t[0]); free(t[1]); free(t[2]);
     return st;
 }
 
@@ -112,7 +116,9 @@ int main(int argc, char **argv) {
     static const struct option opts[] = {
         {"model", required_argument, NULL, 'm'}, {"searches", required_argument, NULL, 'S'}, {"reps", required_argument, NULL, 'r'},
         {"batch", required_argument, NULL, 'b'}, {"prompt-tokens", required_argument, NULL, 'p'}, {"new-tokens", required_argument, NULL, 'n'},
-        {"precision", required_argument, NULL, 'P'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+        {"precision", required_argument, NULL, 'P'}, {"device", required_argument, NULL, 'd'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    sc_device device = SC_DEVICE_CPU;
     const char *dir = NULL, *list = "1,4,20", *precision = NULL;
     int reps = 3;
     ctx c = {.batch = 12, .prompt_tokens = 32, .new_tokens = 16};
@@ -126,7 +132,8 @@ int main(int argc, char **argv) {
         case 'p': c.prompt_tokens = atoi(optarg); break;
         case 'n': c.new_tokens = atoi(optarg); break;
         case 'P': precision = optarg; break;
-        case 'h': printf("usage: bench_lockstep --model DIR [--searches 1,4,20] [--reps 3] [--batch 12] [--prompt-tokens 32] [--new-tokens 16] [--precision P]\n"); return 0;
+        case 'd': if (sc_device_parse(optarg, "--device", &device)) { fprintf(stderr, "bench_lockstep: %s\n", sc_last_error()); return 2; } break;
+        case 'h': printf("usage: bench_lockstep --model DIR [--searches 1,4,20] [--reps 3] [--batch 12] [--prompt-tokens 32] [--new-tokens 16] [--precision P] [--device cpu|cuda]\n"); return 0;
         default: return 2;
         }
     }
@@ -137,6 +144,7 @@ int main(int argc, char **argv) {
     sc_backend_opts bo;
     sc_backend_opts_default(&bo);
     bo.precision = precision;
+    bo.device = device;
     sc_backend *be = NULL;
     sc_model *m = NULL;
     sc_tokenizer *tok = NULL;

@@ -422,14 +422,18 @@ sc_status sc_search_run_range(const sc_search_run *run, int first, int last) {
             items[n_items++] = (sc_search_item){.state = ps->s, .prompts = bp + o, .prompt_len = bl + o, .prompt_idx = bi + o, .n = B};
         }
         if (st || n_items == 0) break;
-        char names[256] = "";   // "search 3 step 5", "searches 0-3" for messages
-        {
-            const int a = items[0].state->search, b = items[n_items - 1].state->search;
-            if (n_items == 1) snprintf(names, sizeof names, "search %d step %d", a, items[0].state->steps_done + 1);
-            else snprintf(names, sizeof names, "the pass of %d searches (%d..%d)", n_items, a, b);
+        char names[256] = "";   // "search 3 step 5", "the pass of searches 0, 2, 4" for messages
+        if (n_items == 1) snprintf(names, sizeof names, "search %d step %d", items[0].state->search, items[0].state->steps_done + 1);
+        else {
+            size_t at = (size_t)snprintf(names, sizeof names, "the pass of searches");
+            for (int j = 0; j < n_items && at < sizeof names; j++)
+                at += (size_t)snprintf(names + at, sizeof names - at, "%s %d", j ? "," : "", items[j].state->search);
         }
         const double t0 = sc_now_seconds();
-        if ((st = sc_search_pass(run, work, items, n_items))) {
+        // one search: through sc_search_step (the one-search step other step kinds hook into)
+        st = n_items == 1 ? sc_search_step(run, work, items[0].state, items[0].prompts, items[0].prompt_len, items[0].prompt_idx, items[0].n)
+                          : sc_search_pass(run, work, items, n_items);
+        if (st) {
             if (st == SC_ERR_INTERRUPTED)
                 sc_errorf(st, "stopped by a signal during %s; the checkpoints in %s/checkpoints hold the steps before it; continue with --resume",
                           names, sc_run_dir(run->run));
