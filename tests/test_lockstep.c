@@ -8,7 +8,11 @@
 //  2. a resume with searches at different steps (two of them one step ahead, as after a kill
 //     between two checkpoint writes), teacher-forced in micro-batches of 2 searches: those two
 //     finish a pass early and drop out, and every search ends as when it ran alone;
-//  3. the "searches_per_pass" key ("auto", a count, errors).
+//  3. the trainer loop (sc_search_run_range into a run directory): stopped after its first pass
+//     with 2 searches per pass (searches 0, 1 at step 2; 2, 3 at step 1: as after a kill between
+//     checkpoint writes), resumed with 3 per pass (0, 1 finish and leave, search 3 takes a slot):
+//     results.h5 bitwise that of a run with searches_per_pass 1;
+//  4. the "searches_per_pass" key ("auto", a count, errors).
 // The sampled tokens must be identical everywhere: decoding 8 rows instead of 2 may round the
 // logits differently (see below), but a token changes only when its uniform falls within that
 // rounding (~1e-7) of a bin edge. With micro-batches of 2 searches the teacher-forced products
@@ -18,7 +22,9 @@
 // are summed in another order) within a stated tolerance: losses to 1e-5 relative, adapters to
 // 1e-4 of their largest entry.
 #include "testutil.h"
+#include "steerclear/h5.h"
 #include "steerclear/make_model.h"
+#include "steerclear/results.h"
 #include "steerclear/rng.h"
 #include "steerclear/search.h"
 
@@ -103,6 +109,89 @@ static void compare(const sc_search_state *a, const sc_search_state *b, int exac
             CHECKF(ad <= 1e-4 * amax, "%s: search %d step %d: adapters differ by %g (largest entry %g)", what, a->search, k, ad, amax);
         }
     }
+}
+
+
+// --- The trainer loop ---------------------------------------------------------------------------
+
+static int g_polls, g_stop_after;
+static sc_status stop_after(void *ctx) {
+    (void)ctx;
+    return ++g_polls >= g_stop_after ? sc_errorf(SC_ERR_INTERRUPTED, "stopped by the test after %d passes", g_polls) : SC_OK;
+}
+
+static sc_status run_dir(const sc_model *m, const sc_tokenizer *tok, const sc_dataset *train, const char *dir, int per_pass, int resume,
+                         int stop) {
+    sc_search_config cfg;
+    sc_search_config_default(&cfg);
+    cfg.searches = N_SEARCH;
+    cfg.adapter = SC_ADAPTER_PER_BLOCK;
+    cfg.batch_size = 2;
+    cfg.prompts_per_search = 6;   // 3 steps
+    cfg.max_new_tokens = 6;
+    cfg.searches_per_pass = per_pass;
+    sc_run *r = NULL;
+    SC_TRY(sc_run_open(dir, SC_RUN_WRITE, "test", &r));
+    g_polls = 0;
+    g_stop_after = stop;
+    sc_search_run run = {.model = m, .be = sc_test_backend(), .tok = tok, .train = train, .cfg = &cfg, .run = r, .config_json = "{}",
+                         .resume = resume, .poll = stop ? stop_after : NULL};
+    sc_status st = sc_search_run_range(&run, 0, -1);
+    sc_run_close(r);
+    return st;
+}
+
+static void test_run_range(const sc_model *m, const sc_tokenizer *tok) {
+    char csv[4200], ref[4200], res[4200];
+    snprintf(csv, sizeof csv, "%s/train.csv", sc_test_tmpdir());
+    snprintf(ref, sizeof ref, "%s/ref", sc_test_tmpdir());
+    snprintf(res, sizeof res, "%s/res", sc_test_tmpdir());
+    const char *text = "category,full_prompt\nx,The cat sat on the mat\nx,Tell me about rivers\ny,How do birds fly?\ny,Write a haiku\n"
+                       "z,What is two plus two\nz,Name a colour\nw,Describe the sea in one line\nw,Why is the sky blue?\n";
+    sc_test_write(csv, text, strlen(text));
+    sc_dataset train = {0};
+    CHECK_OK(sc_dataset_load(csv, SC_DATASET_TRAIN, &train));
+    CHECK_OK(run_dir(m, tok, &train, ref, 1, 0, 0));
+    CHECK_ERR(run_dir(m, tok, &train, res, 2, 0, 1), SC_ERR_INTERRUPTED, "stopped by the test");
+    CHECK_ERR(run_dir(m, tok, &train, res, 3, 1, 1), SC_ERR_INTERRUPTED, "stopped by the test");   // 0, 1, 2 at steps 3, 3, 2
+    CHECK_OK(run_dir(m, tok, &train, res, 3, 1, 0));   // search 3 joins 2
+    for (int s = 0; s < N_SEARCH; s++) {
+        char a[4300], b[4300];
+        snprintf(a, sizeof a, "%s/results.h5", ref);
+        snprintf(b, sizeof b, "%s/results.h5", res);
+        const char *names[] = {"adapter/A", "adapter/B", "steps/A", "steps/B", "steps/tokens/values", "steps/prompt_indices"};
+        sc_h5 *ha = NULL, *hb = NULL;
+        CHECK_OK(sc_h5_open(a, 0, &ha));
+        CHECK_OK(sc_h5_open(b, 0, &hb));
+        for (size_t k = 0; ha && hb && k < sizeof names / sizeof names[0]; k++) {
+            char path[128];
+            snprintf(path, sizeof path, "/searches/%04d/%s", s, names[k]);
+            int nda = 0, ndb = 0;
+            int64_t da[4] = {0}, db[4] = {0};
+            void *va = NULL, *vb = NULL;
+            size_t bytes = 4;
+            if (k < 4) { CHECK_OK(sc_h5_read_f32(ha, path, (float **)&va, &nda, da)); CHECK_OK(sc_h5_read_f32(hb, path, (float **)&vb, &ndb, db)); }
+            else { CHECK_OK(sc_h5_read_i32(ha, path, (int32_t **)&va, &nda, da)); CHECK_OK(sc_h5_read_i32(hb, path, (int32_t **)&vb, &ndb, db)); }
+            for (int d = 0; d < nda; d++) bytes *= (size_t)da[d];
+            CHECKF(va && vb && nda == ndb && !memcmp(da, db, sizeof da) && !memcmp(va, vb, bytes),
+                   "search %d: %s differs after a resume with searches at different steps", s, path);
+            free(va); free(vb);
+        }
+        for (int q = 0; ha && hb && q < 3; q++) {   // loss, kl, nll
+            const char *nm[] = {"loss", "kl", "nll"};
+            char path[128];
+            snprintf(path, sizeof path, "/searches/%04d/steps/%s", s, nm[q]);
+            double *la = NULL, *lb = NULL;
+            int nda = 0, ndb = 0;
+            int64_t da[4] = {0}, db[4] = {0};
+            CHECK_OK(sc_h5_read_f64(ha, path, &la, &nda, da));
+            CHECK_OK(sc_h5_read_f64(hb, path, &lb, &ndb, db));
+            CHECKF(la && lb && nda == 1 && da[0] == 3 && db[0] == 3 && !memcmp(la, lb, sizeof(double) * 3), "search %d: %s differs after the resume", s, path);
+            free(la); free(lb);
+        }
+        sc_h5_close(ha); sc_h5_close(hb);
+    }
+    sc_dataset_free(&train);
 }
 
 static void test_config(void) {
@@ -261,6 +350,7 @@ int main(void) {
     sc_search_work_free(w1);
     (void)B;
     for (int s = 0; s < N_SEARCH; s++) { sc_search_state_free(alone[s]); sc_search_state_free(tog[s]); sc_search_state_free(res[s]); }
+    test_run_range(m, tok);
     sc_tok_free(tok);
     sc_model_free(m);
     return sc_test_finish("test_lockstep");
