@@ -134,7 +134,7 @@ typedef struct {
     void *dist_ctx;            // handed to the three hooks
     int (*is_finished)(void *ctx, int search);                       // replaces sc_results_has_search
     sc_status (*add_result)(void *ctx, const sc_search_state *s);    // replaces sc_results_add_search
-    sc_status (*poll)(void *ctx);   // after every step's checkpoint: an error stops the range like a signal
+    sc_status (*poll)(void *ctx);   // after every pass's checkpoints: an error stops the range like a signal
 } sc_search_run;
 
 // Run the searches [first, last) (last = -1: all) of this process. They advance in lock-step:
