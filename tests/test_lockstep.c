@@ -334,6 +334,22 @@ int main(void) {
            d2.adapter);
     CHECK(d1.records == N_SEARCH * 3 && d2.records == N_SEARCH * 3);
 
+    // "auto" sizes: all 4 searches per pass and per teacher-forced batch when memory allows, one
+    // when the budget leaves no room beyond what is held
+    cfg.searches_per_micro_batch = 0;
+    sc_search_work *wa = NULL;
+    CHECK_OK(sc_search_work_create_pass(&run, PL, N_SEARCH, 0, &wa));
+    CHECK(wa && sc_search_work_per_pass(wa) == N_SEARCH && sc_search_work_per_micro(wa) == N_SEARCH);
+    sc_search_work_free(wa);
+    wa = NULL;
+    const size_t budget = be->memory_budget;
+    be->memory_budget = be->stats.bytes_live + (1u << 20);
+    CHECK_OK(sc_search_work_create_pass(&run, PL, N_SEARCH, 0, &wa));
+    CHECK(wa && sc_search_work_per_pass(wa) == 1 && sc_search_work_per_micro(wa) == 1);
+    be->memory_budget = budget;
+    sc_search_work_free(wa);
+    cfg.searches_per_micro_batch = 1;
+
     // an empty pass and one larger than planned are refused
     CHECK_OK(sc_search_work_create(&run, PL, &w1));
     sc_search_state *f0 = NULL, *f1 = NULL;
