@@ -24,6 +24,7 @@ typedef struct {
     const char *train_csv;         // NULL: from the run's config, then the shipped datasets
     const char *test_csv;
     int need_model;                // load the model (and its tokenizer.json)
+    int first, last;               // load only blocks [first, last) (a pipeline stage, src/dist); last 0: every block
     int need_train, need_test;     // load these prompt sets
     sc_backend_opts backend;       // device, memory budget (0: the default share of RAM)
 } sc_stage_opts;

@@ -120,7 +120,7 @@ static sc_status resolve_run_dir(const sc_study_opts *o, char *run_dir, size_t n
 
 // Ranks other than 0: the search stage of their group, on a stage context that reads the run
 // directory (rank 0 made it and wrote its config) and writes only its own searches' checkpoints.
-static sc_status study_follower(const sc_study_config *c, const char *run_dir, const sc_dist *d) {
+static sc_status study_follower(const sc_study_config *c, const char *run_dir, sc_dist *d) {
     int go[GO_INTS] = {0};
     SC_TRY(sc_dist_bcast_ints(d, go, GO_INTS));
     if (go[0] != SC_OK) return sc_errorf((sc_status)go[0], "rank 0 stopped before the search stage (its message above says why)");
@@ -135,7 +135,16 @@ static sc_status study_follower(const sc_study_config *c, const char *run_dir, c
     so.need_model = so.need_train = 1;
     sc_status st = SC_OK;
     sc_stage *stage = NULL;
-    if (c->memory_budget[0]) st = sc_parse_size(c->memory_budget, &so.backend.memory_budget);
+    if (d->stages > 1) {   // a pipeline stage loads only its own blocks (rank 0 made the model by now)
+        char mcfg[sizeof c->model + 16];
+        sc_model_config mc;
+        snprintf(mcfg, sizeof mcfg, "%s/config.json", c->model);
+        if (!(st = sc_config_load(mcfg, &mc)) && !(st = sc_dist_plan(d, &mc))) {
+            so.first = d->first[d->stage];
+            so.last = d->last[d->stage];
+        }
+    }
+    if (!st && c->memory_budget[0]) st = sc_parse_size(c->memory_budget, &so.backend.memory_budget);
     if (!st) st = sc_stage_open(&so, &stage);
     if (!st) {
         cJSON *resolved = sc_study_config_to_json(c);
@@ -150,7 +159,7 @@ static sc_status study_follower(const sc_study_config *c, const char *run_dir, c
     return st;
 }
 
-static sc_status study_leader(const sc_study_opts *o, const sc_study_config *cp, const char *run_dir, const sc_dist *d);
+static sc_status study_leader(const sc_study_opts *o, const sc_study_config *cp, const char *run_dir, sc_dist *d);
 
 // The layout of the job, ended by sc_study_end once the caller has reported.
 static sc_dist study_dist;
@@ -165,6 +174,9 @@ sc_status sc_study_run(const sc_study_opts *o, char *run_dir_out, size_t cap) {
     sc_dist *d = &study_dist;
     sc_status st = sc_dist_init(o->stages > 0 ? o->stages : c.stages, d);
     study_dist_open = 1;
+    // GPipe micro-batches per step: the config's, else min(batch, 2P) (a bubble of at most a third)
+    d->micro = c.micro_batches > 0 ? c.micro_batches : 2 * d->stages;
+    if (d->micro > c.search.batch_size) d->micro = c.search.batch_size;
     if (!st && d->rank == 0) {
         if (run_dir_out) snprintf(run_dir_out, cap, "%s", run_dir);
         st = study_leader(o, &c, run_dir, d);
@@ -179,7 +191,7 @@ void sc_study_end(void) {
     study_dist_open = 0;
 }
 
-static sc_status study_leader(const sc_study_opts *o, const sc_study_config *cp, const char *run_dir, const sc_dist *d) {
+static sc_status study_leader(const sc_study_opts *o, const sc_study_config *cp, const char *run_dir, sc_dist *d) {
     const sc_study_config c = *cp;
     cJSON *resolved = sc_study_config_to_json(&c);
     char *config_json = cJSON_Print(resolved);
@@ -258,6 +270,8 @@ static sc_status study_leader(const sc_study_opts *o, const sc_study_config *cp,
         st = stages_save(path, stages);
         sc_log(SC_LOG_INFO, "run: %s (steerclear %s on %s), config %s", run_dir, sc_version(), sc_hostname(), o->config_path);
     }
+    // the stages' block slices by the cost model (rank 0 keeps the whole model: the later stages run here)
+    if (!st && d->stages > 1) st = sc_dist_plan(d, &stage->model->cfg);
     if (!st) {   // the layout of this job: printed, and RUN_DIR/layout.json (rewritten by every job)
         sc_dist_log_layout(d, stage->model->cfg.n_layers, c.search.searches);
         cJSON *lay = sc_dist_layout_json(d, stage->model->cfg.n_layers, c.search.searches);

@@ -219,7 +219,7 @@ sc_status sc_search_run_range(const sc_search_run *run, int first, int last) {
         tok_len[i] = (int)n;
         if (tok_len[i] > max_prompt) max_prompt = tok_len[i];
     }
-    if ((st = sc_search_work_create(run, max_prompt, &work))) goto done;
+    if (!run->pipe_step && (st = sc_search_work_create(run, max_prompt, &work))) goto done;
     const int steps_per_epoch = cfg->prompts_per_search / cfg->batch_size;
     const double t_start = sc_now_seconds();
     int steps_run = 0;
@@ -252,7 +252,7 @@ sc_status sc_search_run_range(const sc_search_run *run, int first, int last) {
             const int n = cfg->batch_size;
             for (int i = 0; i < n; i++) { bi[i] = order[k * cfg->batch_size + i]; bp[i] = tok[bi[i]]; bl[i] = tok_len[bi[i]]; }
             double t0 = sc_now_seconds();
-            if ((st = sc_search_step(run, work, s, bp, bl, bi, n))) {
+            if ((st = run->pipe_step ? run->pipe_step(run->pipe, s, bp, bl, bi, n) : sc_search_step(run, work, s, bp, bl, bi, n))) {
                 if (st == SC_ERR_INTERRUPTED)
                     sc_errorf(st, "stopped by a signal during search %d step %d; %s holds the %d steps before it; continue with --resume",
                               sidx, step + 1, ckpt, step);
@@ -260,7 +260,7 @@ sc_status sc_search_run_range(const sc_search_run *run, int first, int last) {
                 break;
             }
             const sc_step_record *rec = &s->steps[step];
-            if ((st = sc_search_checkpoint_save(ckpt, s))) break;
+            if (!run->read_only && (st = sc_search_checkpoint_save(ckpt, s))) break;
             double dt = sc_now_seconds() - t0;
             steps_run++;
             int total_steps = n_mine * s->steps_total;
