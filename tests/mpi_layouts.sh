@@ -141,6 +141,9 @@ EOF
   # rank 1 loaded and ran only its slice; stage 0 of each group wrote the checkpoints and sent the results
   grep -q "^rank 1: pipeline stage 1 of 2 (search group 0): blocks \[2, 3) + head and loss" "$T/err" || { cat "$T/err"; fail "-np $np --stages 2: rank 1 is not stage 1 with blocks [2, 3)"; }
   grep -q "teacher-forced [0-9]* (model 3 x T x C x 4 x (P-1) = " "$T/err" || fail "-np $np --stages 2: no traffic report"
+  # the steady state allocates nothing: no backend allocation after a stage's first step
+  [ "$(grep -c "pipeline stage [01]: .* steps, .*backend allocations in the steps after the first: 0$" "$T/err")" = "$np" ] \
+    || { grep "pipeline stage" "$T/err"; fail "-np $np --stages 2: a pipeline step allocated backend memory"; }
   /usr/bin/python3 - "$T/err" <<'EOF' || fail "-np $np --stages 2: bytes moved are not the model's"
 import re, sys
 found = 0

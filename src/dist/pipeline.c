@@ -75,6 +75,7 @@ struct sc_pipe {
     double sent_hidden, sent_gen, sent_grad, tokens, sampled, prompt_rows, seqs;
     double t_sample, t_tf, t_wait, t_wait_tf;
     int search, step;          // the step under way (messages)
+    uint64_t step_allocs;      // the backend's allocations inside the steps after the first (none: a step allocates nothing)
 };
 
 #define MPI_CHECK(p, call, what) \
@@ -370,7 +371,9 @@ sc_status sc_pipe_step(void *pipe, sc_search_state *state, const int32_t *const 
     sc_pipe *p = pipe;
     p->search = state->search;
     p->step = state->steps_done;
+    const uint64_t a0 = p->be->stats.n_alloc;
     sc_status st = step_body(p, state, prompts, prompt_len, prompt_idx, n);
+    if (p->steps > 1) p->step_allocs += p->be->stats.n_alloc - a0;
     if (st) {   // the other stages wait for this one inside the step: end the job
         sc_log(SC_LOG_ERROR, "rank %d (search group %d, pipeline stage %d), search %d step %d: %s; aborting the job (the other stages of "
                              "its pipeline cannot go on without it; the checkpoints hold the steps before this one: --resume continues)",
@@ -391,9 +394,11 @@ void sc_pipe_report(sc_pipe *p) {
     if (!p || p->steps == 0) return;
     const double C = p->view.cfg.hidden, k = 1.0 / p->steps;
     sc_log(SC_LOG_INFO, "pipeline stage %d: %ld steps, %.1f ms each (sampling %.1f ms, teacher-forced + backward %.1f ms, of it waiting for "
-                        "neighbours %.1f ms); sent per step: %.1f KiB hidden states, %.1f KiB sampling rows, %.1f KiB adapter gradients",
+                        "neighbours %.1f ms); sent per step: %.1f KiB hidden states, %.1f KiB sampling rows, %.1f KiB adapter gradients; "
+                        "backend allocations in the steps after the first: %llu",
            p->s, p->steps, 1e3 * k * (p->t_sample + p->t_tf), 1e3 * k * p->t_sample, 1e3 * k * p->t_tf, 1e3 * k * p->t_wait_tf,
-           k * p->sent_hidden / 1024, k * p->sent_gen / 1024, k * p->sent_grad / 1024);
+           k * p->sent_hidden / 1024, k * p->sent_gen / 1024, k * p->sent_grad / 1024,
+           (unsigned long long)p->step_allocs);
     // the group's totals against the model: 3 x T x C x 4 B per boundary for the teacher-forced
     // passes, one hidden row per forwarded token per boundary while sampling
     double mine[5] = {p->sent_hidden, p->sent_gen, p->t_wait_tf, p->t_tf, p->sent_grad}, sum[5] = {0};
