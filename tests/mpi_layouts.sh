@@ -3,9 +3,10 @@
 # TCP (--mca btl self,tcp, as between nodes) give bitwise the same results.h5 (adapters, steps,
 # directions, activation means), eval outputs, judge themes and scores as the run without MPI
 # (each search runs whole on one rank with the same seeds and thread count: nothing depends on
-# the layout). Pipelines (src/dist/pipeline.c): `-np 2 --stages 2` (1 group of 2 stages) with one
-# micro-batch per step is bitwise the same too (the adapter gradient is summed over the stages in
-# the block order of one process); `-np 4 --stages 2` over TCP (2 groups x 2 stages, 2 GPipe
+# the layout). Pipelines (src/dist/pipeline.c, extract.c): `-np 2 --stages 2` (1 group of 2 stages)
+# with one micro-batch per step is bitwise the same too (the adapter gradient is summed over the
+# stages in the block order of one process; the extract stage's activation sums, each stage its own
+# blocks, are the same sums); `-np 4 --stages 2` over TCP (2 groups x 2 stages, 2 GPipe
 # micro-batches) agrees to a relative 1e-5 (each block's adapter gradient is accumulated over
 # micro-batches: another rounding) with the same texts, themes and scores. Then the faults:
 # SIGTERM to every rank mid-search exits 3 with each group's checkpoint kept, and --resume on
@@ -141,6 +142,9 @@ EOF
   # rank 1 loaded and ran only its slice; stage 0 of each group wrote the checkpoints and sent the results
   grep -q "^rank 1: pipeline stage 1 of 2 (search group 0): blocks \[2, 3) + head and loss" "$T/err" || { cat "$T/err"; fail "-np $np --stages 2: rank 1 is not stage 1 with blocks [2, 3)"; }
   grep -q "teacher-forced [0-9]* (model 3 x T x C x 4 x (P-1) = " "$T/err" || fail "-np $np --stages 2: no traffic report"
+  # the extract stage's activation sums ran on group 0's stages (each its own blocks)
+  grep -q "extract: activation sums of blocks \[0, 2) here and of \[2, 3) on the 1 other stage of search group 0" "$T/err" \
+    || { grep extract "$T/err"; fail "-np $np --stages 2: the extract sums did not run on the pipeline"; }
   # the steady state allocates nothing: no backend allocation after a stage's first step
   [ "$(grep -c "pipeline stage [01]: .* steps, .*backend allocations in the steps after the first: 0$" "$T/err")" = "$np" ] \
     || { grep "pipeline stage" "$T/err"; fail "-np $np --stages 2: a pipeline step allocated backend memory"; }

@@ -20,7 +20,7 @@
 // stage's final norm, LM head and loss count as `head_blocks` blocks). Stage s of a group loads
 // only its slice (stage 0 also the embedding, the last stage the head) -- except rank 0, which
 // loads the whole model because the later stages (extract, evaluate, quantify) still run there
-// alone on the whole model; in the search rank 0 uses only its slice. A group runs its searches
+// alone on the whole model; in the search and the extract stage's sums rank 0 uses only its slice. A group runs its searches
 // one after another; each step is one pipelined pass (sampling with stage-local KV caches,
 // teacher-forced P and Q forwards in GPipe micro-batches, the loss on the last stage, the backward
 // with the hidden-state gradient flowing back, the adapter gradient summed over the stages in
@@ -29,6 +29,7 @@
 #ifndef STEERCLEAR_DIST_H
 #define STEERCLEAR_DIST_H
 
+#include "steerclear/extract.h"
 #include "steerclear/model.h"
 #include "steerclear/search.h"
 
@@ -70,6 +71,20 @@ void sc_dist_abort(const sc_dist *d, int code) __attribute__((noreturn));
 sc_status sc_dist_plan(sc_dist *d, const sc_model_config *cfg);
 // Stage s's slice [first, last) of n_layers (the plan's, else an equal split).
 void sc_dist_stage_blocks(const sc_dist *d, int n_layers, int stage, int *first, int *last);
+
+// This rank's stage slice of m as a model of its own (a copy of the header with first, last,
+// has_embed, has_head narrowed; the weights are m's): what rank 0 runs of its whole model.
+void sc_dist_slice_view(const sc_dist *d, const sc_model *m, sc_model *view);
+
+// The extract stage on search group 0's pipeline (P > 1; src/dist/extract.c): on rank 0, point
+// o->compute at the pipeline (*ctx: free it after the stage; nothing when P = 1): rank 0 samples
+// the sequences, every stage of group 0 sums its own blocks' outputs (base and adapted), rank 0
+// gathers the sums and writes results.h5 (bitwise what one process writes). The other stages of
+// group 0 take part through sc_dist_serve, which returns when rank 0 calls sc_dist_serve_end (or
+// ends the job). Evaluate and quantify still run on rank 0 alone, on its whole model.
+sc_status sc_dist_extract_opts(const sc_dist *d, const sc_model *model, sc_backend *be, sc_extract_opts *o, void **ctx);
+sc_status sc_dist_serve(const sc_dist *d, const sc_model *model, sc_backend *be);
+void sc_dist_serve_end(const sc_dist *d);
 
 // The group that trains search s.
 int sc_dist_search_group(const sc_dist *d, int search);

@@ -1,6 +1,7 @@
 // layout.c — MPI start-up and the layout of search groups and pipeline stages (see dist.h).
 #include "steerclear/dist.h"
 #include "steerclear/monitor.h"
+#include "pipeline.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -112,7 +113,7 @@ sc_status sc_dist_init(int stages, sc_dist *d) {
 // MPI_Finalize, which polls (about an eighth of a core each while rank 0 runs the later stages).
 static void end_quietly(const sc_dist *d) {
 #ifdef SC_HAVE_MPI
-    enum { TAG_FIN = 4199 };
+    enum { TAG_FIN = SC_DIST_TAG_FIN };
     int one = 1;
     if (d->rank == 0) {
         for (int r = 1; r < d->size; r++) MPI_Send(&one, 1, MPI_INT, r, TAG_FIN, MPI_COMM_WORLD);

@@ -156,11 +156,7 @@ sc_status sc_pipe_create(const sc_dist *d, const sc_search_run *run, sc_pipe **o
     p->be = run->be;
     p->sep = run->be->separate_memory;
     // the slice as a model of its own: only its blocks run (a view: the weights stay where they are)
-    p->view = *m;
-    p->view.first = f;
-    p->view.last = l;
-    p->view.has_embed = f == 0;
-    p->view.has_head = l == L;
+    sc_dist_slice_view(d, m, &p->view);
     const sc_model *v = &p->view;
     sc_status st = SC_OK;
     // the longest train prompt sizes everything (every stage tokenizes the same set)

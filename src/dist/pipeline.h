@@ -5,6 +5,9 @@
 
 #include "steerclear/dist.h"
 
+// Rank 0's end-of-job word to every rank (MPI_COMM_WORLD; layout.c)
+#define SC_DIST_TAG_FIN 4199
+
 typedef struct sc_pipe sc_pipe;
 
 // This rank's stage of its group for the search stage (collective in the group: every stage

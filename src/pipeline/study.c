@@ -88,7 +88,11 @@ static sc_status run_stage(int i, sc_stage *stage, const sc_study_config *c, con
     case 1: {
         sc_extract_opts o;
         sc_extract_config_opts(&c->extract, &o);
-        return sc_extract_run(stage, &o);
+        void *on_pipeline = NULL;   // P > 1: the sums on search group 0's stages
+        SC_TRY(sc_dist_extract_opts(d, stage->model, stage->be, &o, &on_pipeline));
+        sc_status st = sc_extract_run(stage, &o);
+        free(on_pipeline);
+        return st;
     }
     case 2: {
         sc_evaluate_opts o;
@@ -124,7 +128,9 @@ static sc_status study_follower(const sc_study_config *c, const char *run_dir, s
     int go[GO_INTS] = {0};
     SC_TRY(sc_dist_bcast_ints(d, go, GO_INTS));
     if (go[0] != SC_OK) return sc_errorf((sc_status)go[0], "rank 0 stopped before the search stage (its message above says why)");
-    if (go[1]) return SC_OK;
+    // the later stages of search group 0's pipeline take part in the extract stage (sc_dist_serve)
+    const int serve = d->mpi && d->stages > 1 && d->group == 0 && d->stage > 0;
+    if (go[1] && !serve) return SC_OK;
     sc_stage_opts so;
     sc_stage_opts_default(&so);
     so.run_dir = run_dir;
@@ -151,10 +157,14 @@ static sc_status study_follower(const sc_study_config *c, const char *run_dir, s
         char *config_json = cJSON_Print(resolved);
         sc_search_run r = {.model = stage->model, .be = stage->be, .tok = stage->tok, .train = &stage->train, .cfg = &c->search,
                            .run = stage->run, .model_dir = stage->model_dir, .config_json = config_json, .resume = 1};
-        st = sc_dist_search(d, &r, c->search.searches);
+        if (!go[1]) st = sc_dist_search(d, &r, c->search.searches);
         free(config_json);
         cJSON_Delete(resolved);
-    } else sc_dist_search_abstain(d, c->search.searches, st);   // rank 0 waits for this rank's word
+        if (!st && serve) st = sc_dist_serve(d, stage->model, stage->be);
+    } else if (d->stages > 1) {   // its pipeline partners would wait for this stage in a step (or rank 0 in extract)
+        sc_log(SC_LOG_ERROR, "rank %d (search group %d, pipeline stage %d): %s; aborting the job", d->rank, d->group, d->stage, sc_last_error());
+        sc_dist_abort(d, st == SC_ERR_ARG ? 2 : 1);
+    } else if (!go[1]) sc_dist_search_abstain(d, c->search.searches, st);   // rank 0 waits for this rank's word
     sc_stage_free(stage);
     return st;
 }
@@ -180,6 +190,7 @@ sc_status sc_study_run(const sc_study_opts *o, char *run_dir_out, size_t cap) {
     if (!st && d->rank == 0) {
         if (run_dir_out) snprintf(run_dir_out, cap, "%s", run_dir);
         st = study_leader(o, &c, run_dir, d);
+        sc_dist_serve_end(d);   // group 0's other stages stop waiting for extract work
     } else if (!st) st = study_follower(&c, run_dir, d);
     return st;
 }

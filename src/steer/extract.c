@@ -48,11 +48,11 @@ static sc_status capture_forward(void *user, sc_backend *be, int block, float *h
 
 // --- Directions -------------------------------------------------------------------------------
 
-sc_status sc_directions_compute(const sc_model *m, sc_backend *be, sc_adapter *const *adapters, int n_adapters,
-                                sc_direction_mode mode, const int32_t *const *seqs, const int *seq_len, int n_seqs,
-                                int batch_seqs, float *dirs, int64_t *n_tokens, float *base_means, float *adapted_means) {
+sc_status sc_directions_sums(const sc_model *m, sc_backend *be, sc_adapter *const *adapters, int n_adapters,
+                             sc_direction_mode mode, const int32_t *const *seqs, const int *seq_len, int n_seqs,
+                             int batch_seqs, const sc_direction_link *link, double *host_sums, int64_t *n_tokens) {
     const int L = m->cfg.n_layers, C = m->cfg.hidden;
-    if (!m->has_embed || !m->has_head || m->first != 0 || m->last != L)
+    if (!link && (!m->has_embed || !m->has_head || m->first != 0 || m->last != L))
         return sc_errorf(SC_ERR_INTERNAL, "directions need the whole model, not the slice [%d,%d)", m->first, m->last);
     if (n_adapters < 1) return sc_errorf(SC_ERR_ARG, "directions: no adapters given");
     if (batch_seqs < 1) return sc_errorf(SC_ERR_ARG, "directions: batch of %d sequences: must be at least 1", batch_seqs);
@@ -78,17 +78,22 @@ sc_status sc_directions_compute(const sc_model *m, sc_backend *be, sc_adapter *c
     // sums (backend memory, double): the base model's, then each adapter's
     double *sums = NULL, *base_sum, *ad_sum;
     float *hidden = NULL, *upd = NULL;
-    double *host_sums = malloc(sizeof(double) * LC * (size_t)(n_adapters + 1));
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)max_T);
     int *seq_start = malloc(sizeof(int) * (size_t)(batch_seqs + 1));
     sc_status st = op->alloc(be, sizeof(double) * LC * (size_t)(n_adapters + 1), "direction sums", (void **)&sums);
     if (!st) st = sc_backend_alloc_floats(be, (size_t)max_T * C * (mode == SC_DIRECTION_UPDATE_MEAN ? 2 : 1), "direction hidden rows", &hidden);
-    if (!st && (!host_sums || !ids || !seq_start)) st = sc_errorf(SC_ERR_MEM, "directions: out of memory for a batch of %d tokens", max_T);
+    if (!st && (!ids || !seq_start)) st = sc_errorf(SC_ERR_MEM, "directions: out of memory for a batch of %d tokens", max_T);
     if (!st) st = op->memset(be, sums, 0, sizeof(double) * LC * (size_t)(n_adapters + 1));
     if (st) goto done;
     base_sum = sums;
     ad_sum = sums + LC;
     if (mode == SC_DIRECTION_UPDATE_MEAN) upd = hidden + (size_t)max_T * C;
+    // on a pipeline stage (link): each pass's rows come from the stage before and go to the next
+#define PASS(hook) do { \
+        if (link && !m->has_embed && (st = link->recv(link->ctx, hidden, (size_t)seq_start[nb] * C))) break; \
+        if ((st = sc_forward(m, be, &batch, ids, hidden, NULL, (hook), NULL))) break; \
+        if (link && m->last != L && (st = link->send(link->ctx, hidden, (size_t)seq_start[nb] * C))) break; \
+    } while (0)
     for (int b0 = 0; b0 < n_seqs && !st; b0 += batch_seqs) {
         int nb = n_seqs - b0 < batch_seqs ? n_seqs - b0 : batch_seqs;
         seq_start[0] = 0;
@@ -100,21 +105,36 @@ sc_status sc_directions_compute(const sc_model *m, sc_backend *be, sc_adapter *c
         if (mode == SC_DIRECTION_UPDATE_MEAN) {
             capture cp = {.adapters = adapters, .n_adapters = n_adapters, .upd_sum = ad_sum, .upd = upd, .L = L};
             sc_hook hk = {.user = &cp, .forward = capture_forward};
-            if ((st = sc_forward(m, be, &batch, ids, hidden, NULL, &hk, NULL))) break;
+            PASS(&hk);
+            if (st) break;
         } else {
             capture cp = {.sum = base_sum, .L = L};
             sc_hook hk = {.user = &cp, .forward = capture_forward};
-            if ((st = sc_forward(m, be, &batch, ids, hidden, NULL, &hk, NULL))) break;
+            PASS(&hk);
+            if (st) break;
             for (int a = 0; a < n_adapters; a++) {
                 sc_hook inner = sc_adapter_hook(adapters[a]);
                 capture ca = {.inner = &inner, .sum = ad_sum + LC * (size_t)a, .L = L};
                 sc_hook ha = {.user = &ca, .forward = capture_forward};
-                if ((st = sc_forward(m, be, &batch, ids, hidden, NULL, &ha, NULL))) break;
+                PASS(&ha);
+                if (st) break;
             }
         }
     }
+#undef PASS
     if (st) goto done;
     if ((st = op->download(be, host_sums, sums, sizeof(double) * LC * (size_t)(n_adapters + 1)))) goto done;
+    *n_tokens = total;
+done:
+    op->free(be, sums);
+    op->free(be, hidden);
+    free(ids); free(seq_start);
+    return st;
+}
+
+void sc_directions_finish(const double *host_sums, int n_adapters, int L, int C, sc_direction_mode mode, int64_t total,
+                          float *dirs, float *base_means, float *adapted_means) {
+    const size_t LC = (size_t)L * C;
     // mean of differences = difference of the double sums / N (the sums are linear)
     for (int a = 0; a < n_adapters; a++)
         for (size_t i = 0; i < LC; i++) {
@@ -125,11 +145,21 @@ sc_status sc_directions_compute(const sc_model *m, sc_backend *be, sc_adapter *c
         for (size_t i = 0; base_means && i < LC; i++) base_means[i] = (float)(host_sums[i] / (double)total);
         for (size_t i = 0; adapted_means && i < LC * (size_t)n_adapters; i++) adapted_means[i] = (float)(host_sums[LC + i] / (double)total);
     }
-    *n_tokens = total;
-done:
-    op->free(be, sums);
-    op->free(be, hidden);
-    free(host_sums); free(ids); free(seq_start);
+}
+
+sc_status sc_directions_compute(const sc_model *m, sc_backend *be, sc_adapter *const *adapters, int n_adapters,
+                                sc_direction_mode mode, const int32_t *const *seqs, const int *seq_len, int n_seqs,
+                                int batch_seqs, float *dirs, int64_t *n_tokens, float *base_means, float *adapted_means) {
+    const int L = m->cfg.n_layers, C = m->cfg.hidden;
+    double *host_sums = malloc(sizeof(double) * (size_t)L * C * (size_t)(n_adapters > 0 ? n_adapters + 1 : 1));
+    if (!host_sums) return sc_errorf(SC_ERR_MEM, "directions: out of memory for the sums of %d adapters", n_adapters);
+    int64_t total = 0;
+    sc_status st = sc_directions_sums(m, be, adapters, n_adapters, mode, seqs, seq_len, n_seqs, batch_seqs, NULL, host_sums, &total);
+    if (!st) {
+        sc_directions_finish(host_sums, n_adapters, L, C, mode, total, dirs, base_means, adapted_means);
+        *n_tokens = total;
+    }
+    free(host_sums);
     return st;
 }
 
@@ -333,8 +363,10 @@ sc_status sc_extract_run(sc_stage *stage, const sc_extract_opts *o) {
     double t1 = sc_now_seconds();
     sc_log(SC_LOG_INFO, "extract: %d sequences sampled in %.1f s; computing %s directions of %d searches",
            sq.n, t1 - t0, sc_direction_mode_name(o->mode), n_sel);
-    if ((st = sc_directions_compute(m, stage->be, ads, n_sel, o->mode, (const int32_t *const *)sq.seq, sq.len, sq.n, o->batch_seqs, dirs, &n_tokens,
-                                    means, means + (size_t)L * C))) goto done;
+    if ((st = o->compute ? o->compute(o->compute_ctx, ads, n_sel, o->mode, (const int32_t *const *)sq.seq, sq.len, sq.n, o->batch_seqs, dirs, &n_tokens,
+                                      means, means + (size_t)L * C)
+                         : sc_directions_compute(m, stage->be, ads, n_sel, o->mode, (const int32_t *const *)sq.seq, sq.len, sq.n, o->batch_seqs, dirs, &n_tokens,
+                                                 means, means + (size_t)L * C))) goto done;
     sc_log(SC_LOG_INFO, "extract: directions over %lld tokens in %.1f s", (long long)n_tokens, sc_now_seconds() - t1);
     char settings[512], sets[16];
     settings_string(o, seed, settings, sizeof settings);
