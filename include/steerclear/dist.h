@@ -13,7 +13,8 @@
 // to RUN_DIR/checkpoints/search_NNNN.ckpt (one file per search, each written by the one rank
 // that trains that search while rank 0 holds the lock), and sends each finished search
 // (sc_search_state_pack) to rank 0, which adds it to results.h5. The later stages (extract,
-// evaluate, judge, score, quantify, report) run on rank 0 alone; the other ranks wait.
+// evaluate, judge, score, quantify, report) run on rank 0 alone (with P > 1 the extract stage's
+// activation sums on search group 0's stages: sc_dist_extract_opts); the other ranks wait.
 //
 // Pipeline stages (P > 1, src/dist/pipeline.c): the blocks of the model are split into P
 // contiguous slices balanced by a cost model (sc_dist_plan: every block costs the same; the last
