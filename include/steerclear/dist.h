@@ -42,7 +42,7 @@ typedef struct {
     int group, stage;          // this rank's place: group rank / P, stage rank mod P
     int mpi;                   // MPI was initialised (launched by mpirun / srun with an MPI build)
     char (*hosts)[64];         // rank 0 only: every rank's host name [size]
-    int micro;                 // GPipe micro-batches per pipelined step (0: min(batch, 2P))
+    int micro;                 // GPipe micro-batches per pipelined step (0: min(batch, 4P))
     int *first, *last;         // [stages] each stage's block slice (sc_dist_plan; NULL before it)
     double head_blocks;        // the cost model: the head and loss of the last stage in blocks
     void *group_comm;          // the group's communicator (an MPI_Comm) when stages > 1 under MPI

@@ -169,7 +169,7 @@ sc_status sc_pipe_create(const sc_dist *d, const sc_search_run *run, sc_pipe **o
         free(ids);
     }
     const int B = cfg->batch_size, C = m->cfg.hidden;
-    p->micro = d->micro > 0 ? d->micro : (B < 2 * p->P ? B : 2 * p->P);
+    p->micro = d->micro > 0 ? d->micro : (B < 4 * p->P ? B : 4 * p->P);
     if (p->micro > B) p->micro = B;
     p->max_seqs = B;
     p->max_len = max_prompt + cfg->max_new_tokens;

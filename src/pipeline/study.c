@@ -184,8 +184,8 @@ sc_status sc_study_run(const sc_study_opts *o, char *run_dir_out, size_t cap) {
     sc_dist *d = &study_dist;
     sc_status st = sc_dist_init(o->stages > 0 ? o->stages : c.stages, d);
     study_dist_open = 1;
-    // GPipe micro-batches per step: the config's, else min(batch, 2P) (a bubble of at most a third)
-    d->micro = c.micro_batches > 0 ? c.micro_batches : 2 * d->stages;
+    // GPipe micro-batches per step: the config's, else min(batch, 4P), as benchmarks/cost_model.py assumes (a bubble under a fifth)
+    d->micro = c.micro_batches > 0 ? c.micro_batches : 4 * d->stages;
     if (d->micro > c.search.batch_size) d->micro = c.search.batch_size;
     if (!st && d->rank == 0) {
         if (run_dir_out) snprintf(run_dir_out, cap, "%s", run_dir);
