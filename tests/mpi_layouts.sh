@@ -6,7 +6,8 @@
 # the layout). Pipelines (src/dist/pipeline.c, extract.c): `-np 2 --stages 2` (1 group of 2 stages)
 # with one micro-batch per step is bitwise the same too (the adapter gradient is summed over the
 # stages in the block order of one process; the extract stage's activation sums, each stage its own
-# blocks, are the same sums); `-np 4 --stages 2` over TCP (2 groups x 2 stages, 2 GPipe
+# blocks, are the same sums, and the later stages' generation runs on the pipeline too: rank 0
+# holds only its own blocks); `-np 4 --stages 2` over TCP (2 groups x 2 stages, 2 GPipe
 # micro-batches) agrees to a relative 1e-5 (each block's adapter gradient is accumulated over
 # micro-batches: another rounding) with the same texts, themes and scores. Then the faults:
 # SIGTERM to every rank mid-search exits 3 with each group's checkpoint kept, and --resume on
@@ -142,6 +143,11 @@ EOF
   # rank 1 loaded and ran only its slice; stage 0 of each group wrote the checkpoints and sent the results
   grep -q "^rank 1: pipeline stage 1 of 2 (search group 0): blocks \[2, 3) + head and loss" "$T/err" || { cat "$T/err"; fail "-np $np --stages 2: rank 1 is not stage 1 with blocks [2, 3)"; }
   grep -q "teacher-forced [0-9]* (model 3 x T x C x 4 x (P-1) = " "$T/err" || fail "-np $np --stages 2: no traffic report"
+  # no rank holds blocks it does not own: rank 0 loaded blocks [0, 2) only (it has no LM head, so
+  # the later stages' generation ran on the pipeline), rank 1 [2, 3)
+  grep -q "^model: blocks \[0, 2) of 3 loaded on this rank (pipeline stage 0)" "$T/err" \
+    && grep -q "^rank 1: model: blocks \[2, 3) of 3 loaded on this rank (pipeline stage 1)" "$T/err" \
+    || { grep "loaded on this rank" "$T/err"; fail "-np $np --stages 2: a rank loaded blocks outside its slice"; }
   # the extract stage's activation sums ran on group 0's stages (each its own blocks)
   grep -q "extract: activation sums of blocks \[0, 2) here and of \[2, 3) on the 1 other stage of search group 0" "$T/err" \
     || { grep extract "$T/err"; fail "-np $np --stages 2: the extract sums did not run on the pipeline"; }
@@ -162,6 +168,15 @@ EOF
   compare "$T/ref" "$T/$name" "$tol" || fail "mpirun -np $np --stages 2 ${extra[*]}: results differ from the run without MPI"
   echo "mpirun -np $np --stages 2 ${extra[*]}: the same results as without MPI ($( [ "$tol" = 0 ] && echo bitwise || echo "relative $tol"); $(echo "$(date +%s.%N) - $t0" | bc | cut -c1-5) s)"
 done
+
+# --resume of a pipeline run whose search stage is finished: the later stages alone, still on the
+# pipeline (stage 1 serves rank 0 without searching), bitwise the same
+cp -r "$T/np2p2" "$T/resumed"
+/usr/bin/python3 -c "import json,sys; p=sys.argv[1]; d=json.load(open(p)); d['stages']={'search': d['stages']['search']}; json.dump(d, open(p, 'w'))" "$T/resumed/stages.json"
+"${MPIRUN[@]}" -np 2 "$BIN" run --config "$T/m1.json" --out "$T/resumed" --stages 2 --resume >"$T/out" 2>"$T/err" || { tail -20 "$T/err"; fail "--resume of a 2-stage run after its search failed"; }
+grep -q "search finished earlier, skipped" "$T/err" && grep -q "extract: activation sums of blocks \[0, 2) here" "$T/err" || { cat "$T/err"; fail "--resume after the search: not on the pipeline"; }
+compare "$T/ref" "$T/resumed" || fail "--resume of a 2-stage run after its search: results differ"
+echo "--resume of a 2-stage run after its search: bitwise the same"
 
 # bad layouts: exit 2 with a message saying what to do
 set +e

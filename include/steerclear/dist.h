@@ -84,6 +84,11 @@ void sc_dist_slice_view(const sc_dist *d, const sc_model *m, sc_model *view);
 // group 0 take part through sc_dist_serve, which returns when rank 0 calls sc_dist_serve_end (or
 // ends the job). Evaluate and quantify still run on rank 0 alone, on its whole model.
 sc_status sc_dist_extract_opts(const sc_dist *d, const sc_model *model, sc_backend *be, sc_extract_opts *o, void **ctx);
+// Generation on search group 0's pipeline (P > 1, rank 0): every generation of the later stages
+// (evaluate, quantify, the extract stage's sampling) through stage->generate, on group 0's stages
+// each with its own blocks and KV cache (rows stage to stage, tokens from the last stage to all):
+// bitwise the text of one process. *ctx: free it after the stages.
+sc_status sc_dist_stage_generate(const sc_dist *d, sc_stage *stage, void **ctx);
 sc_status sc_dist_serve(const sc_dist *d, const sc_model *model, sc_backend *be);
 void sc_dist_serve_end(const sc_dist *d);
 

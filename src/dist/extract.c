@@ -10,7 +10,9 @@
 // then MPI_Bcast from rank 0: the header, the sequences' lengths and ids, the adapters (A, B);
 // between neighbours TAG_ROWS (the rows of a pass), and TAG_SUMS (a stage's blocks' sums, to rank 0).
 #include "pipeline.h"
+#include "steerclear/evaluate.h"
 #include "steerclear/extract.h"
+#include "steerclear/monitor.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +22,7 @@
 #include <mpi.h>
 
 enum { TAG_CMD = 4301, TAG_ROWS = 4302, TAG_SUMS = 4303 };
-enum { CMD_DIRECTIONS = 1, CMD_END = 2 };
+enum { CMD_DIRECTIONS = 1, CMD_END = 2, CMD_GENERATE = 3 };
 enum { H_ADAPTERS, H_MODE, H_SEQS, H_BATCH, H_KIND, H_RANK, H_IDS, H_MAX_T, H_INTS };
 
 typedef struct {
@@ -173,6 +175,195 @@ static sc_status directions_follower(const sc_dist *d, const sc_model *model, sc
     free(lens); free(ids); free(seqs); free(ads); free(sums); free(buf); free(ab);
     return st;
 }
+
+// --- Generation on group 0's pipeline (evaluate, quantify, the extract stage's sampling) -------
+
+enum { G_VARIANTS, G_PROMPTS, G_BATCH, G_IDS, G_MAX_NEW, G_GREEDY, G_TOP_K, G_VOCAB, G_NSTOP, G_STREAM, G_INTS };
+
+// Every stage of group 0: the generation of sc_evaluate_generate (the same chunks, tags and
+// streams) with this stage's blocks; rows stage to stage, tokens from the last stage to all.
+// out (rank 0): the outputs; NULL elsewhere.
+static sc_status staged_generate(const sc_dist *d, const sc_model *slice, sc_backend *be, const sc_eval_variant *variants, int n_var,
+                                 const int32_t *const *prompts, const int *plen, int n_p, const uint64_t *stream,
+                                 const sc_sample_opts *o, int batch_seqs, sc_gen_out *out) {
+    MPI_Comm comm = *(MPI_Comm *)d->group_comm;
+    const int s = d->stage, last = d->stages - 1, C = slice->cfg.hidden, total = n_var * n_p;
+    if (total == 0) return SC_OK;
+    sc_gen_plan plan = {.max_seqs = batch_seqs < total ? batch_seqs : total, .max_prompt = 1, .max_new = o->max_new_tokens};
+    for (int p = 0; p < n_p; p++) if (plen[p] > plan.max_prompt) plan.max_prompt = plen[p];
+    sc_eval_hook *eh = NULL;
+    sc_gen *gen = NULL;
+    sc_gen_stage *gst = NULL;
+    const int nb_max = plan.max_seqs;
+    const int32_t **cp = malloc(sizeof(int32_t *) * (size_t)nb_max);
+    int *cl = malloc(sizeof(int) * (size_t)nb_max), *ct = malloc(sizeof(int) * (size_t)nb_max);
+    uint64_t *cs = malloc(sizeof(uint64_t) * (size_t)nb_max);
+    float *host = NULL;
+    sc_status st = cp && cl && ct && cs ? SC_OK : sc_errorf(SC_ERR_MEM, "out of memory");
+    if (!st) st = sc_eval_hook_create(variants, n_var, slice->cfg.n_layers, &eh);
+    if (!st) st = sc_gen_create(&plan, &gen);
+    if (!st) st = sc_gen_stage_create(slice, be, &plan, &gst);
+    if (!st && be->separate_memory && !(host = malloc(sizeof(float) * (size_t)gst->max_rows * C))) st = sc_errorf(SC_ERR_MEM, "out of memory");
+    sc_hook hook = eh ? sc_eval_hook_get(eh) : (sc_hook){0};
+    if (out) sc_monitor_progress("generating", 0, total, "sequences");
+    for (int k0 = 0; k0 < total && !st; k0 += nb_max) {
+        const int nb = total - k0 < nb_max ? total - k0 : nb_max;
+        for (int j = 0; j < nb; j++) {
+            int v = (k0 + j) / n_p, p = (k0 + j) % n_p;
+            cp[j] = prompts[p]; cl[j] = plen[p]; ct[j] = v;
+            cs[j] = stream ? stream[p] : (uint64_t)p;
+        }
+        if ((st = sc_gen_start(gen, cp, cl, nb, cs, ct, o))) break;
+        while (!st && !sc_gen_done(gen)) {
+            const sc_batch *b = sc_gen_batch(gen);
+            const int n = b->seq_start[b->n_seq] * C;
+            float *h = host ? host : gst->hidden;
+            if (s > 0) {
+                if (MPI_Recv(h, n, MPI_FLOAT, s - 1, TAG_ROWS, comm, MPI_STATUS_IGNORE) != MPI_SUCCESS) { st = sc_errorf(SC_ERR_IO, "rank %d: receiving generation rows failed", d->rank); break; }
+                if (host && (st = be->op->upload(be, gst->hidden, host, sizeof(float) * (size_t)n))) break;
+            }
+            if ((st = sc_gen_stage_forward(gst, gen, &hook))) break;
+            if (s < last) {
+                if (host && (st = be->op->download(be, host, gst->hidden, sizeof(float) * (size_t)n))) break;
+                if (MPI_Send(h, n, MPI_FLOAT, s + 1, TAG_ROWS, comm) != MPI_SUCCESS) { st = sc_errorf(SC_ERR_IO, "rank %d: sending generation rows failed", d->rank); break; }
+            } else if ((st = sc_gen_stage_sample(gst, gen, o))) break;
+            if (MPI_Bcast(gst->tokens, sc_gen_n_sample(gen), MPI_INT32_T, last, comm) != MPI_SUCCESS) { st = sc_errorf(SC_ERR_IO, "rank %d: sharing the sampled tokens failed", d->rank); break; }
+            st = sc_gen_advance(gen, gst->tokens);
+        }
+        for (int j = 0; out && j < nb && !st; j++) {
+            int n = 0, stopped = 0;
+            const int32_t *ids = sc_gen_output(gen, j, &n, &stopped);
+            sc_gen_out *dst = &out[k0 + j];
+            if (!(dst->ids = malloc(sizeof(int32_t) * (size_t)(n > 0 ? n : 1)))) { st = sc_errorf(SC_ERR_MEM, "out of memory"); break; }
+            memcpy(dst->ids, ids, sizeof(int32_t) * (size_t)n);
+            dst->n = n;
+            dst->stopped = stopped;
+        }
+        if (out && !st) sc_monitor_progress("generating", k0 + nb, total, "sequences");
+    }
+    free(cp); free(cl); free(ct); free(cs); free(host);
+    sc_gen_stage_free(gst);
+    sc_gen_free(gen);
+    sc_eval_hook_free(eh);
+    return st;
+}
+
+static sc_status generate_leader(void *ctx, const struct sc_eval_variant *variants, int n_var, const int32_t *const *prompts,
+                                 const int *plen, int n_p, const uint64_t *stream, const sc_sample_opts *o, int batch_seqs, sc_gen_out *out) {
+    const dist_directions_ctx *x = ctx;
+    const sc_dist *d = x->d;
+    MPI_Comm comm = *(MPI_Comm *)d->group_comm;
+    const int L = x->model->cfg.n_layers, C = x->model->cfg.hidden;
+    for (int k = 0; k < n_var * n_p; k++) memset(&out[k], 0, sizeof out[k]);
+    if (batch_seqs < 1) return sc_errorf(SC_ERR_ARG, "evaluate: batch of %d sequences: must be at least 1", batch_seqs);
+    sc_model view;
+    sc_dist_slice_view(d, x->model, &view);
+    int h[G_INTS] = {n_var, n_p, batch_seqs, 0, o->max_new_tokens, o->greedy, o->top_k, o->vocab_limit, o->n_stop < 8 ? o->n_stop : 8, stream != NULL};
+    for (int p = 0; p < n_p; p++) h[G_IDS] += plen[p];
+    float f[2] = {o->temperature, o->top_p};
+    unsigned long long seed = o->seed;
+    int32_t stops[8] = {0};
+    for (int i = 0; i < h[G_NSTOP]; i++) stops[i] = o->stop_ids[i];
+    // per variant: kind, then the adapter's kind, rank, scaling (adapters) and scale (directions)
+    int *vk = calloc((size_t)n_var * 3 + 1, sizeof(int));
+    float *vf = calloc((size_t)n_var * 2 + 1, sizeof(float));
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)(h[G_IDS] + 1));
+    float *buf = malloc(sizeof(float) * (size_t)L * C * 2 + 16);
+    sc_status st = vk && vf && ids && buf ? SC_OK : sc_errorf(SC_ERR_MEM, "out of memory");
+    for (int v = 0; !st && v < n_var; v++) {
+        vk[3 * v] = variants[v].kind;
+        if (variants[v].kind == SC_EVAL_ADAPTER) { vk[3 * v + 1] = variants[v].adapter->kind; vk[3 * v + 2] = variants[v].adapter->r; vf[2 * v] = variants[v].adapter->scaling; }
+        vf[2 * v + 1] = variants[v].scale;
+    }
+    for (int p = 0, at = 0; !st && p < n_p; at += plen[p], p++) memcpy(ids + at, prompts[p], sizeof(int32_t) * (size_t)plen[p]);
+    int cmd = CMD_GENERATE, rc = MPI_SUCCESS;
+    for (int s = 1; !st && s < d->stages && rc == MPI_SUCCESS; s++) rc = MPI_Send(&cmd, 1, MPI_INT, s, TAG_CMD, comm);
+    if (!st && rc == MPI_SUCCESS) rc = MPI_Bcast(h, G_INTS, MPI_INT, 0, comm);
+    if (!st && rc == MPI_SUCCESS) rc = MPI_Bcast(f, 2, MPI_FLOAT, 0, comm);
+    if (!st && rc == MPI_SUCCESS) rc = MPI_Bcast(&seed, 1, MPI_UNSIGNED_LONG_LONG, 0, comm);
+    if (!st && rc == MPI_SUCCESS) rc = MPI_Bcast(stops, 8, MPI_INT32_T, 0, comm);
+    if (!st && rc == MPI_SUCCESS) rc = MPI_Bcast(vk, 3 * n_var, MPI_INT, 0, comm);
+    if (!st && rc == MPI_SUCCESS) rc = MPI_Bcast(vf, 2 * n_var, MPI_FLOAT, 0, comm);
+    if (!st && rc == MPI_SUCCESS) rc = MPI_Bcast((void *)plen, n_p, MPI_INT, 0, comm);
+    if (!st && rc == MPI_SUCCESS) rc = MPI_Bcast(ids, h[G_IDS], MPI_INT32_T, 0, comm);
+    if (!st && rc == MPI_SUCCESS && stream) rc = MPI_Bcast((void *)stream, n_p, MPI_UNSIGNED_LONG_LONG, 0, comm);
+    for (int v = 0; !st && rc == MPI_SUCCESS && v < n_var; v++) {   // each variant's vectors
+        if (variants[v].kind == SC_EVAL_ADAPTER) {
+            const sc_adapter *a = variants[v].adapter;
+            const size_t nA = sc_adapter_numel_A(a), nB = sc_adapter_numel_B(a);
+            if (nA + nB > (size_t)L * C * 2) { st = sc_errorf(SC_ERR_INTERNAL, "evaluate: an adapter larger than planned"); break; }
+            if (!(st = sc_adapter_get(a, buf, buf + nA))) rc = MPI_Bcast(buf, (int)(nA + nB), MPI_FLOAT, 0, comm);
+        } else if (variants[v].kind == SC_EVAL_DIRECTION) {
+            if (!(st = x->be->op->download(x->be, buf, variants[v].directions, sizeof(float) * (size_t)L * C))) rc = MPI_Bcast(buf, L * C, MPI_FLOAT, 0, comm);
+        }
+    }
+    if (!st && rc != MPI_SUCCESS) st = sc_errorf(SC_ERR_IO, "rank 0: sending the generation work to search group 0's stages failed (a rank lost?)");
+    if (!st) st = staged_generate(d, &view, x->be, variants, n_var, prompts, plen, n_p, stream, o, batch_seqs, out);
+    free(vk); free(vf); free(ids); free(buf);
+    if (st) {   // the other stages may wait in the middle of a generation
+        sc_log(SC_LOG_ERROR, "%s; aborting the job", sc_last_error());
+        sc_dist_abort(d, 1);
+    }
+    return st;
+}
+
+// A stage other than 0: one CMD_GENERATE.
+static sc_status generate_follower(const sc_dist *d, const sc_model *model, sc_backend *be) {
+    MPI_Comm comm = *(MPI_Comm *)d->group_comm;
+    const int L = model->cfg.n_layers, C = model->cfg.hidden;
+    int h[G_INTS];
+    float f[2];
+    unsigned long long seed = 0;
+    int32_t stops[8];
+    int rc = MPI_Bcast(h, G_INTS, MPI_INT, 0, comm);
+    if (rc == MPI_SUCCESS) rc = MPI_Bcast(f, 2, MPI_FLOAT, 0, comm);
+    if (rc == MPI_SUCCESS) rc = MPI_Bcast(&seed, 1, MPI_UNSIGNED_LONG_LONG, 0, comm);
+    if (rc == MPI_SUCCESS) rc = MPI_Bcast(stops, 8, MPI_INT32_T, 0, comm);
+    if (rc != MPI_SUCCESS) return sc_errorf(SC_ERR_IO, "rank %d: receiving the generation work from rank 0 failed", d->rank);
+    const int n_var = h[G_VARIANTS], n_p = h[G_PROMPTS];
+    int *vk = calloc((size_t)n_var * 3 + 1, sizeof(int)), *plen = malloc(sizeof(int) * (size_t)(n_p + 1));
+    float *vf = calloc((size_t)n_var * 2 + 1, sizeof(float));
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)(h[G_IDS] + 1));
+    const int32_t **prompts = malloc(sizeof(int32_t *) * (size_t)(n_p + 1));
+    uint64_t *stream = h[G_STREAM] ? malloc(sizeof(uint64_t) * (size_t)(n_p + 1)) : NULL;
+    sc_eval_variant *var = calloc((size_t)n_var + 1, sizeof *var);
+    float *buf = malloc(sizeof(float) * (size_t)L * C * 2 + 16);
+    sc_status st = vk && plen && vf && ids && prompts && var && buf && (stream || !h[G_STREAM]) ? SC_OK : sc_errorf(SC_ERR_MEM, "out of memory");
+    if (!st) rc = MPI_Bcast(vk, 3 * n_var, MPI_INT, 0, comm);
+    if (!st && rc == MPI_SUCCESS) rc = MPI_Bcast(vf, 2 * n_var, MPI_FLOAT, 0, comm);
+    if (!st && rc == MPI_SUCCESS) rc = MPI_Bcast(plen, n_p, MPI_INT, 0, comm);
+    if (!st && rc == MPI_SUCCESS) rc = MPI_Bcast(ids, h[G_IDS], MPI_INT32_T, 0, comm);
+    if (!st && rc == MPI_SUCCESS && stream) rc = MPI_Bcast(stream, n_p, MPI_UNSIGNED_LONG_LONG, 0, comm);
+    for (int v = 0; !st && rc == MPI_SUCCESS && v < n_var; v++) {
+        var[v].kind = (sc_eval_kind)vk[3 * v];
+        var[v].scale = vf[2 * v + 1];
+        if (var[v].kind == SC_EVAL_ADAPTER) {
+            if ((st = sc_adapter_create(be, (sc_adapter_kind)vk[3 * v + 1], L, C, vk[3 * v + 2], vf[2 * v], &var[v].adapter))) break;
+            const size_t nA = sc_adapter_numel_A(var[v].adapter), nB = sc_adapter_numel_B(var[v].adapter);
+            if ((rc = MPI_Bcast(buf, (int)(nA + nB), MPI_FLOAT, 0, comm)) == MPI_SUCCESS) st = sc_adapter_set(var[v].adapter, buf, buf + nA);
+        } else if (var[v].kind == SC_EVAL_DIRECTION) {
+            float *dv = NULL;
+            if ((st = sc_backend_alloc_floats(be, (size_t)L * C, "steering directions", &dv))) break;
+            var[v].directions = dv;
+            if ((rc = MPI_Bcast(buf, L * C, MPI_FLOAT, 0, comm)) == MPI_SUCCESS) st = be->op->upload(be, dv, buf, sizeof(float) * (size_t)L * C);
+        }
+    }
+    if (!st && rc != MPI_SUCCESS) st = sc_errorf(SC_ERR_IO, "rank %d: receiving the generation work from rank 0 failed", d->rank);
+    for (int p = 0, at = 0; !st && p < n_p; at += plen[p], p++) prompts[p] = ids + at;
+    sc_sample_opts o;
+    sc_sample_opts_default(&o);
+    o.max_new_tokens = h[G_MAX_NEW]; o.greedy = h[G_GREEDY]; o.top_k = h[G_TOP_K]; o.vocab_limit = h[G_VOCAB];
+    o.n_stop = h[G_NSTOP]; o.stop_ids = stops; o.temperature = f[0]; o.top_p = f[1]; o.seed = seed;
+    sc_model view;
+    sc_dist_slice_view(d, model, &view);
+    if (!st) st = staged_generate(d, &view, be, var, n_var, prompts, plen, n_p, stream, &o, h[G_BATCH], NULL);
+    for (int v = 0; var && v < n_var; v++) {
+        sc_adapter_free(var[v].adapter);
+        if (var[v].directions) be->op->free(be, (void *)var[v].directions);
+    }
+    free(vk); free(plen); free(vf); free(ids); free(prompts); free(stream); free(var); free(buf);
+    return st;
+}
 #endif
 
 void sc_dist_slice_view(const sc_dist *d, const sc_model *m, sc_model *view) {
@@ -182,6 +373,22 @@ void sc_dist_slice_view(const sc_dist *d, const sc_model *m, sc_model *view) {
     view->last = d->last[d->stage];
     view->has_embed = view->first == 0;
     view->has_head = view->last == m->cfg.n_layers;
+}
+
+sc_status sc_dist_stage_generate(const sc_dist *d, sc_stage *stage, void **ctx) {
+    *ctx = NULL;
+    if (!d->mpi || d->stages < 2 || d->rank != 0) return SC_OK;
+#ifdef SC_HAVE_MPI
+    dist_directions_ctx *x = malloc(sizeof *x);
+    if (!x) return sc_errorf(SC_ERR_MEM, "out of memory");
+    *x = (dist_directions_ctx){.d = d, .model = stage->model, .be = stage->be};
+    stage->generate = generate_leader;
+    stage->generate_ctx = x;
+    *ctx = x;
+#else
+    (void)stage;
+#endif
+    return SC_OK;
 }
 
 sc_status sc_dist_extract_opts(const sc_dist *d, const sc_model *model, sc_backend *be, sc_extract_opts *o, void **ctx) {
@@ -211,9 +418,10 @@ sc_status sc_dist_serve(const sc_dist *d, const sc_model *model, sc_backend *be)
             int cmd = 0;
             if (MPI_Recv(&cmd, 1, MPI_INT, 0, TAG_CMD, comm, MPI_STATUS_IGNORE) != MPI_SUCCESS) return sc_errorf(SC_ERR_IO, "rank %d: receiving from rank 0 failed", d->rank);
             if (cmd == CMD_END) return SC_OK;
-            sc_status st = directions_follower(d, model, be);
+            sc_status st = cmd == CMD_GENERATE ? generate_follower(d, model, be) : directions_follower(d, model, be);
             if (st) {   // rank 0 waits for this stage's rows or sums
-                sc_log(SC_LOG_ERROR, "rank %d (search group 0, pipeline stage %d): extract: %s; aborting the job", d->rank, d->stage, sc_last_error());
+                sc_log(SC_LOG_ERROR, "rank %d (search group 0, pipeline stage %d): %s: %s; aborting the job", d->rank, d->stage,
+                       cmd == CMD_GENERATE ? "generating" : "extract", sc_last_error());
                 sc_dist_abort(d, 1);
             }
             continue;

@@ -152,6 +152,9 @@ static sc_status study_follower(const sc_study_config *c, const char *run_dir, s
     }
     if (!st && c->memory_budget[0]) st = sc_parse_size(c->memory_budget, &so.backend.memory_budget);
     if (!st) st = sc_stage_open(&so, &stage);
+    if (!st && d->stages > 1)
+        sc_log(SC_LOG_INFO, "model: blocks [%d, %d) of %d loaded on this rank (pipeline stage %d)", stage->model->first, stage->model->last,
+               stage->model->cfg.n_layers, d->stage);
     if (!st) {
         cJSON *resolved = sc_study_config_to_json(c);
         char *config_json = cJSON_Print(resolved);
@@ -260,7 +263,21 @@ static sc_status study_leader(const sc_study_opts *o, const sc_study_config *cp,
     if (!st && c.memory_budget[0]) st = sc_parse_size(c.memory_budget, &so.backend.memory_budget);
     if (!st && c.device[0]) st = sc_device_parse(c.device, o->config_path, &so.backend.device);
     if (c.precision[0]) so.backend.precision = c.precision;
+    if (!st && d->stages > 1) {   // the stages' block slices by the cost model: rank 0 loads only its own
+        char mcfg[sizeof c.model + 16];
+        sc_model_config mc;
+        snprintf(mcfg, sizeof mcfg, "%s/config.json", c.model);
+        if (!(st = sc_config_load(mcfg, &mc)) && !(st = sc_dist_plan(d, &mc))) {
+            so.first = d->first[0];
+            so.last = d->last[0];
+        }
+    }
     if (!st) st = sc_stage_open(&so, &stage);
+    // P > 1: every generation and the extract sums of the later stages on search group 0's pipeline
+    void *on_pipeline = NULL;
+    if (!st) st = sc_dist_stage_generate(d, stage, &on_pipeline);
+    if (!st && d->stages > 1)
+        sc_log(SC_LOG_INFO, "model: blocks [%d, %d) of %d loaded on this rank (pipeline stage 0)", stage->model->first, stage->model->last, stage->model->cfg.n_layers);
     int monitored = 0;
     if (!st && !(st = sc_monitor_open(run_dir, SC_STUDY_STAGES))) monitored = 1;
     if (!st) st = sc_run_write_config(stage->run, config_json);
@@ -281,8 +298,6 @@ static sc_status study_leader(const sc_study_opts *o, const sc_study_config *cp,
         st = stages_save(path, stages);
         sc_log(SC_LOG_INFO, "run: %s (steerclear %s on %s), config %s", run_dir, sc_version(), sc_hostname(), o->config_path);
     }
-    // the stages' block slices by the cost model (rank 0 keeps the whole model: the later stages run here)
-    if (!st && d->stages > 1) st = sc_dist_plan(d, &stage->model->cfg);
     if (!st) {   // the layout of this job: printed, and RUN_DIR/layout.json (rewritten by every job)
         sc_dist_log_layout(d, stage->model->cfg.n_layers, c.search.searches);
         cJSON *lay = sc_dist_layout_json(d, stage->model->cfg.n_layers, c.search.searches);
@@ -317,6 +332,7 @@ static sc_status study_leader(const sc_study_opts *o, const sc_study_config *cp,
     }
     if (monitored) sc_monitor_close(st);
     sc_stage_free(stage);
+    free(on_pipeline);
     cJSON_Delete(stages);
     cJSON_Delete(resolved);
     free(config_json);

@@ -8,6 +8,7 @@
 #include "steerclear/extract.h"
 #include "steerclear/export.h"
 #include "steerclear/generate.h"
+#include "steerclear/evaluate.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -245,6 +246,25 @@ static sc_status build_sequences(const sc_extract_opts *o, const sc_stage *stage
     so.top_p = o->top_p;
     so.seed = seed;
     const int gb = o->batch_seqs < n ? o->batch_seqs : n;
+    if (stage->generate) {   // on a pipeline (src/dist): one base variant, the same batches
+        uint64_t *ss = malloc(sizeof(uint64_t) * (size_t)n);
+        sc_gen_out *go = calloc((size_t)n, sizeof *go);
+        sc_eval_variant base = {.kind = SC_EVAL_BASE};
+        if (!ss || !go) st = sc_errorf(SC_ERR_MEM, "out of memory");
+        for (int s = 0; !st && s < n; s++) ss[s] = ((uint64_t)out->set[s] << 32) | (uint64_t)out->index[s];
+        if (!st && (st = stage->generate(stage->generate_ctx, &base, 1, (const int32_t *const *)out->seq, out->prompt_len, n, ss, &so, gb, go)))
+            sc_error_wrap(st, "sampling continuations from the base model: ");
+        for (int s = 0; !st && s < n; s++) {
+            int32_t *grown = realloc(out->seq[s], sizeof(int32_t) * (size_t)(out->prompt_len[s] + go[s].n + 1));
+            if (!grown) { st = sc_errorf(SC_ERR_MEM, "out of memory"); break; }
+            out->seq[s] = grown;
+            memcpy(grown + out->prompt_len[s], go[s].ids, sizeof(int32_t) * (size_t)go[s].n);
+            out->len[s] = out->prompt_len[s] + go[s].n;
+        }
+        for (int s = 0; go && s < n; s++) free(go[s].ids);
+        free(go); free(ss);
+        goto done;
+    }
     sc_gen_plan plan = {.max_seqs = gb, .max_prompt = max_prompt, .max_new = o->max_new_tokens};
     sc_generator *G = NULL;
     uint64_t *streams = malloc(sizeof(uint64_t) * (size_t)gb);
