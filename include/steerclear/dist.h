@@ -13,20 +13,20 @@
 // to RUN_DIR/checkpoints/search_NNNN.ckpt (one file per search, each written by the one rank
 // that trains that search while rank 0 holds the lock), and sends each finished search
 // (sc_search_state_pack) to rank 0, which adds it to results.h5. The later stages (extract,
-// evaluate, judge, score, quantify, report) run on rank 0 alone (with P > 1 the extract stage's
-// activation sums on search group 0's stages: sc_dist_extract_opts); the other ranks wait.
+// evaluate, judge, score, quantify, report) run on rank 0 (with P > 1 their generation and the
+// extract stage's activation sums on search group 0's stages: sc_dist_stage_generate,
+// sc_dist_extract_opts); the other ranks wait.
 //
 // Pipeline stages (P > 1, src/dist/pipeline.c): the blocks of the model are split into P
 // contiguous slices balanced by a cost model (sc_dist_plan: every block costs the same; the last
 // stage's final norm, LM head and loss count as `head_blocks` blocks). Stage s of a group loads
-// only its slice (stage 0 also the embedding, the last stage the head) -- except rank 0, which
-// loads the whole model because the later stages (extract, evaluate, quantify) still run there
-// alone on the whole model; in the search and the extract stage's sums rank 0 uses only its slice. A group runs its searches
-// one after another; each step is one pipelined pass (sampling with stage-local KV caches,
-// teacher-forced P and Q forwards in GPipe micro-batches, the loss on the last stage, the backward
-// with the hidden-state gradient flowing back, the adapter gradient summed over the stages in
-// stage order and broadcast from stage 0, then the same AdamW step on every stage). Only the
-// group's stage 0 writes the checkpoints; the group leader sends finished searches to rank 0.
+// only its slice (stage 0 also the embedding, the last stage the head); no rank holds blocks it
+// does not own, rank 0 included. A group runs its searches one after another; each step is one
+// pipelined pass (sampling with stage-local KV caches, teacher-forced P and Q forwards in GPipe
+// micro-batches, the loss on the last stage, the backward with the hidden-state gradient flowing
+// back, the adapter gradient summed over the stages in stage order and broadcast from stage 0,
+// then the same AdamW step on every stage). Only the group's stage 0 writes the checkpoints; the
+// group leader sends finished searches to rank 0.
 #ifndef STEERCLEAR_DIST_H
 #define STEERCLEAR_DIST_H
 
@@ -74,7 +74,7 @@ sc_status sc_dist_plan(sc_dist *d, const sc_model_config *cfg);
 void sc_dist_stage_blocks(const sc_dist *d, int n_layers, int stage, int *first, int *last);
 
 // This rank's stage slice of m as a model of its own (a copy of the header with first, last,
-// has_embed, has_head narrowed; the weights are m's): what rank 0 runs of its whole model.
+// has_embed, has_head narrowed; the weights are m's).
 void sc_dist_slice_view(const sc_dist *d, const sc_model *m, sc_model *view);
 
 // The extract stage on search group 0's pipeline (P > 1; src/dist/extract.c): on rank 0, point
@@ -82,7 +82,7 @@ void sc_dist_slice_view(const sc_dist *d, const sc_model *m, sc_model *view);
 // the sequences, every stage of group 0 sums its own blocks' outputs (base and adapted), rank 0
 // gathers the sums and writes results.h5 (bitwise what one process writes). The other stages of
 // group 0 take part through sc_dist_serve, which returns when rank 0 calls sc_dist_serve_end (or
-// ends the job). Evaluate and quantify still run on rank 0 alone, on its whole model.
+// ends the job).
 sc_status sc_dist_extract_opts(const sc_dist *d, const sc_model *model, sc_backend *be, sc_extract_opts *o, void **ctx);
 // Generation on search group 0's pipeline (P > 1, rank 0): every generation of the later stages
 // (evaluate, quantify, the extract stage's sampling) through stage->generate, on group 0's stages
