@@ -3,7 +3,7 @@
 # TCP (--mca btl self,tcp, as between nodes) give bitwise the same results.h5 (adapters, steps,
 # directions, activation means), eval outputs, judge themes and scores as the run without MPI
 # (each search runs whole on one rank with the same seeds and thread count: nothing depends on
-# the layout). Pipelines (src/dist/pipeline.c, extract.c): `-np 2 --stages 2` (1 group of 2 stages)
+# the layout). Pipelines (src/dist/pipeline.c, later.c): `-np 2 --stages 2` (1 group of 2 stages)
 # with one micro-batch per step is bitwise the same too (the adapter gradient is summed over the
 # stages in the block order of one process; the extract stage's activation sums, each stage its own
 # blocks, are the same sums, and the later stages' generation runs on the pipeline too: rank 0

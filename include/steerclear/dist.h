@@ -77,7 +77,7 @@ void sc_dist_stage_blocks(const sc_dist *d, int n_layers, int stage, int *first,
 // has_embed, has_head narrowed; the weights are m's).
 void sc_dist_slice_view(const sc_dist *d, const sc_model *m, sc_model *view);
 
-// The extract stage on search group 0's pipeline (P > 1; src/dist/extract.c): on rank 0, point
+// The extract stage on search group 0's pipeline (P > 1; src/dist/later.c): on rank 0, point
 // o->compute at the pipeline (*ctx: free it after the stage; nothing when P = 1): rank 0 samples
 // the sequences, every stage of group 0 sums its own blocks' outputs (base and adapted), rank 0
 // gathers the sums and writes results.h5 (bitwise what one process writes). The other stages of

@@ -1,14 +1,21 @@
-// extract.c — the extract stage's activation sums on search group 0's pipeline (dist.h): rank 0
-// (stage 0) samples the sequences as before, then every stage of group 0 runs the teacher-forced
-// base and adapted passes through its own blocks only (the rows go stage to stage) and sums its
-// blocks' outputs; the sums come to rank 0, which computes the directions and the means and writes
-// results.h5 as in one process. The batches are the same as in one process and every block sees
-// the same rows through the same ops, so the sums, directions and means are bitwise the same.
+// later.c — the later stages on search group 0's pipeline (dist.h), rank 0 driving, the other
+// stages of group 0 serving (sc_dist_serve) after the search:
+//  - generation (evaluate, quantify, the extract stage's sampling): rank 0 broadcasts the
+//    variants (adapters, directions, scales), prompts, streams and sampling settings; every stage
+//    runs sc_evaluate_generate's chunks through sc_gen + sc_gen_stage with the evaluation hook on
+//    its own blocks (rows stage to stage, tokens from the last stage to all);
+//  - the extract stage's activation sums: rank 0 broadcasts the sequences and the adapters; every
+//    stage runs the teacher-forced base and adapted passes through its own blocks (rows stage to
+//    stage) and sums its blocks' outputs; the sums come to rank 0, which computes the directions and
+//    means and writes results.h5 as in one process.
+// The batches are those of one process and every block sees the same rows through the same ops,
+// so texts, sums, directions and means are bitwise the same.
 //
 // Messages on group 0's communicator, from rank 0 to each other stage:
-//   TAG_CMD   one int: CMD_DIRECTIONS (then the broadcasts below) or CMD_END (stop serving)
-// then MPI_Bcast from rank 0: the header, the sequences' lengths and ids, the adapters (A, B);
-// between neighbours TAG_ROWS (the rows of a pass), and TAG_SUMS (a stage's blocks' sums, to rank 0).
+//   TAG_CMD   one int: CMD_GENERATE or CMD_DIRECTIONS (then broadcasts from rank 0 of what they
+//             need), or CMD_END (stop serving)
+// between neighbours TAG_ROWS (the rows of a pass or a generation step), and TAG_SUMS (a stage's
+// blocks' sums, to rank 0). A stage that fails mid-way ends the job (its partners wait for it).
 #include "pipeline.h"
 #include "steerclear/evaluate.h"
 #include "steerclear/extract.h"
