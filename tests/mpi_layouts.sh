@@ -262,6 +262,29 @@ grep -q "resuming at step" "$T/err" || fail "--resume did not continue the pipel
 compare "$T/longref" "$T/kp" 1e-5 || fail "stopped with 2 stages, resumed with 1 rank: results differ"
 echo "SIGTERM to a 2-stage pipeline: exit 3; resumed with 1 rank: the same results"
 
+# SIGTERM in the later stages on a pipeline (evaluate, generating on group 0's stages): rank 0
+# stops the work between chunks, exit 3; --resume on the pipeline finishes bitwise as a run never
+# stopped
+sed 's/"evaluate": {"limit": 8, "max_new_tokens": 6, "batch_seqs": 16}/"evaluate": {"limit": 24, "max_new_tokens": 24, "batch_seqs": 4}/' "$T/m1.json" >"$T/ev.json"
+grep -q '"limit": 24' "$T/ev.json" || fail "the evaluate config was not rewritten"
+"$BIN" run --config "$T/ev.json" --out "$T/evref" >/dev/null 2>"$T/err" || { cat "$T/err"; fail "the evaluate reference run failed"; }
+"${MPIRUN[@]}" -np 2 "$BIN" run --config "$T/ev.json" --out "$T/ev" --stages 2 >"$T/out" 2>"$T/err" &
+MP=$!
+for _ in $(seq 600); do grep -q '"stage":[[:space:]]*"evaluate"' "$T/ev/status.json" 2>/dev/null && break; sleep 0.1; done
+grep -q '"stage":[[:space:]]*"evaluate"' "$T/ev/status.json" || { kill $MP; fail "the pipeline run never reached evaluate"; }
+sleep 1
+r0=$(rank_pid $MP 0); r1=$(rank_pid $MP 1)
+[ -n "$r0" ] && [ -n "$r1" ] || { kill $MP; fail "cannot find the ranks of mpirun $MP"; }
+kill -TERM "$r0" "$r1"
+set +e
+wait $MP; rc=$?
+set -e
+[ $rc -eq 3 ] || { tail -20 "$T/err"; fail "SIGTERM in evaluate on 2 stages: mpirun exit $rc, not 3"; }
+"${MPIRUN[@]}" -np 2 "$BIN" run --config "$T/ev.json" --out "$T/ev" --stages 2 --resume >/dev/null 2>"$T/err" || { tail -20 "$T/err"; fail "--resume after SIGTERM in evaluate failed"; }
+grep -q "extract finished earlier, skipped" "$T/err" || fail "--resume after SIGTERM in evaluate redid extract"
+compare "$T/evref" "$T/ev" || fail "SIGTERM in evaluate on 2 stages, resumed: results differ"
+echo "SIGTERM in evaluate on a 2-stage pipeline: exit 3; resumed: bitwise the same"
+
 # a rank that dies (SIGKILL) takes the job down, naming it, in bounded time
 "${MPIRUN[@]}" -np 2 "$BIN" run --config "$T/long.json" --out "$T/d" >"$T/out" 2>"$T/err" &
 MP=$!

@@ -47,6 +47,7 @@ typedef struct {
     void *ctx;
     sc_status (*recv)(void *ctx, float *hidden, size_t n);
     sc_status (*send)(void *ctx, const float *hidden, size_t n);
+    sc_status (*proceed)(void *ctx);   // before each batch: an error (a stop agreed on) ends the sums
 } sc_direction_link;
 
 // The double sums behind sc_directions_compute over the blocks of m's slice (the whole model

@@ -39,6 +39,18 @@ typedef struct {
     float *host;               // staging of the rows when backend memory is not host memory
 } link_ctx;
 
+// Rank 0's word before each chunk of work: go on, or stop (a signal came to rank 0; signals
+// are deferred meanwhile, so no stage leaves a pass half done). SC_ERR_INTERRUPTED on every
+// stage when it says stop.
+static sc_status go_on(const sc_dist *d) {
+    int go = d->rank == 0 ? !sc_interrupt_pending() : 0;
+    if (MPI_Bcast(&go, 1, MPI_INT, 0, *(MPI_Comm *)d->group_comm) != MPI_SUCCESS)
+        return sc_errorf(SC_ERR_IO, "rank %d: waiting for rank 0's word failed (a rank lost?)", d->rank);
+    return go ? SC_OK : sc_errorf(SC_ERR_INTERRUPTED, "stopped by a signal to rank 0 in the middle of the pipeline's work; --resume continues");
+}
+
+static sc_status link_proceed(void *ctx);
+
 static sc_status link_recv(void *ctx, float *hidden, size_t n) {
     link_ctx *k = ctx;
     float *h = k->be->separate_memory ? k->host : hidden;
@@ -56,13 +68,15 @@ static sc_status link_send(void *ctx, const float *hidden, size_t n) {
     return SC_OK;
 }
 
+static sc_status link_proceed(void *ctx) { return go_on(((link_ctx *)ctx)->d); }
+
 // Every stage: the sums of its blocks over the broadcast sequences (host_sums [(n+1)][L][C]).
 static sc_status stage_sums(const sc_dist *d, const sc_model *slice, sc_backend *be, sc_adapter *const *ads, const int *h,
                             const int32_t *const *seqs, const int *lens, double *host_sums, int64_t *total) {
     link_ctx k = {.d = d, .comm = *(MPI_Comm *)d->group_comm, .be = be};
     if (be->separate_memory && !(k.host = malloc(sizeof(float) * (size_t)h[H_MAX_T] * slice->cfg.hidden)))
         return sc_errorf(SC_ERR_MEM, "out of memory for the extract rows");
-    sc_direction_link link = {.ctx = &k, .recv = link_recv, .send = link_send};
+    sc_direction_link link = {.ctx = &k, .recv = link_recv, .send = link_send, .proceed = link_proceed};
     sc_status st = sc_directions_sums(slice, be, ads, h[H_ADAPTERS], (sc_direction_mode)h[H_MODE], seqs, lens, h[H_SEQS], h[H_BATCH],
                                       &link, host_sums, total);
     free(k.host);
@@ -121,7 +135,9 @@ static sc_status directions_leader(void *ctx, sc_adapter *const *ads, int n_ads,
     if (rc == MPI_SUCCESS) rc = MPI_Bcast(ids, h[H_IDS], MPI_INT32_T, 0, comm);
     if (rc == MPI_SUCCESS) rc = MPI_Bcast(ab, (int)(nAB * (size_t)n_ads), MPI_FLOAT, 0, comm);
     if (rc != MPI_SUCCESS) st = sc_errorf(SC_ERR_IO, "rank 0: sending the extract work to search group 0's stages failed (a rank lost?)");
+    sc_interrupt_defer(1);   // a signal stops the work between batches (go_on), never inside a pass
     if (!st) st = stage_sums(d, &view, x->be, ads, h, seqs, lens, sums, &total);
+    sc_interrupt_defer(0);
     for (int s = 1; s < P && !st; s++) {   // each stage's blocks' sums, in stage order
         const int f = d->first[s], l = d->last[s];
         if (MPI_Recv(buf, (int)slice_doubles(n_ads, f, l, C), MPI_DOUBLE, s, TAG_SUMS, comm, MPI_STATUS_IGNORE) != MPI_SUCCESS)
@@ -135,7 +151,7 @@ static sc_status directions_leader(void *ctx, sc_adapter *const *ads, int n_ads,
                d->last[0], d->last[0], L, P - 1, P == 2 ? "" : "s");
     }
     free(ids); free(ab); free(sums); free(buf);
-    if (st) {   // the other stages may wait in the middle of the passes
+    if (st && st != SC_ERR_INTERRUPTED) {   // the other stages may wait in the middle of the passes
         sc_log(SC_LOG_ERROR, "%s; aborting the job", sc_last_error());
         sc_dist_abort(d, 1);
     }
@@ -220,7 +236,7 @@ static sc_status staged_generate(const sc_dist *d, const sc_model *slice, sc_bac
             cp[j] = prompts[p]; cl[j] = plen[p]; ct[j] = v;
             cs[j] = stream ? stream[p] : (uint64_t)p;
         }
-        if ((st = sc_gen_start(gen, cp, cl, nb, cs, ct, o))) break;
+        if ((st = go_on(d)) || (st = sc_gen_start(gen, cp, cl, nb, cs, ct, o))) break;
         while (!st && !sc_gen_done(gen)) {
             const sc_batch *b = sc_gen_batch(gen);
             const int n = b->seq_start[b->n_seq] * C;
@@ -305,9 +321,12 @@ static sc_status generate_leader(void *ctx, const struct sc_eval_variant *varian
         }
     }
     if (!st && rc != MPI_SUCCESS) st = sc_errorf(SC_ERR_IO, "rank 0: sending the generation work to search group 0's stages failed (a rank lost?)");
+    sc_interrupt_defer(1);   // a signal stops the work between chunks (go_on), never inside one
     if (!st) st = staged_generate(d, &view, x->be, variants, n_var, prompts, plen, n_p, stream, o, batch_seqs, out);
+    sc_interrupt_defer(0);
+    if (st) for (int k = 0; k < n_var * n_p; k++) { free(out[k].ids); memset(&out[k], 0, sizeof out[k]); }
     free(vk); free(vf); free(ids); free(buf);
-    if (st) {   // the other stages may wait in the middle of a generation
+    if (st && st != SC_ERR_INTERRUPTED) {   // the other stages may wait in the middle of a generation
         sc_log(SC_LOG_ERROR, "%s; aborting the job", sc_last_error());
         sc_dist_abort(d, 1);
     }
@@ -414,9 +433,8 @@ sc_status sc_dist_extract_opts(const sc_dist *d, const sc_model *model, sc_backe
     return SC_OK;
 }
 
-sc_status sc_dist_serve(const sc_dist *d, const sc_model *model, sc_backend *be) {
 #ifdef SC_HAVE_MPI
-    if (!d->mpi || d->stages < 2 || d->group != 0 || d->stage == 0) return SC_OK;
+static sc_status serve_loop(const sc_dist *d, const sc_model *model, sc_backend *be) {
     MPI_Comm comm = *(MPI_Comm *)d->group_comm;
     for (;;) {
         int flag = 0;
@@ -426,7 +444,7 @@ sc_status sc_dist_serve(const sc_dist *d, const sc_model *model, sc_backend *be)
             if (MPI_Recv(&cmd, 1, MPI_INT, 0, TAG_CMD, comm, MPI_STATUS_IGNORE) != MPI_SUCCESS) return sc_errorf(SC_ERR_IO, "rank %d: receiving from rank 0 failed", d->rank);
             if (cmd == CMD_END) return SC_OK;
             sc_status st = cmd == CMD_GENERATE ? generate_follower(d, model, be) : directions_follower(d, model, be);
-            if (st) {   // rank 0 waits for this stage's rows or sums
+            if (st && st != SC_ERR_INTERRUPTED) {   // rank 0 waits for this stage's rows or sums
                 sc_log(SC_LOG_ERROR, "rank %d (search group 0, pipeline stage %d): %s: %s; aborting the job", d->rank, d->stage,
                        cmd == CMD_GENERATE ? "generating" : "extract", sc_last_error());
                 sc_dist_abort(d, 1);
@@ -438,6 +456,16 @@ sc_status sc_dist_serve(const sc_dist *d, const sc_model *model, sc_backend *be)
         struct timespec ts = {0, 20 * 1000000L};
         nanosleep(&ts, NULL);
     }
+}
+#endif
+
+sc_status sc_dist_serve(const sc_dist *d, const sc_model *model, sc_backend *be) {
+#ifdef SC_HAVE_MPI
+    if (!d->mpi || d->stages < 2 || d->group != 0 || d->stage == 0) return SC_OK;
+    sc_interrupt_defer(1);   // rank 0 decides when the work stops (go_on); this rank ends when rank 0 does
+    sc_status st = serve_loop(d, model, be);
+    sc_interrupt_defer(0);
+    return st;
 #else
     (void)d; (void)model; (void)be;
     return SC_OK;

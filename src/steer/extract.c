@@ -97,6 +97,7 @@ sc_status sc_directions_sums(const sc_model *m, sc_backend *be, sc_adapter *cons
     } while (0)
     for (int b0 = 0; b0 < n_seqs && !st; b0 += batch_seqs) {
         int nb = n_seqs - b0 < batch_seqs ? n_seqs - b0 : batch_seqs;
+        if (link && link->proceed && (st = link->proceed(link->ctx))) break;
         seq_start[0] = 0;
         for (int i = 0; i < nb; i++) {
             memcpy(ids + seq_start[i], seqs[b0 + i], sizeof(int32_t) * (size_t)seq_len[b0 + i]);
