@@ -7,7 +7,8 @@
 # with one micro-batch per step is bitwise the same too (the adapter gradient is summed over the
 # stages in the block order of one process; the extract stage's activation sums, each stage its own
 # blocks, are the same sums, and the later stages' generation runs on the pipeline too: rank 0
-# holds only its own blocks); `-np 4 --stages 2` over TCP (2 groups x 2 stages, 2 GPipe
+# holds only its own blocks; also with SC_CPU_STRICT=1, where every message goes through the
+# host staging copies a GPU backend needs); `-np 4 --stages 2` over TCP (2 groups x 2 stages, 2 GPipe
 # micro-batches) agrees to a relative 1e-5 (each block's adapter gradient is accumulated over
 # micro-batches: another rounding) with the same texts, themes and scores. Then the faults:
 # SIGTERM to every rank mid-search exits 3 with each group's checkpoint kept, and --resume on
@@ -123,10 +124,13 @@ done
 # pipelines: 1 group of 2 stages with one micro-batch (bitwise), 2 groups x 2 stages over TCP
 # with 2 micro-batches (to a relative 1e-5)
 sed 's/"stages": 1}/"stages": 1, "micro_batches": 1}/' "$T/study.json" >"$T/m1.json"
-for layout in "2 m1" "4 tcp"; do
+# and 1 group of 2 stages on the CPU backend's strict memory mode (SC_CPU_STRICT=1: backend memory
+# is not host memory, as on a GPU: every message goes through the host staging copies), bitwise
+for layout in "2 m1" "4 tcp" "2 strict"; do
   set -- $layout
   np=$1; extra=(); cfg="$T/study.json"; tol=1e-5; name="np${np}p2"
   [ "$2" = m1 ] && { cfg="$T/m1.json"; tol=0; }
+  [ "$2" = strict ] && { cfg="$T/m1.json"; tol=0; extra=(-x SC_CPU_STRICT=1); name="np${np}p2strict"; }
   [ "$2" = tcp ] && { extra=(--mca btl self,tcp); name="np${np}p2tcp"; }
   t0=$(date +%s.%N)
   "${MPIRUN[@]}" "${extra[@]}" -np "$np" "$BIN" run --config "$cfg" --out "$T/$name" --stages 2 >"$T/out" 2>"$T/err" \
@@ -137,7 +141,7 @@ l = json.load(open(sys.argv[1])); np_ = int(sys.argv[2]); g = np_ // 2
 assert l["mpi"] is True and l["world_size"] == np_ and l["stages"] == 2 and l["groups"] == g, l
 # the tiny model's LM head (151936 x 64) outweighs its blocks: the last stage keeps one block
 assert [r["blocks"] for r in l["ranks"]] == [[0, 2], [2, 3]] * g and [r["head"] for r in l["ranks"]] == [False, True] * g, l
-assert l["cost_model"]["head_blocks"] > 1 and l["micro_batches"] == (1 if sys.argv[3] == "m1" else 2), l
+assert l["cost_model"]["head_blocks"] > 1 and l["micro_batches"] == (2 if sys.argv[3] == "tcp" else 1), l
 assert l["searches"] == [[s for s in range(3) if s % g == k] for k in range(g)], l
 EOF
   # rank 1 loaded and ran only its slice; stage 0 of each group wrote the checkpoints and sent the results
@@ -162,6 +166,9 @@ for m in re.finditer(r"teacher-forced (\d+) \(model .*? = (\d+)\), sampling (\d+
     found += 1
 assert found >= 1
 EOF
+  if [ "$2" = strict ]; then
+    grep -q '"backend":.*strict memory' "$T/$name/stages.json" || { cat "$T/$name/stages.json"; fail "SC_CPU_STRICT=1 did not reach the ranks"; }
+  fi
   if [ "$np" = 4 ]; then
     grep -q "search 1 (trained by rank 2) added to results.h5" "$T/err" || { cat "$T/err"; fail "-np 4 --stages 2: search 1 was not trained by group 1 (ranks 2, 3)"; }
   fi
