@@ -2,7 +2,7 @@
 """A cost model of the study (`steerclear run`) on G GPUs: how long the 14B study takes with
 search groups of P pipeline stages, from per-block arithmetic and memory traffic, GPU throughput and
 link bandwidth. Every number below is an assumption (a flag changes it); nothing here is measured
-on a GPU. What it models is what src/dist does today plus what P > 1 would cost if implemented:
+on a GPU. What it models is what src/dist does (search groups, and pipelines of P stages: src/dist/pipeline.c):
 
   search stage   ceil(S / groups) waves of one search per group; a search is `steps` optimizer steps
   one step       sampling: max_new decode steps of the batch from Q; every decode step reads all

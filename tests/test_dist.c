@@ -4,8 +4,10 @@
 #include "testutil.h"
 #include "steerclear/dist.h"
 #include "steerclear/study.h"
+#include "steerclear/make_model.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +47,74 @@ static void test_config_keys(void) {
     CHECK_ERR(sc_study_config_load(write_config("half.json", "\"dist\": {\"stages\": 1.5}"), &c), SC_ERR_ARG, "dist.stages");
     CHECK_ERR(sc_study_config_load(write_config("typo.json", "\"dist\": {\"stage\": 1}"), &c), SC_ERR_ARG, "stage");
     CHECK_ERR(sc_study_config_load(write_config("str.json", "\"dist\": 2"), &c), SC_ERR_ARG, "\"dist\" must be an object");
+    // GPipe micro-batches: dist.micro_batches, kept in the resolved config
+    CHECK_OK(sc_study_config_load(write_config("micro.json", "\"dist\": {\"stages\": 2, \"micro_batches\": 4}"), &c));
+    CHECK(c.stages == 2 && c.micro_batches == 4);
+    j = sc_study_config_to_json(&c);
+    d = cJSON_GetObjectItemCaseSensitive(j, "dist");
+    CHECK(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(d, "micro_batches")) && cJSON_GetObjectItemCaseSensitive(d, "micro_batches")->valueint == 4);
+    cJSON_Delete(j);
+    CHECK_ERR(sc_study_config_load(write_config("micro0.json", "\"dist\": {\"micro_batches\": 0}"), &c), SC_ERR_ARG, "dist.micro_batches");
+}
+
+// The largest stage cost of the best contiguous split of L unit blocks into P non-empty stages
+// with `head` added to the last one, by trying every split (the reference for sc_dist_plan).
+static double best_split(int L, int P, double head, int from, int stage) {
+    if (stage == P - 1) return (L - from) + head;
+    double best = 1e300;
+    for (int to = from + 1; to <= L - (P - 1 - stage); to++) {
+        double rest = best_split(L, P, head, to, stage + 1), here = to - from;
+        double c = here > rest ? here : rest;
+        if (c < best) best = c;
+    }
+    return best;
+}
+
+static void test_plan(void) {
+    static const char *presets[] = {"tiny", "qwen2.5-0.5b-shape", "qwen2.5-14b-shape"};
+    for (size_t k = 0; k < sizeof presets / sizeof presets[0]; k++) {
+        sc_make_model_opts mo;
+        CHECK_OK(sc_make_model_preset(presets[k], &mo));
+        const int L = mo.cfg.n_layers;
+        for (int P = 1; P <= 4 && P <= L; P++) {
+            sc_dist d;
+            memset(&d, 0, sizeof d);
+            d.size = d.stages = P;
+            d.groups = 1;
+            CHECK_OK(sc_dist_plan(&d, &mo.cfg));
+            // contiguous, every block once, none empty; the embedding on stage 0, the head on the last
+            double worst = 0;
+            for (int s = 0; s < P; s++) {
+                int f, l;
+                sc_dist_stage_blocks(&d, L, s, &f, &l);
+                CHECKF(f == (s ? d.last[s - 1] : 0) && l > f, "%s P=%d stage %d: [%d,%d)", presets[k], P, s, f, l);
+                double c = (l - f) + (s == P - 1 ? d.head_blocks : 0);
+                if (c > worst) worst = c;
+            }
+            CHECK(d.last[P - 1] == L);
+            // the head's cost: 4 V C per sampled token against 5 passes of a block's weights, half the rows sampled
+            const sc_model_config *c = &mo.cfg;
+            const double block = (double)c->hidden * (2.0 * c->n_heads * c->head_dim + 2.0 * c->n_kv_heads * c->head_dim) + 3.0 * c->hidden * c->intermediate;
+            CHECK(P == 1 ? d.head_blocks == 0 : fabs(d.head_blocks - 0.4 * c->vocab * (double)c->hidden / block) < 1e-9 * d.head_blocks);
+            // no split is better (every split tried; 14B with 4 stages: 16215 of them)
+            if (L <= 48) CHECKF(fabs(worst - best_split(L, P, d.head_blocks, 0, 0)) < 1e-9, "%s P=%d: largest stage %.3f, best %.3f",
+                                presets[k], P, worst, best_split(L, P, d.head_blocks, 0, 0));
+            if (k == 0 && P == 2) CHECK(d.last[0] == 2);   // tiny: the head outweighs blocks, the last stage keeps one
+            if (k == 2 && P == 4) CHECKF(d.last[2] == 37 && d.head_blocks > 1.1 && d.head_blocks < 1.2, "14B: %d %g", d.last[2], d.head_blocks);
+            cJSON *j = sc_dist_layout_json(&d, L, 2);
+            char *text = cJSON_PrintUnformatted(j);
+            if (P > 1) CHECKF(strstr(text, "\"cost_model\"") && strstr(text, "\"head\":true"), "%s", text);
+            free(text);
+            cJSON_Delete(j);
+            free(d.first); free(d.last);
+        }
+        sc_dist d;
+        memset(&d, 0, sizeof d);
+        d.size = d.stages = L + 1;
+        d.groups = 1;
+        CHECK_ERR(sc_dist_plan(&d, &mo.cfg), SC_ERR_ARG, "at least one", "--stages");
+        free(d.first); free(d.last);
+    }
 }
 
 static void test_one_process(void) {
@@ -119,6 +189,7 @@ static void test_pack(void) {
 int main(void) {
     test_config_keys();
     test_one_process();
+    test_plan();
     test_pack();
     return sc_test_finish("test_dist");
 }

@@ -44,6 +44,12 @@ void sc_error_clear(void);
 void sc_signals_install(void);
 int sc_interrupted(void);
 void sc_interrupt_reset(void);                   // tests
+// Defer signals (a pipeline stage, src/dist/pipeline.c): while deferred, sc_interrupted() is 0
+// and sc_check_interrupt succeeds, so no rank of a pipeline leaves a step half done while its
+// partners wait for it; the signal is kept (sc_interrupt_pending) for the group to agree on
+// between steps. Undeferring makes a kept signal visible again.
+void sc_interrupt_defer(int on);
+int sc_interrupt_pending(void);
 // SC_TRY-like: return SC_ERR_INTERRUPTED (with a message naming `where`) once a signal came.
 sc_status sc_check_interrupt(const char *where);
 

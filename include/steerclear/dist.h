@@ -13,13 +13,25 @@
 // to RUN_DIR/checkpoints/search_NNNN.ckpt (one file per search, each written by the one rank
 // that trains that search while rank 0 holds the lock), and sends each finished search
 // (sc_search_state_pack) to rank 0, which adds it to results.h5. The later stages (extract,
-// evaluate, judge, score, quantify, report) run on rank 0 alone; the other ranks wait.
+// evaluate, judge, score, quantify, report) run on rank 0 (with P > 1 their generation and the
+// extract stage's activation sums on search group 0's stages: sc_dist_stage_generate,
+// sc_dist_extract_opts); the other ranks wait.
 //
-// Pipeline stages (P > 1: the blocks of one model split across the ranks of a group) are not
-// implemented yet: a layout with P > 1 is refused with a message saying so.
+// Pipeline stages (P > 1, src/dist/pipeline.c): the blocks of the model are split into P
+// contiguous slices balanced by a cost model (sc_dist_plan: every block costs the same; the last
+// stage's final norm, LM head and loss count as `head_blocks` blocks). Stage s of a group loads
+// only its slice (stage 0 also the embedding, the last stage the head); no rank holds blocks it
+// does not own, rank 0 included. A group runs its searches one after another; each step is one
+// pipelined pass (sampling with stage-local KV caches, teacher-forced P and Q forwards in GPipe
+// micro-batches, the loss on the last stage, the backward with the hidden-state gradient flowing
+// back, the adapter gradient summed over the stages in stage order and broadcast from stage 0,
+// then the same AdamW step on every stage). Only the group's stage 0 writes the checkpoints; the
+// group leader sends finished searches to rank 0.
 #ifndef STEERCLEAR_DIST_H
 #define STEERCLEAR_DIST_H
 
+#include "steerclear/extract.h"
+#include "steerclear/model.h"
 #include "steerclear/search.h"
 
 typedef struct cJSON cJSON;
@@ -30,6 +42,10 @@ typedef struct {
     int group, stage;          // this rank's place: group rank / P, stage rank mod P
     int mpi;                   // MPI was initialised (launched by mpirun / srun with an MPI build)
     char (*hosts)[64];         // rank 0 only: every rank's host name [size]
+    int micro;                 // GPipe micro-batches per pipelined step (0: min(batch, 4P))
+    int *first, *last;         // [stages] each stage's block slice (sc_dist_plan; NULL before it)
+    double head_blocks;        // the cost model: the head and loss of the last stage in blocks
+    void *group_comm;          // the group's communicator (an MPI_Comm) when stages > 1 under MPI
 } sc_dist;
 
 // 1 when this build links MPI (-DSC_MPI=ON, or AUTO and MPI was found).
@@ -39,14 +55,42 @@ int sc_dist_built_with_mpi(void);
 int sc_dist_launched_size(void);
 
 // Start MPI when launched by an MPI launcher (else one process: size 1); then the layout with
-// P = stages (< 1: 1). Errors name what to change: a world size that is not a multiple of P, and
-// P > 1 (pipeline stages are not implemented yet). Collective.
+// P = stages (< 1: 1). Errors name what to change: a world size that is not a multiple of P.
+// With P > 1 each group gets its communicator (MPI_Comm_split, ranked by stage). Collective.
 sc_status sc_dist_init(int stages, sc_dist *d);
 // Collective end: the other ranks sleep until rank 0 gets here, then MPI_Finalize (nothing
 // without MPI); frees the layout.
 void sc_dist_finalize(sc_dist *d);
 // End every rank now (MPI_Abort with `code`); without MPI, exit(code).
 void sc_dist_abort(const sc_dist *d, int code) __attribute__((noreturn));
+
+// Split the blocks of a model of config cfg into the stages' slices by the cost model (each
+// block 1; the head and loss of the last stage cfg-dependent: 4 V C multiply-adds per sampled
+// token against 5 block passes per token of the block's weights, half the rows of a step taken as
+// sampled tokens); every stage gets at least one block. Deterministic: every rank computes the
+// same. Error when P exceeds the blocks.
+sc_status sc_dist_plan(sc_dist *d, const sc_model_config *cfg);
+// Stage s's slice [first, last) of n_layers (the plan's, else an equal split).
+void sc_dist_stage_blocks(const sc_dist *d, int n_layers, int stage, int *first, int *last);
+
+// This rank's stage slice of m as a model of its own (a copy of the header with first, last,
+// has_embed, has_head narrowed; the weights are m's).
+void sc_dist_slice_view(const sc_dist *d, const sc_model *m, sc_model *view);
+
+// The extract stage on search group 0's pipeline (P > 1; src/dist/later.c): on rank 0, point
+// o->compute at the pipeline (*ctx: free it after the stage; nothing when P = 1): rank 0 samples
+// the sequences, every stage of group 0 sums its own blocks' outputs (base and adapted), rank 0
+// gathers the sums and writes results.h5 (bitwise what one process writes). The other stages of
+// group 0 take part through sc_dist_serve, which returns when rank 0 calls sc_dist_serve_end (or
+// ends the job).
+sc_status sc_dist_extract_opts(const sc_dist *d, const sc_model *model, sc_backend *be, sc_extract_opts *o, void **ctx);
+// Generation on search group 0's pipeline (P > 1, rank 0): every generation of the later stages
+// (evaluate, quantify, the extract stage's sampling) through stage->generate, on group 0's stages
+// each with its own blocks and KV cache (rows stage to stage, tokens from the last stage to all):
+// bitwise the text of one process. *ctx: free it after the stages.
+sc_status sc_dist_stage_generate(const sc_dist *d, sc_stage *stage, void **ctx);
+sc_status sc_dist_serve(const sc_dist *d, const sc_model *model, sc_backend *be);
+void sc_dist_serve_end(const sc_dist *d);
 
 // The group that trains search s.
 int sc_dist_search_group(const sc_dist *d, int search);

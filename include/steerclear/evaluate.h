@@ -23,7 +23,7 @@
 
 typedef enum { SC_EVAL_BASE = 0, SC_EVAL_ADAPTER, SC_EVAL_DIRECTION } sc_eval_kind;
 
-typedef struct {
+typedef struct sc_eval_variant {
     sc_eval_kind kind;
     sc_adapter *adapter;        // SC_EVAL_ADAPTER
     const float *directions;    // SC_EVAL_DIRECTION: (L, C), unscaled, backend memory

@@ -44,6 +44,36 @@ sc_status sc_directions_compute(const sc_model *m, sc_backend *be, sc_adapter *c
                                 sc_direction_mode mode, const int32_t *const *seqs, const int *seq_len, int n_seqs,
                                 int batch_seqs, int per_pass, float *dirs, int64_t *n_tokens, float *base_means, float *adapted_means);
 
+// A pipeline stage's neighbours (src/dist): on a slice that does not start at block 0 the rows
+// [T*C] of every pass come from the stage before (recv); on one that does not end at the last
+// block they go to the next (send).
+typedef struct {
+    void *ctx;
+    sc_status (*recv)(void *ctx, float *hidden, size_t n);
+    sc_status (*send)(void *ctx, const float *hidden, size_t n);
+    sc_status (*proceed)(void *ctx);   // before each batch: an error (a stop agreed on) ends the sums
+} sc_direction_link;
+
+// The double sums behind sc_directions_compute over the blocks of m's slice (the whole model
+// when link is NULL): host_sums [(n_adapters + 1)][L][C] (activation-diff: the base model's block
+// outputs, then each adapter's; update-mean: row 0 unused, then each adapter's updates), blocks
+// outside the slice 0; *n_tokens the tokens summed over. Every slice of a pipeline running the
+// same batches sums its blocks exactly as one process does (the same rows through the same ops).
+// per_pass as for sc_directions_compute; with a link, one adapter per pass (every stage must run
+// the same passes).
+sc_status sc_directions_sums(const sc_model *m, sc_backend *be, sc_adapter *const *adapters, int n_adapters,
+                             sc_direction_mode mode, const int32_t *const *seqs, const int *seq_len, int n_seqs,
+                             int batch_seqs, int per_pass, const sc_direction_link *link, double *host_sums, int64_t *n_tokens);
+// The directions (and means) from those sums: what sc_directions_compute returns.
+void sc_directions_finish(const double *host_sums, int n_adapters, int L, int C, sc_direction_mode mode, int64_t total,
+                          float *dirs, float *base_means, float *adapted_means);
+
+// The directions computed elsewhere (a pipeline: src/dist), with sc_directions_compute's arguments
+// less the model and backend.
+typedef sc_status (*sc_directions_fn)(void *ctx, sc_adapter *const *adapters, int n_adapters, sc_direction_mode mode,
+                                      const int32_t *const *seqs, const int *seq_len, int n_seqs, int batch_seqs,
+                                      float *dirs, int64_t *n_tokens, float *base_means, float *adapted_means);
+
 typedef struct {
     int use_train, use_test;    // which of the stage's sets give the prompts (full_prompt column)
     sc_direction_mode mode;
@@ -60,6 +90,8 @@ typedef struct {
     const int *searches;        // NULL: every finished search
     int n_searches;
     int export_files;           // 1: write RUN_DIR/directions/search_NNNN.{safetensors,gguf}
+    sc_directions_fn compute;   // NULL: sc_directions_compute on the stage's model; else (a pipeline) this
+    void *compute_ctx;
 } sc_extract_opts;
 
 void sc_extract_opts_default(sc_extract_opts *o);

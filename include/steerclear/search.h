@@ -135,6 +135,14 @@ typedef struct {
     int (*is_finished)(void *ctx, int search);                       // replaces sc_results_has_search
     sc_status (*add_result)(void *ctx, const sc_search_state *s);    // replaces sc_results_add_search
     sc_status (*poll)(void *ctx);   // after every pass's checkpoints: an error stops the range like a signal
+    // A pipeline stage (src/dist/pipeline.c; NULL in one process): every step goes through
+    // pipe_step instead of sc_search_step (this rank runs its block slice of it; one search per
+    // pass), and only a rank without read_only writes the checkpoints (stage 0 of the group; the
+    // others load them on resume).
+    void *pipe;
+    sc_status (*pipe_step)(void *pipe, sc_search_state *state, const int32_t *const *prompts, const int *prompt_len,
+                           const int32_t *prompt_idx, int n);
+    int read_only;
 } sc_search_run;
 
 // Run the searches [first, last) (last = -1: all) of this process. They advance in lock-step:

@@ -13,6 +13,7 @@
 #define STEERCLEAR_STAGE_H
 
 #include "steerclear/dataset.h"
+#include "steerclear/generate.h"
 #include "steerclear/results.h"
 #include "steerclear/tok.h"
 
@@ -24,11 +25,18 @@ typedef struct {
     const char *train_csv;         // NULL: from the run's config, then the shipped datasets
     const char *test_csv;
     int need_model;                // load the model (and its tokenizer.json)
+    int first, last;               // load only blocks [first, last) (a pipeline stage, src/dist); last 0: every block
     int need_train, need_test;     // load these prompt sets
     sc_backend_opts backend;       // device, memory budget (0: the default share of RAM)
 } sc_stage_opts;
 
 void sc_stage_opts_default(sc_stage_opts *o);
+
+struct sc_eval_variant;
+// Generation done elsewhere: sc_evaluate_generate's arguments less the model and backend.
+typedef sc_status (*sc_stage_generate_fn)(void *ctx, const struct sc_eval_variant *variants, int n_variants,
+                                          const int32_t *const *prompts, const int *prompt_len, int n_prompts,
+                                          const uint64_t *stream, const sc_sample_opts *o, int batch_seqs, sc_gen_out *out);
 
 typedef struct {
     sc_backend *be;
@@ -38,6 +46,11 @@ typedef struct {
     sc_dataset train, test;        // empty unless asked for
     char model_dir[4096];          // absolute paths of what was loaded ("" when not)
     char train_csv[4096], test_csv[4096];
+    // Set on rank 0 of a pipeline (src/dist, P > 1): every generation of the later stages
+    // (evaluate, quantify, the extract stage's sampling) runs on search group 0's stages through
+    // this instead of sc_evaluate_generate on `model`, which then holds only rank 0's blocks.
+    sc_stage_generate_fn generate;
+    void *generate_ctx;
 } sc_stage;
 
 sc_status sc_stage_open(const sc_stage_opts *o, sc_stage **out);

@@ -57,6 +57,7 @@ typedef struct {
     char model[4096], train[4096], test[4096];
     char memory_budget[32];           // "": the default share of RAM
     int stages;                       // "stages" or "dist": {"stages"}: pipeline stages per search group (0: not given, 1)
+    int micro_batches;                // "dist": {"micro_batches"}: GPipe micro-batches per step on a pipeline (0: not given, min(batch, 4P))
     char device[8];                   // "cpu" (default) or "cuda"
     char precision[8];                // "", "auto", "f32", "bf16" (backend.h; "": auto)
     int has_make_model;               // the config has a "make_model" section

@@ -22,12 +22,16 @@ void sc_signals_install(void) {
     sigaction(SIGINT, &sa, NULL);
 }
 
-int sc_interrupted(void) { return sc_stop_flag != 0; }
+static int sc_deferred = 0;
+
+void sc_interrupt_defer(int on) { sc_deferred = on; }
+int sc_interrupt_pending(void) { return sc_stop_flag != 0; }
+int sc_interrupted(void) { return sc_stop_flag != 0 && !sc_deferred; }
 
 void sc_interrupt_reset(void) { sc_stop_flag = 0; sc_stop_signal = 0; }
 
 sc_status sc_check_interrupt(const char *where) {
-    if (!sc_stop_flag) return SC_OK;
+    if (!sc_stop_flag || sc_deferred) return SC_OK;
     return sc_errorf(SC_ERR_INTERRUPTED, "stopped by signal %d (%s) while %s", (int)sc_stop_signal,
                      sc_stop_signal == SIGINT ? "SIGINT" : sc_stop_signal == SIGTERM ? "SIGTERM" : "signal", where);
 }

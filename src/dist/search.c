@@ -12,6 +12,7 @@
 // until every rank has said it is done, sleeping 1 ms between looks (no busy wait).
 #include "steerclear/dist.h"
 #include "steerclear/results.h"
+#include "pipeline.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,9 @@ typedef struct {
     char *in_flight;           // the packed result being sent
     MPI_Request req;
     int stopped;
+    // a pipeline stage (P > 1): the group agrees after every step whether to stop
+    sc_pipe *pipe;
+    sc_status (*base_poll)(void *ctx);
 } dist_search;
 
 static void nap_ms(int ms) {
@@ -47,6 +51,43 @@ static void nap_ms(int ms) {
 static int is_finished(void *ctx, int search) {
     const dist_search *x = ctx;
     return search >= 0 && search < x->n_searches && x->finished[search];
+}
+
+// After every step on a pipeline: this rank's own poll, then the group's agreement, so every
+// stage of the group stops after the same step (signals are deferred meanwhile, core.h).
+static sc_status pipe_poll(void *ctx) {
+    dist_search *x = ctx;
+    sc_status st = x->base_poll(ctx);
+    int any = 0;
+    if (sc_pipe_agree(x->pipe, st != SC_OK || sc_interrupt_pending(), &any)) {
+        sc_log(SC_LOG_ERROR, "%s; aborting the job", sc_last_error());
+        sc_dist_abort(x->d, 1);
+    }
+    if (st) return st;
+    if (any)
+        return sc_errorf(SC_ERR_INTERRUPTED, "search group %d stopped after a step (a signal, or a stop from rank 0 or another stage); "
+                         "its checkpoint holds the steps so far; continue with --resume", x->d->group);
+    return SC_OK;
+}
+
+static void use_pipe_poll(dist_search *x, sc_search_run *run) {
+    if (!x->pipe) return;
+    x->base_poll = run->poll;
+    run->poll = pipe_poll;
+}
+
+// A pipeline rank that fails outside a step (its partners would wait in the next one): end the job.
+static void pipe_fail(const dist_search *x, sc_status st) {
+    if (!x->pipe || st == SC_OK || st == SC_ERR_INTERRUPTED) return;
+    sc_log(SC_LOG_ERROR, "rank %d (search group %d, pipeline stage %d): %s; aborting the job (the other stages of its pipeline cannot go on without it)",
+           x->d->rank, x->d->group, x->d->stage, sc_last_error());
+    sc_dist_abort(x->d, st == SC_ERR_ARG ? 2 : 1);
+}
+
+// A pipeline stage other than 0 trains with its group but sends nothing: the group leader does.
+static sc_status no_result(void *ctx, const sc_search_state *s) {
+    (void)ctx; (void)s;
+    return SC_OK;
 }
 
 // --- Rank 0 -------------------------------------------------------------------------------------
@@ -113,7 +154,13 @@ static void send_stop(dist_search *x) {
 
 static sc_status leader(dist_search *x, sc_search_run *run) {
     run->poll = drain;
+    use_pipe_poll(x, run);
     sc_status st = sc_search_run_range(run, 0, x->n_searches);
+    if (x->pipe) {
+        pipe_fail(x, st);
+        sc_interrupt_defer(0);
+        sc_pipe_report(x->pipe);
+    }
     char own[4096];
     snprintf(own, sizeof own, "%s", st ? sc_last_error() : "");
     if (st) send_stop(x);
@@ -192,8 +239,14 @@ static sc_status send_done(const sc_dist *d, sc_status st, const char *msg) {
 
 static sc_status follower(dist_search *x, sc_search_run *run) {
     run->poll = look_for_stop;
-    run->add_result = send_result;
+    run->add_result = x->d->stage == 0 ? send_result : no_result;
+    use_pipe_poll(x, run);
     sc_status st = sc_search_run_range(run, 0, x->n_searches);
+    if (x->pipe) {
+        pipe_fail(x, st);
+        sc_interrupt_defer(0);
+        sc_pipe_report(x->pipe);
+    }
     char msg[4096];
     snprintf(msg, sizeof msg, "%s", st ? sc_last_error() : "");
     sc_status w = wait_in_flight(x);
@@ -240,7 +293,22 @@ sc_status sc_dist_search(const sc_dist *d, sc_search_run *run, int n_searches) {
     x.meta = (sc_results_meta){.model_dir = (char *)(run->model_dir ? run->model_dir : run->model->dir),
                                .config_json = (char *)run->config_json, .n_layers = run->model->cfg.n_layers,
                                .hidden = run->model->cfg.hidden};
+    if (d->stages > 1) {   // this rank's pipeline stage; signals wait for the group's word between steps
+        sc_status pst = sc_pipe_create(d, run, &x.pipe);
+        if (pst) {   // its partners would wait for it in the first step
+            sc_log(SC_LOG_ERROR, "rank %d (search group %d, pipeline stage %d): %s; aborting the job", d->rank, d->group, d->stage, sc_last_error());
+            sc_dist_abort(d, pst == SC_ERR_ARG ? 2 : 1);
+        }
+        run->pipe = x.pipe;
+        run->pipe_step = sc_pipe_step;
+        run->read_only = d->stage != 0;
+        sc_interrupt_defer(1);
+    }
     sc_status st = d->rank == 0 ? leader(&x, run) : follower(&x, run);
+    sc_interrupt_defer(0);
+    sc_pipe_free(x.pipe);
+    run->pipe = NULL;
+    run->pipe_step = NULL;
     free(finished);
     return st;
 #else

@@ -225,7 +225,8 @@ static sc_status generate(sc_stage *stage, const sc_quantify_config *qc, const s
     so.top_p = eo->top_p;
     so.seed = seed;
     sc_log(SC_LOG_INFO, "quantify: generating %d searches x %d scales x %d prompts (%d new tokens)", n_gen, n_nonzero, n_p, qc->max_new_tokens);
-    if ((st = sc_evaluate_generate(m, be, var, n_var, (const int32_t *const *)ptok, plen, n_p, streams, &so, qc->batch_seqs, gen))) goto done;
+    if ((st = stage->generate ? stage->generate(stage->generate_ctx, var, n_var, (const int32_t *const *)ptok, plen, n_p, streams, &so, qc->batch_seqs, gen)
+                              : sc_evaluate_generate(m, be, var, n_var, (const int32_t *const *)ptok, plen, n_p, streams, &so, qc->batch_seqs, gen))) goto done;
     for (int p = 0; p < n_p && !base[p]; p++)
         if ((st = sc_tok_decode(stage->tok, gen[p].ids, (size_t)gen[p].n, 1, &base[p]))) goto done;
     for (v = 1; v < n_var; v++)

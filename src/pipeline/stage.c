@@ -131,7 +131,7 @@ sc_status sc_stage_open(const sc_stage_opts *o, sc_stage **out) {
     if (!st && o->need_model) {
         char tpath[4200];
         snprintf(tpath, sizeof tpath, "%s/tokenizer.json", s->model_dir);
-        if ((st = sc_model_load(s->model_dir, 0, -1, s->be, &s->model))) sc_error_wrap(st, "loading the model: ");
+        if ((st = sc_model_load(s->model_dir, o->last > 0 ? o->first : 0, o->last > 0 ? o->last : -1, s->be, &s->model))) sc_error_wrap(st, "loading the model: ");
         else st = sc_tok_load(tpath, &s->tok);
     }
     sc_results_meta_free(&meta);

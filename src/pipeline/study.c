@@ -88,7 +88,11 @@ static sc_status run_stage(int i, sc_stage *stage, const sc_study_config *c, con
     case 1: {
         sc_extract_opts o;
         sc_extract_config_opts(&c->extract, &o);
-        return sc_extract_run(stage, &o);
+        void *on_pipeline = NULL;   // P > 1: the sums on search group 0's stages
+        SC_TRY(sc_dist_extract_opts(d, stage->model, stage->be, &o, &on_pipeline));
+        sc_status st = sc_extract_run(stage, &o);
+        free(on_pipeline);
+        return st;
     }
     case 2: {
         sc_evaluate_opts o;
@@ -120,11 +124,13 @@ static sc_status resolve_run_dir(const sc_study_opts *o, char *run_dir, size_t n
 
 // Ranks other than 0: the search stage of their group, on a stage context that reads the run
 // directory (rank 0 made it and wrote its config) and writes only its own searches' checkpoints.
-static sc_status study_follower(const sc_study_config *c, const char *run_dir, const sc_dist *d) {
+static sc_status study_follower(const sc_study_config *c, const char *run_dir, sc_dist *d) {
     int go[GO_INTS] = {0};
     SC_TRY(sc_dist_bcast_ints(d, go, GO_INTS));
     if (go[0] != SC_OK) return sc_errorf((sc_status)go[0], "rank 0 stopped before the search stage (its message above says why)");
-    if (go[1]) return SC_OK;
+    // the later stages of search group 0's pipeline take part in the extract stage (sc_dist_serve)
+    const int serve = d->mpi && d->stages > 1 && d->group == 0 && d->stage > 0;
+    if (go[1] && !serve) return SC_OK;
     sc_stage_opts so;
     sc_stage_opts_default(&so);
     so.run_dir = run_dir;
@@ -135,22 +141,38 @@ static sc_status study_follower(const sc_study_config *c, const char *run_dir, c
     so.need_model = so.need_train = 1;
     sc_status st = SC_OK;
     sc_stage *stage = NULL;
-    if (c->memory_budget[0]) st = sc_parse_size(c->memory_budget, &so.backend.memory_budget);
+    if (d->stages > 1) {   // a pipeline stage loads only its own blocks (rank 0 made the model by now)
+        char mcfg[sizeof c->model + 16];
+        sc_model_config mc;
+        snprintf(mcfg, sizeof mcfg, "%s/config.json", c->model);
+        if (!(st = sc_config_load(mcfg, &mc)) && !(st = sc_dist_plan(d, &mc))) {
+            so.first = d->first[d->stage];
+            so.last = d->last[d->stage];
+        }
+    }
+    if (!st && c->memory_budget[0]) st = sc_parse_size(c->memory_budget, &so.backend.memory_budget);
     if (!st) st = sc_stage_open(&so, &stage);
+    if (!st && d->stages > 1)
+        sc_log(SC_LOG_INFO, "model: blocks [%d, %d) of %d loaded on this rank (pipeline stage %d)", stage->model->first, stage->model->last,
+               stage->model->cfg.n_layers, d->stage);
     if (!st) {
         cJSON *resolved = sc_study_config_to_json(c);
         char *config_json = cJSON_Print(resolved);
         sc_search_run r = {.model = stage->model, .be = stage->be, .tok = stage->tok, .train = &stage->train, .cfg = &c->search,
                            .run = stage->run, .model_dir = stage->model_dir, .config_json = config_json, .resume = 1};
-        st = sc_dist_search(d, &r, c->search.searches);
+        if (!go[1]) st = sc_dist_search(d, &r, c->search.searches);
         free(config_json);
         cJSON_Delete(resolved);
-    } else sc_dist_search_abstain(d, c->search.searches, st);   // rank 0 waits for this rank's word
+        if (!st && serve) st = sc_dist_serve(d, stage->model, stage->be);
+    } else if (d->stages > 1) {   // its pipeline partners would wait for this stage in a step (or rank 0 in extract)
+        sc_log(SC_LOG_ERROR, "rank %d (search group %d, pipeline stage %d): %s; aborting the job", d->rank, d->group, d->stage, sc_last_error());
+        sc_dist_abort(d, st == SC_ERR_ARG ? 2 : 1);
+    } else if (!go[1]) sc_dist_search_abstain(d, c->search.searches, st);   // rank 0 waits for this rank's word
     sc_stage_free(stage);
     return st;
 }
 
-static sc_status study_leader(const sc_study_opts *o, const sc_study_config *cp, const char *run_dir, const sc_dist *d);
+static sc_status study_leader(const sc_study_opts *o, const sc_study_config *cp, const char *run_dir, sc_dist *d);
 
 // The layout of the job, ended by sc_study_end once the caller has reported.
 static sc_dist study_dist;
@@ -165,9 +187,13 @@ sc_status sc_study_run(const sc_study_opts *o, char *run_dir_out, size_t cap) {
     sc_dist *d = &study_dist;
     sc_status st = sc_dist_init(o->stages > 0 ? o->stages : c.stages, d);
     study_dist_open = 1;
+    // GPipe micro-batches per step: the config's, else min(batch, 4P), as benchmarks/cost_model.py assumes (a bubble under a fifth)
+    d->micro = c.micro_batches > 0 ? c.micro_batches : 4 * d->stages;
+    if (d->micro > c.search.batch_size) d->micro = c.search.batch_size;
     if (!st && d->rank == 0) {
         if (run_dir_out) snprintf(run_dir_out, cap, "%s", run_dir);
         st = study_leader(o, &c, run_dir, d);
+        sc_dist_serve_end(d);   // group 0's other stages stop waiting for extract work
     } else if (!st) st = study_follower(&c, run_dir, d);
     return st;
 }
@@ -179,7 +205,7 @@ void sc_study_end(void) {
     study_dist_open = 0;
 }
 
-static sc_status study_leader(const sc_study_opts *o, const sc_study_config *cp, const char *run_dir, const sc_dist *d) {
+static sc_status study_leader(const sc_study_opts *o, const sc_study_config *cp, const char *run_dir, sc_dist *d) {
     const sc_study_config c = *cp;
     cJSON *resolved = sc_study_config_to_json(&c);
     char *config_json = cJSON_Print(resolved);
@@ -237,7 +263,21 @@ static sc_status study_leader(const sc_study_opts *o, const sc_study_config *cp,
     if (!st && c.memory_budget[0]) st = sc_parse_size(c.memory_budget, &so.backend.memory_budget);
     if (!st && c.device[0]) st = sc_device_parse(c.device, o->config_path, &so.backend.device);
     if (c.precision[0]) so.backend.precision = c.precision;
+    if (!st && d->stages > 1) {   // the stages' block slices by the cost model: rank 0 loads only its own
+        char mcfg[sizeof c.model + 16];
+        sc_model_config mc;
+        snprintf(mcfg, sizeof mcfg, "%s/config.json", c.model);
+        if (!(st = sc_config_load(mcfg, &mc)) && !(st = sc_dist_plan(d, &mc))) {
+            so.first = d->first[0];
+            so.last = d->last[0];
+        }
+    }
     if (!st) st = sc_stage_open(&so, &stage);
+    // P > 1: every generation and the extract sums of the later stages on search group 0's pipeline
+    void *on_pipeline = NULL;
+    if (!st) st = sc_dist_stage_generate(d, stage, &on_pipeline);
+    if (!st && d->stages > 1)
+        sc_log(SC_LOG_INFO, "model: blocks [%d, %d) of %d loaded on this rank (pipeline stage 0)", stage->model->first, stage->model->last, stage->model->cfg.n_layers);
     int monitored = 0;
     if (!st && !(st = sc_monitor_open(run_dir, SC_STUDY_STAGES))) monitored = 1;
     if (!st) st = sc_run_write_config(stage->run, config_json);
@@ -292,6 +332,7 @@ static sc_status study_leader(const sc_study_opts *o, const sc_study_config *cp,
     }
     if (monitored) sc_monitor_close(st);
     sc_stage_free(stage);
+    free(on_pipeline);
     cJSON_Delete(stages);
     cJSON_Delete(resolved);
     free(config_json);

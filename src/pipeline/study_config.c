@@ -136,7 +136,7 @@ sc_status sc_study_config_load(const char *path, sc_study_config *c) {
     // pipeline stages per search group: "stages": P at the top level or "dist": {"stages": P}
     const cJSON *dist = cJSON_GetObjectItemCaseSensitive(file, "dist");
     if (!st && dist) {
-        static const char *const dist_keys[] = {"stages", NULL};
+        static const char *const dist_keys[] = {"stages", "micro_batches", NULL};
         char where[4200];
         snprintf(where, sizeof where, "%s: dist settings", path);
         if (!cJSON_IsObject(dist)) st = sc_errorf(SC_ERR_ARG, "%s: \"dist\" must be an object such as {\"stages\": 1}", path);
@@ -150,6 +150,12 @@ sc_status sc_study_config_load(const char *path, sc_study_config *c) {
         if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble || v->valueint < 1 || v->valueint > 4096)
             st = sc_errorf(SC_ERR_ARG, "%s: \"%s\" must be a whole number of pipeline stages from 1 to 4096", path, stages ? "stages" : "dist.stages");
         else c->stages = v->valueint;
+    }
+    const cJSON *micro = dist && cJSON_IsObject(dist) ? cJSON_GetObjectItemCaseSensitive(dist, "micro_batches") : NULL;
+    if (!st && micro) {
+        if (!cJSON_IsNumber(micro) || micro->valuedouble != (double)(int)micro->valuedouble || micro->valueint < 1 || micro->valueint > 4096)
+            st = sc_errorf(SC_ERR_ARG, "%s: \"dist.micro_batches\" must be a whole number of micro-batches per pipeline step from 1 to 4096", path);
+        else c->micro_batches = micro->valueint;
     }
     const cJSON *dv = cJSON_GetObjectItemCaseSensitive(file, "device");
     if (!st && dv) {
@@ -194,9 +200,10 @@ cJSON *sc_study_config_to_json(const sc_study_config *c) {
     cJSON_AddItemToObject(o, "evaluate", sc_settings_to_json(evaluate_keys, N_OF(evaluate_keys), &c->evaluate));
     cJSON_AddItemToObject(o, "judge", sc_judge_config_to_json(&c->judge));
     cJSON_AddItemToObject(o, "quantify", sc_quantify_config_to_json(&c->quantify));
-    if (c->stages > 0) {
+    if (c->stages > 0 || c->micro_batches > 0) {
         cJSON *d = cJSON_AddObjectToObject(o, "dist");
-        cJSON_AddNumberToObject(d, "stages", c->stages);
+        if (c->stages > 0) cJSON_AddNumberToObject(d, "stages", c->stages);
+        if (c->micro_batches > 0) cJSON_AddNumberToObject(d, "micro_batches", c->micro_batches);
     }
     return o;
 }

@@ -361,8 +361,10 @@ sc_status sc_search_run_range(const sc_search_run *run, int first, int last) {
         if (tok_len[i] > max_prompt) max_prompt = tok_len[i];
     }
     if (n_mine == 0) goto done;
-    if ((st = sc_search_work_create_pass(run, max_prompt, n_mine, 0, &work))) goto done;
-    n_slots = work->per_pass;
+    // a pipeline stage runs one search per pass through its own step (src/dist/pipeline.c)
+    if (run->pipe_step) n_slots = 1;
+    else if ((st = sc_search_work_create_pass(run, max_prompt, n_mine, 0, &work))) goto done;
+    else n_slots = work->per_pass;
     const int B = cfg->batch_size;
     slot = calloc((size_t)n_slots, sizeof *slot);
     items = calloc((size_t)n_slots, sizeof *items);
@@ -431,8 +433,10 @@ sc_status sc_search_run_range(const sc_search_run *run, int first, int last) {
         }
         const double t0 = sc_now_seconds();
         // one search: through sc_search_step (the one-search step other step kinds hook into)
-        st = n_items == 1 ? sc_search_step(run, work, items[0].state, items[0].prompts, items[0].prompt_len, items[0].prompt_idx, items[0].n)
-                          : sc_search_pass(run, work, items, n_items);
+        const sc_search_item *it = &items[0];
+        st = n_items > 1 ? sc_search_pass(run, work, items, n_items)
+           : run->pipe_step ? run->pipe_step(run->pipe, it->state, it->prompts, it->prompt_len, it->prompt_idx, it->n)
+                            : sc_search_step(run, work, it->state, it->prompts, it->prompt_len, it->prompt_idx, it->n);
         if (st) {
             if (st == SC_ERR_INTERRUPTED)
                 sc_errorf(st, "stopped by a signal during %s; the checkpoints in %s/checkpoints hold the steps before it; continue with --resume",
@@ -443,7 +447,7 @@ sc_status sc_search_run_range(const sc_search_run *run, int first, int last) {
         }
         for (int j = 0; j < n_items && !st; j++) {   // each search's checkpoint after the pass
             for (int k = 0; k < n_slots; k++)
-                if (slot[k].s == items[j].state) { st = sc_search_checkpoint_save(slot[k].ckpt, slot[k].s); break; }
+                if (slot[k].s == items[j].state) { st = run->read_only ? SC_OK : sc_search_checkpoint_save(slot[k].ckpt, slot[k].s); break; }
             const sc_step_record *rec = &items[j].state->steps[items[j].state->steps_done - 1];
             for (int i = 0; i < B; i++) gen_n += rec->gen_len[i];
         }

@@ -308,7 +308,8 @@ sc_status sc_evaluate_run(sc_stage *stage, const sc_evaluate_opts *o) {
     so.top_p = o->top_p;
     so.seed = o->seed_set ? o->seed : sc_results_run_seed(meta.config_json);
     sc_log(SC_LOG_INFO, "evaluate: %d variants x %d prompts, %d new tokens, batches of %d", n_var, n_p, o->max_new_tokens, o->batch_seqs);
-    if ((st = sc_evaluate_generate(m, be, var, n_var, (const int32_t *const *)ptok, plen, n_p, streams, &so, o->batch_seqs, gen))) goto done;
+    if ((st = stage->generate ? stage->generate(stage->generate_ctx, var, n_var, (const int32_t *const *)ptok, plen, n_p, streams, &so, o->batch_seqs, gen)
+                              : sc_evaluate_generate(m, be, var, n_var, (const int32_t *const *)ptok, plen, n_p, streams, &so, o->batch_seqs, gen))) goto done;
     for (int k = 0; k < n_var * n_p; k++)
         if ((st = sc_tok_decode(stage->tok, gen[k].ids, (size_t)gen[k].n, 1, &texts[k]))) { sc_error_wrap(st, "decoding output %d: ", k); goto done; }
     // write

@@ -8,6 +8,7 @@
 #include "steerclear/extract.h"
 #include "steerclear/export.h"
 #include "steerclear/generate.h"
+#include "steerclear/evaluate.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -57,11 +58,11 @@ static sc_status capture_forward(void *user, sc_backend *be, int block, float *h
 
 // --- Directions -------------------------------------------------------------------------------
 
-sc_status sc_directions_compute(const sc_model *m, sc_backend *be, sc_adapter *const *adapters, int n_adapters,
-                                sc_direction_mode mode, const int32_t *const *seqs, const int *seq_len, int n_seqs,
-                                int batch_seqs, int per_pass, float *dirs, int64_t *n_tokens, float *base_means, float *adapted_means) {
+sc_status sc_directions_sums(const sc_model *m, sc_backend *be, sc_adapter *const *adapters, int n_adapters,
+                             sc_direction_mode mode, const int32_t *const *seqs, const int *seq_len, int n_seqs,
+                             int batch_seqs, int per_pass, const sc_direction_link *link, double *host_sums, int64_t *n_tokens) {
     const int L = m->cfg.n_layers, C = m->cfg.hidden;
-    if (!m->has_embed || !m->has_head || m->first != 0 || m->last != L)
+    if (!link && (!m->has_embed || !m->has_head || m->first != 0 || m->last != L))
         return sc_errorf(SC_ERR_INTERNAL, "directions need the whole model, not the slice [%d,%d)", m->first, m->last);
     if (n_adapters < 1) return sc_errorf(SC_ERR_ARG, "directions: no adapters given");
     if (batch_seqs < 1) return sc_errorf(SC_ERR_ARG, "directions: batch of %d sequences: must be at least 1", batch_seqs);
@@ -82,9 +83,10 @@ sc_status sc_directions_compute(const sc_model *m, sc_backend *be, sc_adapter *c
     }
     if (total == 0) return sc_errorf(SC_ERR_ARG, "directions: no tokens to average over (no sequences given)");
     // adapters per forward pass (activation-diff): as asked, else all while their hidden rows and
-    // the pass's workspace fit half of what the budget leaves
-    int K = mode == SC_DIRECTION_ACTIVATION_DIFF ? (per_pass > 0 && per_pass < n_adapters ? per_pass : n_adapters) : 1;
-    if (mode == SC_DIRECTION_ACTIVATION_DIFF && per_pass <= 0) {
+    // the pass's workspace fit half of what the budget leaves; on a pipeline stage (link) one, so
+    // that every stage runs the same passes
+    int K = mode == SC_DIRECTION_ACTIVATION_DIFF && !link ? (per_pass > 0 && per_pass < n_adapters ? per_pass : n_adapters) : 1;
+    if (K > 1 && per_pass <= 0) {
         const double avail = be->memory_budget > be->stats.bytes_live ? (double)(be->memory_budget - be->stats.bytes_live) : 0.0;
         while (K > 1 && (double)K * max_T * C * sizeof(float) + (double)sc_forward_workspace_estimate(m, K * max_T) > avail / 2) K--;
     }
@@ -94,19 +96,26 @@ sc_status sc_directions_compute(const sc_model *m, sc_backend *be, sc_adapter *c
     // sums (backend memory, double): the base model's, then each adapter's
     double *sums = NULL, *base_sum, *ad_sum;
     float *hidden = NULL, *upd = NULL;
-    double *host_sums = malloc(sizeof(double) * LC * (size_t)(n_adapters + 1));
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)K * max_T);
     int *seq_start = malloc(sizeof(int) * ((size_t)K * batch_seqs + 1)), *tags = malloc(sizeof(int) * (size_t)K * batch_seqs);
     sc_status st = op->alloc(be, sizeof(double) * LC * (size_t)(n_adapters + 1), "direction sums", (void **)&sums);
     if (!st) st = sc_backend_alloc_floats(be, (size_t)K * max_T * C * (mode == SC_DIRECTION_UPDATE_MEAN ? 2 : 1), "direction hidden rows", &hidden);
-    if (!st && (!host_sums || !ids || !seq_start || !tags)) st = sc_errorf(SC_ERR_MEM, "directions: out of memory for a batch of %d tokens", max_T);
+    if (!st && (!ids || !seq_start || !tags)) st = sc_errorf(SC_ERR_MEM, "directions: out of memory for a batch of %d tokens", max_T);
     if (!st) st = op->memset(be, sums, 0, sizeof(double) * LC * (size_t)(n_adapters + 1));
     if (st) goto done;
     base_sum = sums;
     ad_sum = sums + LC;
     if (mode == SC_DIRECTION_UPDATE_MEAN) upd = hidden + (size_t)max_T * C;
+    // on a pipeline stage (link): each pass's rows come from the stage before and go to the next
+#define PASS(bt, hook) do { \
+        const size_t rows_ = (size_t)(bt)->seq_start[(bt)->n_seq]; \
+        if (link && !m->has_embed && (st = link->recv(link->ctx, hidden, rows_ * C))) break; \
+        if ((st = sc_forward(m, be, (bt), ids, hidden, NULL, (hook), NULL))) break; \
+        if (link && m->last != L && (st = link->send(link->ctx, hidden, rows_ * C))) break; \
+    } while (0)
     for (int b0 = 0; b0 < n_seqs && !st; b0 += batch_seqs) {
         int nb = n_seqs - b0 < batch_seqs ? n_seqs - b0 : batch_seqs;
+        if (link && link->proceed && (st = link->proceed(link->ctx))) break;
         seq_start[0] = 0;
         for (int i = 0; i < nb; i++) {
             memcpy(ids + seq_start[i], seqs[b0 + i], sizeof(int32_t) * (size_t)seq_len[b0 + i]);
@@ -116,11 +125,13 @@ sc_status sc_directions_compute(const sc_model *m, sc_backend *be, sc_adapter *c
         if (mode == SC_DIRECTION_UPDATE_MEAN) {
             capture cp = {.adapters = adapters, .n_adapters = n_adapters, .upd_sum = ad_sum, .upd = upd, .L = L};
             sc_hook hk = {.user = &cp, .forward = capture_forward};
-            if ((st = sc_forward(m, be, &batch, ids, hidden, NULL, &hk, NULL))) break;
+            PASS(&batch, &hk);
+            if (st) break;
         } else {
             capture cp = {.sum = base_sum, .L = L};
             sc_hook hk = {.user = &cp, .forward = capture_forward};
-            if ((st = sc_forward(m, be, &batch, ids, hidden, NULL, &hk, NULL))) break;
+            PASS(&batch, &hk);
+            if (st) break;
             // the adapted model: the batch's sequences once per adapter, K adapters per pass, each
             // copy tagged with its adapter (sc_adapter_group_hook) and summed into its own sums
             const int T = seq_start[nb];
@@ -137,12 +148,24 @@ sc_status sc_directions_compute(const sc_model *m, sc_backend *be, sc_adapter *c
                 capture ca = {.inner = &inner, .sum = ad_sum + LC * (size_t)a0, .L = L};
                 sc_hook ha = {.user = &ca, .forward = capture_forward};
                 sc_batch bk = {.n_seq = k * nb, .seq_start = seq_start, .tag = tags};
-                st = sc_forward(m, be, &bk, ids, hidden, NULL, &ha, NULL);
+                PASS(&bk, &ha);
             }
         }
     }
+#undef PASS
     if (st) goto done;
     if ((st = op->download(be, host_sums, sums, sizeof(double) * LC * (size_t)(n_adapters + 1)))) goto done;
+    *n_tokens = total;
+done:
+    op->free(be, sums);
+    op->free(be, hidden);
+    free(ids); free(seq_start); free(tags);
+    return st;
+}
+
+void sc_directions_finish(const double *host_sums, int n_adapters, int L, int C, sc_direction_mode mode, int64_t total,
+                          float *dirs, float *base_means, float *adapted_means) {
+    const size_t LC = (size_t)L * C;
     // mean of differences = difference of the double sums / N (the sums are linear)
     for (int a = 0; a < n_adapters; a++)
         for (size_t i = 0; i < LC; i++) {
@@ -153,11 +176,21 @@ sc_status sc_directions_compute(const sc_model *m, sc_backend *be, sc_adapter *c
         for (size_t i = 0; base_means && i < LC; i++) base_means[i] = (float)(host_sums[i] / (double)total);
         for (size_t i = 0; adapted_means && i < LC * (size_t)n_adapters; i++) adapted_means[i] = (float)(host_sums[LC + i] / (double)total);
     }
-    *n_tokens = total;
-done:
-    op->free(be, sums);
-    op->free(be, hidden);
-    free(host_sums); free(ids); free(seq_start); free(tags);
+}
+
+sc_status sc_directions_compute(const sc_model *m, sc_backend *be, sc_adapter *const *adapters, int n_adapters,
+                                sc_direction_mode mode, const int32_t *const *seqs, const int *seq_len, int n_seqs,
+                                int batch_seqs, int per_pass, float *dirs, int64_t *n_tokens, float *base_means, float *adapted_means) {
+    const int L = m->cfg.n_layers, C = m->cfg.hidden;
+    double *host_sums = malloc(sizeof(double) * (size_t)L * C * (size_t)(n_adapters > 0 ? n_adapters + 1 : 1));
+    if (!host_sums) return sc_errorf(SC_ERR_MEM, "directions: out of memory for the sums of %d adapters", n_adapters);
+    int64_t total = 0;
+    sc_status st = sc_directions_sums(m, be, adapters, n_adapters, mode, seqs, seq_len, n_seqs, batch_seqs, per_pass, NULL, host_sums, &total);
+    if (!st) {
+        sc_directions_finish(host_sums, n_adapters, L, C, mode, total, dirs, base_means, adapted_means);
+        *n_tokens = total;
+    }
+    free(host_sums);
     return st;
 }
 
@@ -244,6 +277,25 @@ static sc_status build_sequences(const sc_extract_opts *o, const sc_stage *stage
     so.top_p = o->top_p;
     so.seed = seed;
     const int gb = o->batch_seqs < n ? o->batch_seqs : n;
+    if (stage->generate) {   // on a pipeline (src/dist): one base variant, the same batches
+        uint64_t *ss = malloc(sizeof(uint64_t) * (size_t)n);
+        sc_gen_out *go = calloc((size_t)n, sizeof *go);
+        sc_eval_variant base = {.kind = SC_EVAL_BASE};
+        if (!ss || !go) st = sc_errorf(SC_ERR_MEM, "out of memory");
+        for (int s = 0; !st && s < n; s++) ss[s] = ((uint64_t)out->set[s] << 32) | (uint64_t)out->index[s];
+        if (!st && (st = stage->generate(stage->generate_ctx, &base, 1, (const int32_t *const *)out->seq, out->prompt_len, n, ss, &so, gb, go)))
+            sc_error_wrap(st, "sampling continuations from the base model: ");
+        for (int s = 0; !st && s < n; s++) {
+            int32_t *grown = realloc(out->seq[s], sizeof(int32_t) * (size_t)(out->prompt_len[s] + go[s].n + 1));
+            if (!grown) { st = sc_errorf(SC_ERR_MEM, "out of memory"); break; }
+            out->seq[s] = grown;
+            memcpy(grown + out->prompt_len[s], go[s].ids, sizeof(int32_t) * (size_t)go[s].n);
+            out->len[s] = out->prompt_len[s] + go[s].n;
+        }
+        for (int s = 0; go && s < n; s++) free(go[s].ids);
+        free(go); free(ss);
+        goto done;
+    }
     sc_gen_plan plan = {.max_seqs = gb, .max_prompt = max_prompt, .max_new = o->max_new_tokens};
     sc_generator *G = NULL;
     uint64_t *streams = malloc(sizeof(uint64_t) * (size_t)gb);
@@ -362,10 +414,11 @@ sc_status sc_extract_run(sc_stage *stage, const sc_extract_opts *o) {
     double t1 = sc_now_seconds();
     sc_log(SC_LOG_INFO, "extract: %d sequences sampled in %.1f s; computing %s directions of %d searches",
            sq.n, t1 - t0, sc_direction_mode_name(o->mode), n_sel);
-    if ((st = sc_directions_compute(m, stage->be, ads, n_sel, o->mode, (const int32_t *const *)sq.seq, sq.len, sq.n, o->batch_seqs,
-                                    o->searches_per_pass, dirs, &n_tokens,
-                                    means, means + (size_t)L * C))) goto done;
-    sc_log(SC_LOG_INFO, "extract: directions over %lld tokens in %.1f s", (long long)n_tokens, sc_now_seconds() - t1);
+    if ((st = o->compute ? o->compute(o->compute_ctx, ads, n_sel, o->mode, (const int32_t *const *)sq.seq, sq.len, sq.n, o->batch_seqs, dirs, &n_tokens,
+                                      means, means + (size_t)L * C)
+                         : sc_directions_compute(m, stage->be, ads, n_sel, o->mode, (const int32_t *const *)sq.seq, sq.len, sq.n, o->batch_seqs,
+                                                 o->searches_per_pass, dirs, &n_tokens, means, means + (size_t)L * C))) goto done;
+   sc_log(SC_LOG_INFO, "extract: directions over %lld tokens in %.1f s", (long long)n_tokens, sc_now_seconds() - t1);
     char settings[512], sets[16];
     settings_string(o, seed, settings, sizeof settings);
     snprintf(sets, sizeof sets, "%s%s%s", o->use_train ? "train" : "", o->use_train && o->use_test ? "," : "", o->use_test ? "test" : "");
