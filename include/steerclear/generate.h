@@ -44,6 +44,10 @@ void sc_sample_opts_default(sc_sample_opts *o);
 // <|endoftext|>; their ids go into stops, which must outlive o) and draw only ids it can
 // decode (vocab_limit: a model's padding rows above them carry no text).
 void sc_sample_opts_for_tokenizer(sc_sample_opts *o, const sc_tokenizer *tok, int32_t stops[2]);
+// The options of a sampled generation in one call: the defaults, fitted to tok (stops as for
+// sc_sample_opts_for_tokenizer), then these settings.
+void sc_sample_opts_make(sc_sample_opts *o, const sc_tokenizer *tok, int32_t stops[2], int max_new_tokens, float temperature,
+                         int top_k, float top_p, uint64_t seed);
 // The sample op's settings from the options.
 sc_sampling sc_sample_opts_sampling(const sc_sample_opts *o);
 // Sample one token from logits [V] (backend memory; modified) with uniform u in [0,1).

@@ -76,6 +76,9 @@ uint64_t sc_search_seed(const sc_search_config *c, int search);
 // prompts_per_search, in both modes; a later epoch is, per-epoch, another such draw, and
 // per-search, a seeded permutation of epoch 0's rows.
 sc_status sc_search_prompt_order(const sc_search_config *cfg, uint64_t seed, int n_train, int epoch, int32_t *out);
+// The seed of the sampling of a search's step (its draws: (this seed, the prompt's train-set
+// row, token index)); the same in one process, in a pass of several searches and on a pipeline.
+uint64_t sc_search_sample_seed(uint64_t search_seed, int step);
 
 // One step's record (what the HDF5 file keeps per step), in host memory allocated with the
 // search state (a step allocates nothing).

@@ -56,13 +56,7 @@ sc_status sc_datagen_completions(const sc_completion_opts *o, const char *const 
     if ((st = sc_evaluate_encode(m, tok, &ds, "the test set", n, o->max_new_tokens, ids, len))) goto done;
     int32_t stops[2];
     sc_sample_opts so;
-    sc_sample_opts_default(&so);
-    sc_sample_opts_for_tokenizer(&so, tok, stops);
-    so.max_new_tokens = o->max_new_tokens;
-    so.temperature = o->temperature;
-    so.top_k = o->top_k;
-    so.top_p = o->top_p;
-    so.seed = o->seed;
+    sc_sample_opts_make(&so, tok, stops, o->max_new_tokens, o->temperature, o->top_k, o->top_p, o->seed);
     const sc_eval_variant base = {.kind = SC_EVAL_BASE};
     sc_log(SC_LOG_INFO, "dataset: completions of %d prompts by %s, %d new tokens, batches of %d", n, o->model_dir, o->max_new_tokens, o->batch_seqs);
     if ((st = sc_evaluate_generate(m, be, &base, 1, (const int32_t *const *)ids, len, n, streams, &so, o->batch_seqs, gen))) goto done;

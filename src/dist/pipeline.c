@@ -230,13 +230,8 @@ static sc_status step_body(sc_pipe *p, sc_search_state *state, const int32_t *co
     // 1. sampling: hidden rows stage to stage, tokens from the last stage to every stage
     int32_t stops[2];
     sc_sample_opts so;
-    sc_sample_opts_default(&so);
-    sc_sample_opts_for_tokenizer(&so, run->tok, stops);
-    so.max_new_tokens = cfg->max_new_tokens;
-    so.temperature = cfg->temperature;
-    so.top_k = cfg->top_k;
-    so.top_p = cfg->top_p;
-    so.seed = sc_seed_mix(state->seed, 0x5341000000ull + (uint64_t)step);
+    sc_sample_opts_make(&so, run->tok, stops, cfg->max_new_tokens, cfg->temperature, cfg->top_k, cfg->top_p,
+                        sc_search_sample_seed(state->seed, step));
     for (int i = 0; i < n; i++) p->streams[i] = (uint64_t)prompt_idx[i];
     SC_TRY(sc_gen_start(p->gen, prompts, prompt_len, n, p->streams, NULL, &so));
     while (!sc_gen_done(p->gen)) {

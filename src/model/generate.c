@@ -23,6 +23,17 @@ void sc_sample_opts_for_tokenizer(sc_sample_opts *o, const sc_tokenizer *tok, in
     o->vocab_limit = sc_tok_vocab_size(tok);
 }
 
+void sc_sample_opts_make(sc_sample_opts *o, const sc_tokenizer *tok, int32_t stops[2], int max_new_tokens, float temperature,
+                         int top_k, float top_p, uint64_t seed) {
+    sc_sample_opts_default(o);
+    sc_sample_opts_for_tokenizer(o, tok, stops);
+    o->max_new_tokens = max_new_tokens;
+    o->temperature = temperature;
+    o->top_k = top_k;
+    o->top_p = top_p;
+    o->seed = seed;
+}
+
 sc_sampling sc_sample_opts_sampling(const sc_sample_opts *o) {
     sc_sampling s = {.greedy = o->greedy, .temperature = o->temperature, .top_k = o->top_k, .top_p = o->top_p,
                      .vocab_limit = o->vocab_limit};

@@ -217,13 +217,7 @@ static sc_status generate(sc_stage *stage, const sc_quantify_config *qc, const s
     for (int p = 0; p < n_p; p++) streams[p] = (uint64_t)p;
     int32_t stops[2];
     sc_sample_opts so;
-    sc_sample_opts_default(&so);
-    sc_sample_opts_for_tokenizer(&so, stage->tok, stops);
-    so.max_new_tokens = qc->max_new_tokens;
-    so.temperature = eo->temperature;
-    so.top_k = eo->top_k;
-    so.top_p = eo->top_p;
-    so.seed = seed;
+    sc_sample_opts_make(&so, stage->tok, stops, qc->max_new_tokens, eo->temperature, eo->top_k, eo->top_p, seed);
     sc_log(SC_LOG_INFO, "quantify: generating %d searches x %d scales x %d prompts (%d new tokens)", n_gen, n_nonzero, n_p, qc->max_new_tokens);
     if ((st = stage->generate ? stage->generate(stage->generate_ctx, var, n_var, (const int32_t *const *)ptok, plen, n_p, streams, &so, qc->batch_seqs, gen)
                               : sc_evaluate_generate(m, be, var, n_var, (const int32_t *const *)ptok, plen, n_p, streams, &so, qc->batch_seqs, gen))) goto done;

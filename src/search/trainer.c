@@ -239,7 +239,7 @@ sc_status sc_search_pass(const sc_search_run *run, sc_search_work *w, const sc_s
         const int step = state->steps_done;
         if (step >= state->steps_total) return sc_errorf(SC_ERR_INTERNAL, "search %d: all %d steps are done", state->search, state->steps_total);
         if (it->n > w->batch || it->n > state->batch) return sc_errorf(SC_ERR_INTERNAL, "search step: %d prompts, planned for %d", it->n, w->batch);
-        const uint64_t seed = sc_seed_mix(state->seed, 0x5341000000ull + (uint64_t)step);
+        const uint64_t seed = sc_search_sample_seed(state->seed, step);
         gofs[j] = total;
         for (int i = 0; i < it->n; i++, total++) {
             w->gp[total] = it->prompts[i];
@@ -252,12 +252,7 @@ sc_status sc_search_pass(const sc_search_run *run, sc_search_work *w, const sc_s
     }
     int32_t stops[2];
     sc_sample_opts so;
-    sc_sample_opts_default(&so);
-    sc_sample_opts_for_tokenizer(&so, run->tok, stops);
-    so.max_new_tokens = cfg->max_new_tokens;
-    so.temperature = cfg->temperature;
-    so.top_k = cfg->top_k;
-    so.top_p = cfg->top_p;
+    sc_sample_opts_make(&so, run->tok, stops, cfg->max_new_tokens, cfg->temperature, cfg->top_k, cfg->top_p, 0);
     so.seeds = w->gseed;
     sc_adapter_group group = {.adapters = w->ad, .n = n_items};
     sc_hook hook = sc_adapter_group_hook(&group);
@@ -278,6 +273,8 @@ sc_status sc_search_step(const sc_search_run *run, sc_search_work *w, sc_search_
 }
 
 // --- The search loop --------------------------------------------------------------------------
+
+uint64_t sc_search_sample_seed(uint64_t search_seed, int step) { return sc_seed_mix(search_seed, 0x5341000000ull + (uint64_t)step); }
 
 // A seeded Fisher-Yates shuffle of v[0, n) with counter-based draws (stream `stream`).
 static void shuffle(uint64_t seed, uint64_t stream, int32_t *v, int n) {

@@ -300,13 +300,8 @@ sc_status sc_evaluate_run(sc_stage *stage, const sc_evaluate_opts *o) {
     // generate
     int32_t stops[2];
     sc_sample_opts so;
-    sc_sample_opts_default(&so);
-    sc_sample_opts_for_tokenizer(&so, stage->tok, stops);
-    so.max_new_tokens = o->max_new_tokens;
-    so.temperature = o->temperature;
-    so.top_k = o->top_k;
-    so.top_p = o->top_p;
-    so.seed = o->seed_set ? o->seed : sc_results_run_seed(meta.config_json);
+    sc_sample_opts_make(&so, stage->tok, stops, o->max_new_tokens, o->temperature, o->top_k, o->top_p,
+                        o->seed_set ? o->seed : sc_results_run_seed(meta.config_json));
     sc_log(SC_LOG_INFO, "evaluate: %d variants x %d prompts, %d new tokens, batches of %d", n_var, n_p, o->max_new_tokens, o->batch_seqs);
     if ((st = stage->generate ? stage->generate(stage->generate_ctx, var, n_var, (const int32_t *const *)ptok, plen, n_p, streams, &so, o->batch_seqs, gen)
                               : sc_evaluate_generate(m, be, var, n_var, (const int32_t *const *)ptok, plen, n_p, streams, &so, o->batch_seqs, gen))) goto done;

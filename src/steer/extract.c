@@ -269,13 +269,7 @@ static sc_status build_sequences(const sc_extract_opts *o, const sc_stage *stage
     // continuations from the base model, stream = (set << 32) | row: the same text whichever sets are chosen
     int32_t stops[2];
     sc_sample_opts so;
-    sc_sample_opts_default(&so);
-    sc_sample_opts_for_tokenizer(&so, stage->tok, stops);
-    so.max_new_tokens = o->max_new_tokens;
-    so.temperature = o->temperature;
-    so.top_k = o->top_k;
-    so.top_p = o->top_p;
-    so.seed = seed;
+    sc_sample_opts_make(&so, stage->tok, stops, o->max_new_tokens, o->temperature, o->top_k, o->top_p, seed);
     const int gb = o->batch_seqs < n ? o->batch_seqs : n;
     if (stage->generate) {   // on a pipeline (src/dist): one base variant, the same batches
         uint64_t *ss = malloc(sizeof(uint64_t) * (size_t)n);
