@@ -4,9 +4,10 @@
 //
 // The searches of a rank advance in lock-step: step k of every search in a pass is one batched
 // pass (sc_search_pass): one decode loop over all their sequences, each tagged with its search
-// so that the adapter group hook applies that search's adapter to its rows; one teacher-forced
-// P forward and one Q forward + backward over all their sequences (in micro-batches of whole
-// searches when memory says so), the tags routing each row's gradient to its own adapter; the
+// so that the adapter group hook applies that search's adapter to its rows; the teacher-forced
+// P forward and Q forward + backward in micro-batches of searches_per_micro_batch whole searches
+// (default 1: a search's products then see exactly its own rows, bitwise as alone; "auto": as
+// many as memory allows), the tags routing each row's gradient to its own adapter; the
 // loss of each search over its own rows; each search's AdamW on its own parameters. A search's
 // sequences are consecutive in every batch, so its adapter sees the same rows in the same calls
 // as when it runs alone; the rest of the model treats rows independently. The run state of a
