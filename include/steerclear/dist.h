@@ -46,6 +46,7 @@ typedef struct {
     int *first, *last;         // [stages] each stage's block slice (sc_dist_plan; NULL before it)
     double head_blocks;        // the cost model: the head and loss of the last stage in blocks
     void *group_comm;          // the group's communicator (an MPI_Comm) when stages > 1 under MPI
+    void *leaders_comm;        // the group leaders' (stage 0 of each group, by group) when groups > 1 under MPI; NULL elsewhere
 } sc_dist;
 
 // 1 when this build links MPI (-DSC_MPI=ON, or AUTO and MPI was found).
@@ -89,6 +90,10 @@ sc_status sc_dist_extract_opts(const sc_dist *d, const sc_model *model, sc_backe
 // each with its own blocks and KV cache (rows stage to stage, tokens from the last stage to all):
 // bitwise the text of one process. *ctx: free it after the stages.
 sc_status sc_dist_stage_generate(const sc_dist *d, sc_stage *stage, void **ctx);
+// The ranks other than 0 after their search stage (sc_dist_serves: every rank but 0 when there
+// is more than one group or stage): serve rank 0's later-stage work (a group leader rank 0's, a
+// pipeline stage its group leader's) until rank 0 calls sc_dist_serve_end (or ends the job).
+int sc_dist_serves(const sc_dist *d);
 sc_status sc_dist_serve(const sc_dist *d, const sc_model *model, sc_backend *be);
 void sc_dist_serve_end(const sc_dist *d);
 
