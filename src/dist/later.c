@@ -1,21 +1,37 @@
-// later.c — the later stages on search group 0's pipeline (dist.h), rank 0 driving, the other
-// stages of group 0 serving (sc_dist_serve) after the search:
-//  - generation (evaluate, quantify, the extract stage's sampling): rank 0 broadcasts the
-//    variants (adapters, directions, scales), prompts, streams and sampling settings; every stage
-//    runs sc_evaluate_generate's chunks through sc_gen + sc_gen_stage with the evaluation hook on
-//    its own blocks (rows stage to stage, tokens from the last stage to all);
-//  - the extract stage's activation sums: rank 0 broadcasts the sequences and the adapters; every
-//    stage runs the teacher-forced base and adapted passes through its own blocks (rows stage to
-//    stage) and sums its blocks' outputs; the sums come to rank 0, which computes the directions and
-//    means and writes results.h5 as in one process.
-// The batches are those of one process and every block sees the same rows through the same ops,
-// so texts, sums, directions and means are bitwise the same.
+// later.c — the later stages on the layout (dist.h), rank 0 driving, every other rank serving
+// (sc_dist_serve) after the search:
+//  - generation (evaluate, quantify, the extract stage's sampling), with more than one group or
+//    stage: on every search group. Rank 0 sends the work (variants: adapters, directions,
+//    scales; prompts, streams, sampling settings) to the other group leaders (leaders_comm), and
+//    each group leader to its own stages (its group's communicator). The chunks are those of
+//    sc_evaluate_generate (batch_seqs sequences in its order, each with its tag and stream);
+//    rank 0 hands each other group leader one chunk at a time, runs chunks on group 0 while any
+//    are left, and gathers each finished chunk's tokens into the outputs. In a group of P > 1
+//    stages every chunk runs through sc_gen and sc_gen_stage with the evaluation hook on each
+//    stage's own blocks (rows stage to stage, tokens from the last stage to all);
+//  - the extract stage's activation sums (P > 1; search group 0 only): rank 0 broadcasts the
+//    sequences and the adapters; every stage of group 0 runs the teacher-forced base and adapted
+//    passes through its own blocks (rows stage to stage) and sums its blocks' outputs; the sums come
+//    to rank 0, which computes the directions and means and writes results.h5 as in one process.
+// A chunk holds the same sequences in the same batch wherever it runs and every block sees the
+// same rows through the same ops, so texts, sums, directions and means are bitwise the same as
+// in one process (given the same backend and precision on every rank).
 //
-// Messages on group 0's communicator, from rank 0 to each other stage:
-//   TAG_CMD   one int: CMD_GENERATE or CMD_DIRECTIONS (then broadcasts from rank 0 of what they
-//             need), or CMD_END (stop serving)
+// Signals: rank 0 alone decides when the work stops (the other ranks defer signals while
+// serving). Before each chunk it gives its word: a chunk's index to a group leader (TAG_CHUNK),
+// CHUNK_STOP once a signal came; each leader passes the index on to its stages (their go word).
+// The groups finish the chunk they hold, rank 0 returns SC_ERR_INTERRUPTED and the run exits 3;
+// --resume redoes the stage.
+//
+// Messages, from rank 0 (or a group's leader to its stages):
+//   TAG_WCMD  (MPI_COMM_WORLD, rank 0 to a group leader) one int: CMD_GENERATE (then the work by
+//             broadcast on leaders_comm) or CMD_END (stop serving; the leader tells its stages)
+//   TAG_CMD   (a group's communicator, its leader to its other stages) one int: CMD_GENERATE,
+//             CMD_DIRECTIONS (group 0 only), or CMD_END
+//   TAG_CHUNK (MPI_COMM_WORLD, rank 0 to a group leader) the next chunk, CHUNK_DONE or CHUNK_STOP
+//   TAG_OUT   (MPI_COMM_WORLD, a group leader to rank 0) a chunk's tokens
 // between neighbours TAG_ROWS (the rows of a pass or a generation step), and TAG_SUMS (a stage's
-// blocks' sums, to rank 0). A stage that fails mid-way ends the job (its partners wait for it).
+// blocks' sums, to rank 0). A rank that fails mid-way ends the job (its partners wait for it).
 #include "pipeline.h"
 #include "steerclear/evaluate.h"
 #include "steerclear/extract.h"
