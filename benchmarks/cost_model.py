@@ -17,7 +17,7 @@ on a GPU. What it models is what src/dist does (search groups, and pipelines of 
                  chunk of gen_batch sequences reads all weights once) in whole chunks divided over
                  the groups (src/dist/later.c): ceil(chunks / groups) chunks each; with P > 1 a
                  chunk's decode steps cross the stages one after another (no overlap). The extract
-                 stage's teacher-forced sums (on group 0) and the judge's API time are not modelled
+                 stage's teacher-forced sums and the judge's API time are not modelled
   memory         bf16 weights / P + KV cache + saved activations must fit one GPU: the smallest
                  such P is used (G must be a multiple of P)
 

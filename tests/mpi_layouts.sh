@@ -15,7 +15,8 @@
 # another layout (1 rank) finishes with the same results, for 2 groups and for a 2-stage pipeline;
 # a rank killed with SIGKILL takes the job down within 60 s with a message naming it; bad layouts
 # are refused with a message. With 2 search groups the later stages' generation runs on both
-# (rank 1 generates some of the chunks, each exactly one process's) and stays bitwise; SIGTERM in
+# (rank 1 generates some of the chunks, each exactly one process's) and the extract stage's sums
+# too (adapter a on group a mod 2), bitwise; SIGTERM in
 # evaluate on 2 groups exits 3 and --resume finishes bitwise. The config asks for f32: "auto"
 # picks bf16 where the CPU has it, whose kernels round differently for different batch sizes (a
 # search trained alone on rank 1 then differs from the lock-step one). Skipped without mpirun, in
@@ -125,6 +126,8 @@ EOF
     n1=$(grep -c "^rank 1: generated chunk [0-9]* of [0-9]* (sequences .*) for rank 0 on search group 1$" "$T/err" || true)
     g1=$(grep -o "chunks per search group: [0-9]* [0-9]*$" "$T/err" | awk '{s += $NF} END {print s + 0}')
     [ "$n1" -gt 0 ] && [ "$n1" = "$g1" ] || { grep -i "chunk" "$T/err"; fail "-np 2: group 1 ran $n1 generation chunks (rank 0 counted $g1)"; }
+    # and the extract stage's activation sums: adapter a on group a mod 2
+    grep -q "^extract: activation sums of 3 adapters on 2 search groups" "$T/err" || { grep extract "$T/err"; fail "-np 2: the extract sums did not run on both groups"; }
     [ "$(grep -c '^report:' "$T/out")" = 1 ] || fail "-np 2: more than one rank printed the report line"
   fi
   compare "$T/ref" "$T/$name" || fail "mpirun -np $np ${extra[*]}: results differ from the run without MPI"

@@ -16,9 +16,10 @@
 // evaluate, judge, score, quantify, report) run on rank 0, which writes everything; with more
 // than one group or stage their generation (evaluate, quantify, the extract stage's sampling) is
 // split over every search group in the chunks one process runs (sc_dist_stage_generate: rank 0
-// hands each group leader one whole chunk at a time and gathers the tokens), and with P > 1 the
-// extract stage's activation sums run on search group 0's stages (sc_dist_extract_opts); the
-// other ranks serve (sc_dist_serve). The judge, scores and report run on rank 0 alone.
+// hands each group leader one whole chunk at a time and gathers the tokens); the extract stage's
+// activation sums run with P = 1 on every group (adapter a on group a mod G), with P > 1 on
+// search group 0's stages (sc_dist_extract_opts); the other ranks serve (sc_dist_serve). The
+// judge, scores and report run on rank 0 alone.
 //
 // Pipeline stages (P > 1, src/dist/pipeline.c): the blocks of the model are split into P
 // contiguous slices balanced by a cost model (sc_dist_plan: every block costs the same; the last
@@ -81,10 +82,11 @@ void sc_dist_stage_blocks(const sc_dist *d, int n_layers, int stage, int *first,
 // has_embed, has_head narrowed; the weights are m's).
 void sc_dist_slice_view(const sc_dist *d, const sc_model *m, sc_model *view);
 
-// The extract stage on search group 0's pipeline (P > 1; src/dist/later.c): on rank 0, point
-// o->compute at the pipeline (*ctx: free it after the stage; nothing when P = 1): rank 0 samples
-// the sequences, every stage of group 0 sums its own blocks' outputs (base and adapted), rank 0
-// gathers the sums and writes results.h5 (bitwise what one process writes). The other stages of
+// The extract stage's activation sums on the layout (src/dist/later.c): on rank 0, point
+// o->compute at the groups (*ctx: free it after the stage; nothing with one group of one stage).
+// P > 1: every stage of search group 0 sums its own blocks' outputs (base and adapted); P = 1 and
+// G > 1: adapter a's sums on group a mod G. Rank 0 gathers the sums and writes results.h5
+// (bitwise what one process writes). The other stages of
 // group 0 take part through sc_dist_serve, which returns when rank 0 calls sc_dist_serve_end (or
 // ends the job).
 sc_status sc_dist_extract_opts(const sc_dist *d, const sc_model *model, sc_backend *be, sc_extract_opts *o, void **ctx);

@@ -9,7 +9,11 @@
 //    are left, and gathers each finished chunk's tokens into the outputs. In a group of P > 1
 //    stages every chunk runs through sc_gen and sc_gen_stage with the evaluation hook on each
 //    stage's own blocks (rows stage to stage, tokens from the last stage to all);
-//  - the extract stage's activation sums (P > 1; search group 0 only): rank 0 broadcasts the
+//  - the extract stage's activation sums with one-stage groups (P = 1, G > 1): adapter a's sums
+//    on group a mod G, one adapter per pass as in one process, every group in step batch by batch
+//    (rank 0's go word on leaders_comm before each); each group also sums the base model (rank 0
+//    keeps its own) and sends its adapters' sums to rank 0, which finishes as one process does;
+//  - the extract stage's activation sums with P > 1 (search group 0 only): rank 0 broadcasts the
 //    sequences and the adapters; every stage of group 0 runs the teacher-forced base and adapted
 //    passes through its own blocks (rows stage to stage) and sums its blocks' outputs; the sums come
 //    to rank 0, which computes the directions and means and writes results.h5 as in one process.
@@ -24,14 +28,15 @@
 // --resume redoes the stage.
 //
 // Messages, from rank 0 (or a group's leader to its stages):
-//   TAG_WCMD  (MPI_COMM_WORLD, rank 0 to a group leader) one int: CMD_GENERATE (then the work by
-//             broadcast on leaders_comm) or CMD_END (stop serving; the leader tells its stages)
+//   TAG_WCMD  (MPI_COMM_WORLD, rank 0 to a group leader) one int: CMD_GENERATE or CMD_DIRECTIONS
+//             (P = 1; then the work by broadcast on leaders_comm), or CMD_END (stop serving; the
+//             leader tells its stages)
 //   TAG_CMD   (a group's communicator, its leader to its other stages) one int: CMD_GENERATE,
 //             CMD_DIRECTIONS (group 0 only), or CMD_END
 //   TAG_CHUNK (MPI_COMM_WORLD, rank 0 to a group leader) the next chunk, CHUNK_DONE or CHUNK_STOP
 //   TAG_OUT   (MPI_COMM_WORLD, a group leader to rank 0) a chunk's tokens
 // between neighbours TAG_ROWS (the rows of a pass or a generation step), and TAG_SUMS (a stage's
-// blocks' sums, to rank 0). A rank that fails mid-way ends the job (its partners wait for it).
+// blocks' sums, or with P = 1 a group's adapters' sums, to rank 0). A rank that fails mid-way ends the job (its partners wait for it).
 #include "pipeline.h"
 #include "steerclear/evaluate.h"
 #include "steerclear/extract.h"
@@ -44,7 +49,7 @@
 #ifdef SC_HAVE_MPI
 #include <mpi.h>
 
-enum { TAG_CMD = 4301, TAG_ROWS = 4302, TAG_SUMS = 4303 };
+enum { TAG_CMD = 4301, TAG_ROWS = 4302, TAG_SUMS = 4303, TAG_WCMD = 4304, TAG_CHUNK = 4305, TAG_OUT = 4306 };
 enum { CMD_DIRECTIONS = 1, CMD_END = 2, CMD_GENERATE = 3 };
 enum { H_ADAPTERS, H_MODE, H_SEQS, H_BATCH, H_KIND, H_RANK, H_IDS, H_MAX_T, H_INTS };
 
@@ -174,9 +179,14 @@ static sc_status directions_leader(void *ctx, sc_adapter *const *ads, int n_ads,
     return st;
 }
 
-// A stage other than 0: one CMD_DIRECTIONS.
+static sc_status group_sums(const sc_dist *d, const sc_model *m, sc_backend *be, sc_adapter *const *ads, const int *h,
+                            const int32_t *const *seqs, const int *lens, double *sums, int64_t *total);
+
+// A stage other than 0 of group 0 (P > 1), or a group leader of one-stage groups (P = 1: the
+// work from rank 0 on leaders_comm, its adapters' sums to rank 0): one CMD_DIRECTIONS.
 static sc_status directions_follower(const sc_dist *d, const sc_model *model, sc_backend *be) {
-    MPI_Comm comm = *(MPI_Comm *)d->group_comm;
+    const int groups = d->stages == 1;
+    MPI_Comm comm = groups ? *(MPI_Comm *)d->leaders_comm : *(MPI_Comm *)d->group_comm;
     const int L = model->cfg.n_layers, C = model->cfg.hidden;
     int h[H_INTS];
     float scaling = 0;
@@ -204,14 +214,120 @@ static sc_status directions_follower(const sc_dist *d, const sc_model *model, sc
     for (int a = 0; !st && a < n; a++) st = sc_adapter_set(ads[a], ab + nAB * a, ab + nAB * a + sc_adapter_numel_A(ads[a]));
     for (int s = 0, at = 0; !st && s < h[H_SEQS]; at += lens[s], s++) seqs[s] = ids + at;
     int64_t total = 0;
-    if (!st) st = stage_sums(d, &view, be, ads, h, seqs, lens, sums, &total);
-    if (!st) {
+    if (groups) {   // this group's adapters' sums (rows 1.. of sums), to rank 0
+        const int ng = n > d->group ? (n - d->group + d->groups - 1) / d->groups : 0;
+        if (!st) st = group_sums(d, model, be, ads, h, seqs, lens, sums, &total);
+        if (!st && ng > 0 && MPI_Send(sums, (int)((size_t)(ng + 1) * L * C), MPI_DOUBLE, 0, TAG_SUMS, MPI_COMM_WORLD) != MPI_SUCCESS)
+            st = sc_errorf(SC_ERR_IO, "rank %d: sending the activation sums to rank 0 failed", d->rank);
+    } else if (!st) st = stage_sums(d, &view, be, ads, h, seqs, lens, sums, &total);
+    if (!st && !groups) {
         pack_slice(buf, sums, n, L, C, view.first, view.last, 0);
         if (MPI_Send(buf, (int)slice_doubles(n, view.first, view.last, C), MPI_DOUBLE, 0, TAG_SUMS, comm) != MPI_SUCCESS)
             st = sc_errorf(SC_ERR_IO, "rank %d: sending the activation sums to rank 0 failed", d->rank);
     }
     for (int a = 0; ads && a < n; a++) sc_adapter_free(ads[a]);
     free(lens); free(ids); free(seqs); free(ads); free(sums); free(buf); free(ab);
+    return st;
+}
+
+// --- The extract stage's sums on every search group of one stage (P = 1, G > 1) -------------
+// Adapter a's sums on group a mod G (each group also sums the base model: the same bits on
+// every group; rank 0 keeps its own), with one adapter per pass as in one process (extract's
+// searches_per_pass), so each adapter's sums are bitwise what one process sums. All groups go
+// batch by batch in step: rank 0's go word over leaders_comm before each batch (a signal to
+// rank 0 stops every group at the same batch).
+
+static sc_status leaders_go(void *ctx) {
+    const sc_dist *d = ctx;
+    int go = d->rank == 0 ? !sc_interrupt_pending() : 0;
+    if (MPI_Bcast(&go, 1, MPI_INT, 0, *(MPI_Comm *)d->leaders_comm) != MPI_SUCCESS)
+        return sc_errorf(SC_ERR_IO, "rank %d: waiting for rank 0's word failed (a rank lost?)", d->rank);
+    return go ? SC_OK : sc_errorf(SC_ERR_INTERRUPTED, "stopped by a signal to rank 0 in the middle of the extract stage's sums; --resume continues");
+}
+
+static sc_status no_recv(void *ctx, float *hidden, size_t n) {
+    (void)hidden; (void)n;
+    return sc_errorf(SC_ERR_INTERNAL, "rank %d: extract sums: rows asked for with the whole model", ((const sc_dist *)ctx)->rank);
+}
+
+static sc_status no_send(void *ctx, const float *hidden, size_t n) {
+    (void)hidden; (void)n;
+    return sc_errorf(SC_ERR_INTERNAL, "rank %d: extract sums: rows sent with the whole model", ((const sc_dist *)ctx)->rank);
+}
+
+// This group's adapters (g, g + G, ...) of the n in ads: their sums into sums [(ng + 1)][L][C]
+// (row 0 the base model's). A group without adapters still takes rank 0's word before each batch.
+static sc_status group_sums(const sc_dist *d, const sc_model *m, sc_backend *be, sc_adapter *const *ads, const int *h,
+                            const int32_t *const *seqs, const int *lens, double *sums, int64_t *total) {
+    const int n = h[H_ADAPTERS], G = d->groups, g = d->group, n_seqs = h[H_SEQS], batch = h[H_BATCH];
+    const int ng = n > g ? (n - g + G - 1) / G : 0;
+    if (ng == 0) {
+        for (int b0 = 0; b0 < n_seqs; b0 += batch) SC_TRY(leaders_go((void *)d));
+        return SC_OK;
+    }
+    sc_adapter **mine = malloc(sizeof *mine * (size_t)ng);
+    if (!mine) return sc_errorf(SC_ERR_MEM, "out of memory");
+    for (int i = 0; i < ng; i++) mine[i] = ads[g + i * G];
+    sc_direction_link link = {.ctx = (void *)d, .recv = no_recv, .send = no_send, .proceed = leaders_go};
+    sc_status st = sc_directions_sums(m, be, mine, ng, (sc_direction_mode)h[H_MODE], seqs, lens, n_seqs, batch, 1, &link, sums, total);
+    free(mine);
+    return st;
+}
+
+// Rank 0 (P = 1, G > 1): sc_extract_opts.compute on every group.
+static sc_status directions_groups(void *ctx, sc_adapter *const *ads, int n_ads, sc_direction_mode mode, const int32_t *const *seqs,
+                                   const int *lens, int n_seqs, int batch_seqs, float *dirs, int64_t *n_tokens, float *base_means,
+                                   float *adapted_means) {
+    const dist_directions_ctx *x = ctx;
+    const sc_dist *d = x->d;
+    MPI_Comm comm = *(MPI_Comm *)d->leaders_comm;
+    const int L = x->model->cfg.n_layers, C = x->model->cfg.hidden, G = d->groups;
+    const size_t LC = (size_t)L * C;
+    if (n_ads < 1 || batch_seqs < 1 || n_seqs < 1) return sc_errorf(SC_ERR_ARG, "directions: no adapters, sequences or batch given");
+    int h[H_INTS] = {n_ads, (int)mode, n_seqs, batch_seqs, (int)ads[0]->kind, ads[0]->r, 0, 0};
+    for (int s = 0; s < n_seqs; s++) {
+        if (lens[s] <= 0) return sc_errorf(SC_ERR_ARG, "directions: sequence %d is empty", s);
+        h[H_IDS] += lens[s];
+    }
+    const size_t nAB = sc_adapter_numel_A(ads[0]) + sc_adapter_numel_B(ads[0]);
+    const int n0 = (n_ads + G - 1) / G;   // group 0's adapters, the most any group has
+    float scaling = ads[0]->scaling;
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)h[H_IDS]);
+    float *ab = malloc(sizeof(float) * nAB * (size_t)n_ads);
+    double *sums = calloc((size_t)(n_ads + 1) * LC, sizeof(double)), *part = calloc((size_t)(n0 + 1) * LC, sizeof(double));
+    sc_status st = ids && ab && sums && part ? SC_OK : sc_errorf(SC_ERR_MEM, "out of memory for the extract messages");
+    for (int s = 0, at = 0; !st && s < n_seqs; at += lens[s], s++) memcpy(ids + at, seqs[s], sizeof(int32_t) * (size_t)lens[s]);
+    for (int a = 0; !st && a < n_ads; a++) st = sc_adapter_get(ads[a], ab + nAB * a, ab + nAB * a + sc_adapter_numel_A(ads[a]));
+    if (st) { free(ids); free(ab); free(sums); free(part); return st; }
+    int cmd = CMD_DIRECTIONS, rc = MPI_SUCCESS;
+    for (int g = 1; g < G && rc == MPI_SUCCESS; g++) rc = MPI_Send(&cmd, 1, MPI_INT, g, TAG_WCMD, MPI_COMM_WORLD);
+    if (rc == MPI_SUCCESS) rc = MPI_Bcast(h, H_INTS, MPI_INT, 0, comm);
+    if (rc == MPI_SUCCESS) rc = MPI_Bcast(&scaling, 1, MPI_FLOAT, 0, comm);
+    if (rc == MPI_SUCCESS) rc = MPI_Bcast((void *)lens, n_seqs, MPI_INT, 0, comm);
+    if (rc == MPI_SUCCESS) rc = MPI_Bcast(ids, h[H_IDS], MPI_INT32_T, 0, comm);
+    if (rc == MPI_SUCCESS) rc = MPI_Bcast(ab, (int)(nAB * (size_t)n_ads), MPI_FLOAT, 0, comm);
+    if (rc != MPI_SUCCESS) st = sc_errorf(SC_ERR_IO, "rank 0: sending the extract work to the search groups failed (a rank lost?)");
+    int64_t total = 0;
+    sc_interrupt_defer(1);   // a signal stops the work between batches (leaders_go), never inside a pass
+    if (!st) st = group_sums(d, x->model, x->be, ads, h, seqs, lens, part, &total);
+    sc_interrupt_defer(0);
+    for (int g = 0; g < G && !st; g++) {   // each group's adapters' sums into theirs
+        const int ng = n_ads > g ? (n_ads - g + G - 1) / G : 0;
+        if (g > 0 && ng > 0 && MPI_Recv(part, (int)((size_t)(ng + 1) * LC), MPI_DOUBLE, g, TAG_SUMS, MPI_COMM_WORLD, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+            st = sc_errorf(SC_ERR_IO, "rank 0: receiving the activation sums of search group %d failed (was it lost?)", g);
+        if (g == 0) memcpy(sums, part, sizeof(double) * LC);   // the base model's: rank 0's own
+        for (int i = 0; !st && i < ng; i++) memcpy(sums + (size_t)(1 + g + i * G) * LC, part + (size_t)(1 + i) * LC, sizeof(double) * LC);
+    }
+    if (!st) {
+        sc_directions_finish(sums, n_ads, L, C, mode, total, dirs, base_means, adapted_means);
+        *n_tokens = total;
+        sc_log(SC_LOG_INFO, "extract: activation sums of %d adapter%s on %d search groups (adapter a on group a mod %d)", n_ads, n_ads == 1 ? "" : "s", G, G);
+    }
+    free(ids); free(ab); free(sums); free(part);
+    if (st && st != SC_ERR_INTERRUPTED) {   // the other groups may wait for rank 0's word
+        sc_log(SC_LOG_ERROR, "%s; aborting the job", sc_last_error());
+        sc_dist_abort(d, 1);
+    }
     return st;
 }
 
@@ -229,7 +345,6 @@ static sc_status directions_follower(const sc_dist *d, const sc_model *model, sc
 // wherever it runs, so every token is bitwise that of one process.
 
 enum { G_VARIANTS, G_PROMPTS, G_BATCH, G_IDS, G_MAX_NEW, G_GREEDY, G_TOP_K, G_VOCAB, G_NSTOP, G_STREAM, G_INTS };
-enum { TAG_WCMD = 4304, TAG_CHUNK = 4305, TAG_OUT = 4306 };
 enum { CHUNK_DONE = -1, CHUNK_STOP = -2, MAX_STOPS = 8 };
 
 typedef struct {
@@ -671,12 +786,12 @@ sc_status sc_dist_stage_generate(const sc_dist *d, sc_stage *stage, void **ctx) 
 
 sc_status sc_dist_extract_opts(const sc_dist *d, const sc_model *model, sc_backend *be, sc_extract_opts *o, void **ctx) {
     *ctx = NULL;
-    if (!d->mpi || d->stages < 2 || d->rank != 0) return SC_OK;
+    if (!d->mpi || (d->stages < 2 && d->groups < 2) || d->rank != 0) return SC_OK;
 #ifdef SC_HAVE_MPI
     dist_directions_ctx *x = malloc(sizeof *x);
     if (!x) return sc_errorf(SC_ERR_MEM, "out of memory");
     *x = (dist_directions_ctx){.d = d, .model = model, .be = be};
-    o->compute = directions_leader;
+    o->compute = d->stages > 1 ? directions_leader : directions_groups;
     o->compute_ctx = x;
     *ctx = x;
 #else
