@@ -13,8 +13,11 @@ on a GPU. What it models is what src/dist does (search groups, and pipelines of 
                  and its backward; with P stages and m micro-batches (GPipe) the compute takes
                  (work / P) * (m + P - 1) / m (bubble (P - 1) / m); bytes across each boundary:
                  3 * T * hidden * 4 (fp32 hidden states)
-  rank 0 stages  extract and evaluate generate on rank 0 alone (not distributed yet), decode bound;
-                 the judge's API time is not modelled
+  later stages   the generation of extract and evaluate (decode bound: every decode step of a
+                 chunk of gen_batch sequences reads all weights once) in whole chunks divided over
+                 the groups (src/dist/later.c): ceil(chunks / groups) chunks each; with P > 1 a
+                 chunk's decode steps cross the stages one after another (no overlap). The extract
+                 stage's teacher-forced sums and the judge's API time are not modelled
   memory         bf16 weights / P + KV cache + saved activations must fit one GPU: the smallest
                  such P is used (G must be a multiple of P)
 
@@ -80,15 +83,15 @@ def fits(a, P):
     return 2 * W / P + kv + acts + 4 * T * a.hidden * 4 < 0.9 * a.gpu_mem
 
 
-def rank0_time(a):
+def later_time(a, groups):
     W = a.layers * P_BLOCK(a.hidden, a.inter, a.kv_dim) + 2 * a.vocab * a.hidden
     per_batch = lambda new: new * 2 * W / a.hbm
-    return (math.ceil(a.extract_seqs / a.gen_batch) * per_batch(a.extract_new)
-            + math.ceil(a.eval_seqs / a.gen_batch) * per_batch(a.eval_new))
+    return (math.ceil(math.ceil(a.extract_seqs / a.gen_batch) / groups) * per_batch(a.extract_new)
+            + math.ceil(math.ceil(a.eval_seqs / a.gen_batch) / groups) * per_batch(a.eval_new))
 
 
 def table(a):
-    print("| GPUs | stages P | groups | step (s) | MB / step | search stage (min) | rank-0 stages (min) | total (min) | speed-up |")
+    print("| GPUs | stages P | groups | step (s) | MB / step | search stage (min) | later stages (min) | total (min) | speed-up |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     base = None
     for G in [int(g) for g in a.gpus.split(",")]:
@@ -99,7 +102,7 @@ def table(a):
         groups = G // P
         t, b = step_time(a, P)
         search = math.ceil(a.searches / groups) * a.steps * t
-        r0 = rank0_time(a)
+        r0 = later_time(a, groups)
         total = search + r0
         base = base or total
         print("| %d | %d | %d | %.1f | %.0f | %.1f | %.1f | %.1f | %.1f |" % (G, P, groups, t, b / 1e6, search / 60, r0 / 60, total / 60, base / total))

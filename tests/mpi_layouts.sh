@@ -14,7 +14,13 @@
 # SIGTERM to every rank mid-search exits 3 with each group's checkpoint kept, and --resume on
 # another layout (1 rank) finishes with the same results, for 2 groups and for a 2-stage pipeline;
 # a rank killed with SIGKILL takes the job down within 60 s with a message naming it; bad layouts
-# are refused with a message. Skipped without mpirun, in a build without MPI, or under sanitizers.
+# are refused with a message. With 2 search groups the later stages' generation runs on both
+# (rank 1 generates some of the chunks, each exactly one process's) and the extract stage's sums
+# too (adapter a on group a mod 2), bitwise; SIGTERM in
+# evaluate on 2 groups exits 3 and --resume finishes bitwise. The config asks for f32: "auto"
+# picks bf16 where the CPU has it, whose kernels round differently for different batch sizes (a
+# search trained alone on rank 1 then differs from the lock-step one). Skipped without mpirun, in
+# a build without MPI, or under sanitizers.
 set -euo pipefail
 BIN="${SC_BIN:?}"; TOK="${SC_TOKENIZER:?}"
 [ -z "${SC_SANITIZE:-}" ] || { echo "skipped: MPI runs under sanitizers (SC_SANITIZE=$SC_SANITIZE) only report Open MPI's own leaks"; exit 77; }
@@ -39,6 +45,7 @@ config() {   # $1: file, $2: prompts per search
   "evaluate": {"limit": 8, "max_new_tokens": 6, "batch_seqs": 16},
   "judge": {"batches": 2, "batch_size": 6},
   "quantify": {"top": 1, "max_new_tokens": 4, "scales": [0, 4], "batch_seqs": 16},
+  "precision": "f32",
   "dist": {"stages": 1}
 }
 EOF
@@ -115,6 +122,12 @@ EOF
     grep -qE "^rank 1: .*search (1|3)/3 step" "$T/err" && fail "-np 2: rank 1 ran a search of group 0"
     grep -qE "^rank 1: .*search 2/3 step 2/2" "$T/err" || fail "-np 2: rank 1 did not train search 1"
     grep -q "report: $T/$name/report.md" "$T/out" || fail "-np 2: rank 0 did not report"
+    # the later stages' generation on both groups: rank 1 ran some of the chunks, as many as rank 0 counted for group 1
+    n1=$(grep -c "^rank 1: generated chunk [0-9]* of [0-9]* (sequences .*) for rank 0 on search group 1$" "$T/err" || true)
+    g1=$(grep -o "chunks per search group: [0-9]* [0-9]*$" "$T/err" | awk '{s += $NF} END {print s + 0}')
+    [ "$n1" -gt 0 ] && [ "$n1" = "$g1" ] || { grep -i "chunk" "$T/err"; fail "-np 2: group 1 ran $n1 generation chunks (rank 0 counted $g1)"; }
+    # and the extract stage's activation sums: adapter a on group a mod 2
+    grep -q "^extract: activation sums of 3 adapters on 2 search groups" "$T/err" || { grep extract "$T/err"; fail "-np 2: the extract sums did not run on both groups"; }
     [ "$(grep -c '^report:' "$T/out")" = 1 ] || fail "-np 2: more than one rank printed the report line"
   fi
   compare "$T/ref" "$T/$name" || fail "mpirun -np $np ${extra[*]}: results differ from the run without MPI"
@@ -171,6 +184,7 @@ EOF
   fi
   if [ "$np" = 4 ]; then
     grep -q "search 1 (trained by rank 2) added to results.h5" "$T/err" || { cat "$T/err"; fail "-np 4 --stages 2: search 1 was not trained by group 1 (ranks 2, 3)"; }
+    grep -q "^rank 2: generated chunk .* on search group 1$" "$T/err" || { grep -i chunk "$T/err"; fail "-np 4 --stages 2: group 1's pipeline (ranks 2, 3) ran no generation chunk"; }
   fi
   compare "$T/ref" "$T/$name" "$tol" || fail "mpirun -np $np --stages 2 ${extra[*]}: results differ from the run without MPI"
   echo "mpirun -np $np --stages 2 ${extra[*]}: the same results as without MPI ($( [ "$tol" = 0 ] && echo bitwise || echo "relative $tol"); $(echo "$(date +%s.%N) - $t0" | bc | cut -c1-5) s)"
@@ -291,6 +305,26 @@ set -e
 grep -q "extract finished earlier, skipped" "$T/err" || fail "--resume after SIGTERM in evaluate redid extract"
 compare "$T/evref" "$T/ev" || fail "SIGTERM in evaluate on 2 stages, resumed: results differ"
 echo "SIGTERM in evaluate on a 2-stage pipeline: exit 3; resumed: bitwise the same"
+
+# the same with 2 search groups of 1 stage: both generate evaluate's chunks; rank 0 stops handing
+# them out, the groups finish the chunk they hold; exit 3, and --resume finishes bitwise the same
+"${MPIRUN[@]}" -np 2 "$BIN" run --config "$T/ev.json" --out "$T/ev2" >"$T/out" 2>"$T/err" &
+MP=$!
+for _ in $(seq 600); do grep -q '"stage":[[:space:]]*"evaluate"' "$T/ev2/status.json" 2>/dev/null && break; sleep 0.1; done
+grep -q '"stage":[[:space:]]*"evaluate"' "$T/ev2/status.json" || { kill $MP; fail "the 2-group run never reached evaluate"; }
+sleep 1
+r0=$(rank_pid $MP 0); r1=$(rank_pid $MP 1)
+[ -n "$r0" ] && [ -n "$r1" ] || { kill $MP; fail "cannot find the ranks of mpirun $MP"; }
+kill -TERM "$r0" "$r1"
+set +e
+wait $MP; rc=$?
+set -e
+[ $rc -eq 3 ] || { tail -20 "$T/err"; fail "SIGTERM in evaluate on 2 groups: mpirun exit $rc, not 3"; }
+grep -q "stopped by a signal to rank 0 in the middle of the generation" "$T/err" || { tail -20 "$T/err"; fail "2 groups, SIGTERM in evaluate: not stopped between chunks"; }
+"${MPIRUN[@]}" -np 2 "$BIN" run --config "$T/ev.json" --out "$T/ev2" --resume >/dev/null 2>"$T/err" || { tail -20 "$T/err"; fail "--resume after SIGTERM in evaluate on 2 groups failed"; }
+grep -q "^rank 1: generated chunk" "$T/err" || fail "--resume on 2 groups: group 1 generated nothing"
+compare "$T/evref" "$T/ev2" || fail "SIGTERM in evaluate on 2 groups, resumed: results differ"
+echo "SIGTERM in evaluate on 2 search groups: exit 3; resumed: bitwise the same"
 
 # a rank that dies (SIGKILL) takes the job down, naming it, in bounded time
 "${MPIRUN[@]}" -np 2 "$BIN" run --config "$T/long.json" --out "$T/d" >"$T/out" 2>"$T/err" &

@@ -87,6 +87,8 @@ for _ in $(seq 100); do sinfo -h -o %T 2>/dev/null | grep -qE "^idle" && break; 
 sinfo -h -o %T 2>/dev/null | grep -qE "^idle" || fail "the Slurm node did not become idle: $(sinfo 2>&1)"
 echo "slurm: slurmctld and slurmd up on $HOST ($(nproc) CPUs) ($SECONDS s)"
 
+# f32: "auto" picks bf16 where the CPU has it, whose kernels round differently for different batch
+# sizes, so a search trained alone on a rank would differ from the one trained lock-step with others
 config() {   # $1: file, $2: prompts per search
   cat >"$1" <<EOF
 {
@@ -96,7 +98,8 @@ config() {   # $1: file, $2: prompts per search
   "extract": {"max_new_tokens": 4, "prompts": "test", "batch_seqs": 16},
   "evaluate": {"limit": 8, "max_new_tokens": 6, "batch_seqs": 16},
   "judge": {"batches": 2, "batch_size": 6},
-  "quantify": {"top": 1, "max_new_tokens": 4, "scales": [0, 4], "batch_seqs": 16}
+  "quantify": {"top": 1, "max_new_tokens": 4, "scales": [0, 4], "batch_seqs": 16},
+  "precision": "f32"
 }
 EOF
 }

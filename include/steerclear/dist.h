@@ -13,9 +13,13 @@
 // to RUN_DIR/checkpoints/search_NNNN.ckpt (one file per search, each written by the one rank
 // that trains that search while rank 0 holds the lock), and sends each finished search
 // (sc_search_state_pack) to rank 0, which adds it to results.h5. The later stages (extract,
-// evaluate, judge, score, quantify, report) run on rank 0 (with P > 1 their generation and the
-// extract stage's activation sums on search group 0's stages: sc_dist_stage_generate,
-// sc_dist_extract_opts); the other ranks wait.
+// evaluate, judge, score, quantify, report) run on rank 0, which writes everything; with more
+// than one group or stage their generation (evaluate, quantify, the extract stage's sampling) is
+// split over every search group in the chunks one process runs (sc_dist_stage_generate: rank 0
+// hands each group leader one whole chunk at a time and gathers the tokens); the extract stage's
+// activation sums run with P = 1 on every group (adapter a on group a mod G), with P > 1 on
+// search group 0's stages (sc_dist_extract_opts); the other ranks serve (sc_dist_serve). The
+// judge, scores and report run on rank 0 alone.
 //
 // Pipeline stages (P > 1, src/dist/pipeline.c): the blocks of the model are split into P
 // contiguous slices balanced by a cost model (sc_dist_plan: every block costs the same; the last
@@ -46,6 +50,7 @@ typedef struct {
     int *first, *last;         // [stages] each stage's block slice (sc_dist_plan; NULL before it)
     double head_blocks;        // the cost model: the head and loss of the last stage in blocks
     void *group_comm;          // the group's communicator (an MPI_Comm) when stages > 1 under MPI
+    void *leaders_comm;        // the group leaders' (stage 0 of each group, by group) when groups > 1 under MPI; NULL elsewhere
 } sc_dist;
 
 // 1 when this build links MPI (-DSC_MPI=ON, or AUTO and MPI was found).
@@ -77,18 +82,26 @@ void sc_dist_stage_blocks(const sc_dist *d, int n_layers, int stage, int *first,
 // has_embed, has_head narrowed; the weights are m's).
 void sc_dist_slice_view(const sc_dist *d, const sc_model *m, sc_model *view);
 
-// The extract stage on search group 0's pipeline (P > 1; src/dist/later.c): on rank 0, point
-// o->compute at the pipeline (*ctx: free it after the stage; nothing when P = 1): rank 0 samples
-// the sequences, every stage of group 0 sums its own blocks' outputs (base and adapted), rank 0
-// gathers the sums and writes results.h5 (bitwise what one process writes). The other stages of
+// The extract stage's activation sums on the layout (src/dist/later.c): on rank 0, point
+// o->compute at the groups (*ctx: free it after the stage; nothing with one group of one stage).
+// P > 1: every stage of search group 0 sums its own blocks' outputs (base and adapted); P = 1 and
+// G > 1: adapter a's sums on group a mod G. Rank 0 gathers the sums and writes results.h5
+// (bitwise what one process writes). The other stages of
 // group 0 take part through sc_dist_serve, which returns when rank 0 calls sc_dist_serve_end (or
 // ends the job).
 sc_status sc_dist_extract_opts(const sc_dist *d, const sc_model *model, sc_backend *be, sc_extract_opts *o, void **ctx);
-// Generation on search group 0's pipeline (P > 1, rank 0): every generation of the later stages
-// (evaluate, quantify, the extract stage's sampling) through stage->generate, on group 0's stages
-// each with its own blocks and KV cache (rows stage to stage, tokens from the last stage to all):
-// bitwise the text of one process. *ctx: free it after the stages.
+// Generation on every search group (more than one group or stage; rank 0): every generation of
+// the later stages (evaluate, quantify, the extract stage's sampling) through stage->generate.
+// Rank 0 hands each group leader whole chunks of sc_evaluate_generate (the same sequences in the
+// same batch), runs chunks on group 0 itself and gathers the tokens; a group of P > 1 stages runs
+// a chunk on its stages, each with its own blocks and KV cache (rows stage to stage, tokens from
+// the last stage to all): bitwise the text of one process. A signal to rank 0 stops the handing
+// out between chunks (SC_ERR_INTERRUPTED). *ctx: free it after the stages.
 sc_status sc_dist_stage_generate(const sc_dist *d, sc_stage *stage, void **ctx);
+// The ranks other than 0 after their search stage (sc_dist_serves: every rank but 0 when there
+// is more than one group or stage): serve rank 0's later-stage work (a group leader rank 0's, a
+// pipeline stage its group leader's) until rank 0 calls sc_dist_serve_end (or ends the job).
+int sc_dist_serves(const sc_dist *d);
 sc_status sc_dist_serve(const sc_dist *d, const sc_model *model, sc_backend *be);
 void sc_dist_serve_end(const sc_dist *d);
 

@@ -105,6 +105,18 @@ sc_status sc_dist_init(int stages, sc_dist *d) {
         MPI_Comm_set_errhandler(*c, MPI_ERRORS_RETURN);
         d->group_comm = c;
     }
+    if (d->mpi && d->groups > 1) {   // the group leaders' communicator (the later stages' generation: later.c)
+        MPI_Comm c = MPI_COMM_NULL;
+        if (MPI_Comm_split(MPI_COMM_WORLD, d->stage == 0 ? 0 : MPI_UNDEFINED, d->group, &c) != MPI_SUCCESS)
+            return sc_errorf(SC_ERR_IO, "rank %d: MPI_Comm_split into the group leaders failed", d->rank);
+        if (c != MPI_COMM_NULL) {
+            MPI_Comm *l = malloc(sizeof *l);
+            if (!l) return sc_errorf(SC_ERR_MEM, "out of memory");
+            MPI_Comm_set_errhandler(c, MPI_ERRORS_RETURN);
+            *l = c;
+            d->leaders_comm = l;
+        }
+    }
 #endif
     return SC_OK;
 }
@@ -142,6 +154,11 @@ void sc_dist_finalize(sc_dist *d) {
         MPI_Comm_free((MPI_Comm *)d->group_comm);
         free(d->group_comm);
         d->group_comm = NULL;
+    }
+    if (d->leaders_comm) {
+        MPI_Comm_free((MPI_Comm *)d->leaders_comm);
+        free(d->leaders_comm);
+        d->leaders_comm = NULL;
     }
     if (d->mpi) {
         int done = 0;

@@ -128,8 +128,8 @@ static sc_status study_follower(const sc_study_config *c, const char *run_dir, s
     int go[GO_INTS] = {0};
     SC_TRY(sc_dist_bcast_ints(d, go, GO_INTS));
     if (go[0] != SC_OK) return sc_errorf((sc_status)go[0], "rank 0 stopped before the search stage (its message above says why)");
-    // the later stages of search group 0's pipeline take part in the extract stage (sc_dist_serve)
-    const int serve = d->mpi && d->stages > 1 && d->group == 0 && d->stage > 0;
+    // with more than one group or stage every rank takes part in the later stages (sc_dist_serve)
+    const int serve = sc_dist_serves(d);
     if (go[1] && !serve) return SC_OK;
     sc_stage_opts so;
     sc_stage_opts_default(&so);
@@ -151,6 +151,9 @@ static sc_status study_follower(const sc_study_config *c, const char *run_dir, s
         }
     }
     if (!st && c->memory_budget[0]) st = sc_parse_size(c->memory_budget, &so.backend.memory_budget);
+    // the device and precision of rank 0: the same arithmetic on every rank
+    if (!st && c->device[0]) st = sc_device_parse(c->device, "the run's config", &so.backend.device);
+    if (c->precision[0]) so.backend.precision = c->precision;
     if (!st) st = sc_stage_open(&so, &stage);
     if (!st && d->stages > 1)
         sc_log(SC_LOG_INFO, "model: blocks [%d, %d) of %d loaded on this rank (pipeline stage %d)", stage->model->first, stage->model->last,
@@ -164,7 +167,7 @@ static sc_status study_follower(const sc_study_config *c, const char *run_dir, s
         free(config_json);
         cJSON_Delete(resolved);
         if (!st && serve) st = sc_dist_serve(d, stage->model, stage->be);
-    } else if (d->stages > 1) {   // its pipeline partners would wait for this stage in a step (or rank 0 in extract)
+    } else if (d->stages > 1 || (serve && go[1])) {   // its pipeline partners would wait for this stage in a step (or rank 0 in the later stages)
         sc_log(SC_LOG_ERROR, "rank %d (search group %d, pipeline stage %d): %s; aborting the job", d->rank, d->group, d->stage, sc_last_error());
         sc_dist_abort(d, st == SC_ERR_ARG ? 2 : 1);
     } else if (!go[1]) sc_dist_search_abstain(d, c->search.searches, st);   // rank 0 waits for this rank's word
@@ -193,7 +196,7 @@ sc_status sc_study_run(const sc_study_opts *o, char *run_dir_out, size_t cap) {
     if (!st && d->rank == 0) {
         if (run_dir_out) snprintf(run_dir_out, cap, "%s", run_dir);
         st = study_leader(o, &c, run_dir, d);
-        sc_dist_serve_end(d);   // group 0's other stages stop waiting for extract work
+        sc_dist_serve_end(d);   // the ranks serving the later stages stop waiting for work
     } else if (!st) st = study_follower(&c, run_dir, d);
     return st;
 }
