@@ -8,8 +8,13 @@
 // scratchpad is ours (user mode, from the workspace arena).
 //
 // Products of few rows (decode) keep the instruction set's streaming kernel, which widens BF16
-// weights on the fly against F32 activations: bound by reading the weights, BF16 rounding of
-// the activations would buy nothing there.
+// weights on the fly (bound by reading the weights), but on activations rounded to BF16 first:
+// every product of the bf16 precision then has BF16 operands and FP32 accumulation whatever its
+// row count, so a row's result does not depend on how many rows share the product beyond the
+// order of the FP32 sums (about 1e-7; a sampled token changes only when its draw falls that close
+// to a bin edge). Without the rounding, decode of 3 rows and of 6 (two kernels) differed by
+// BF16's 4e-3, enough to change the sampled tokens of a search with the number of searches
+// sharing its pass.
 #include "cpu_internal.h"
 
 #include <stdint.h>
@@ -225,9 +230,27 @@ static int min_rows(void) {
     return cached;
 }
 
+// The streaming kernel on act [T, K] rounded to BF16 (as floats, in workspace scratch).
+static sc_status few_rows(sc_backend *be, const float *act, int64_t n, float **rounded, sc_arena_mark *mk) {
+    *mk = sc_arena_mark_get(&be->ws);
+    float *r = sc_arena_alloc(&be->ws, sizeof(float) * (size_t)n, "BF16-rounded activations of a few-row product");
+    if (!r) return SC_ERR_MEM;
+    for (int64_t i = 0; i < n; i++) r[i] = sc_bf16_to_f32(sc_f32_to_bf16(act[i]));
+    *rounded = r;
+    return SC_OK;
+}
+
 sc_status sc_cpu_matmul_bf16(sc_backend *be, float *out, const float *x, const sc_mat *W, const float *bias, int T) {
     sc_cpu_impl *impl = be->impl;
-    if (W->dtype != SC_DTYPE_BF16 || T < min_rows()) return impl->isa_ops->matmul(be, out, x, W, bias, T);
+    if (W->dtype != SC_DTYPE_BF16) return impl->isa_ops->matmul(be, out, x, W, bias, T);
+    if (T < min_rows()) {
+        float *xr = NULL;
+        sc_arena_mark mk;
+        SC_TRY(few_rows(be, x, (int64_t)T * W->cols, &xr, &mk));
+        sc_status st = impl->isa_ops->matmul(be, out, xr, W, bias, T);
+        sc_arena_reset(&be->ws, mk);
+        return st;
+    }
     const int64_t N = W->rows, K = W->cols;
     SC_TRY(run_matmul(be, out, x, W->data, T, N, K, 1, 0));
     if (bias && (int64_t)T * N >= ((int64_t)1 << 16) && omp_get_max_threads() > 1) {
@@ -243,7 +266,15 @@ sc_status sc_cpu_matmul_bf16(sc_backend *be, float *out, const float *x, const s
 
 sc_status sc_cpu_matmul_dx_bf16(sc_backend *be, float *dx, const float *dy, const sc_mat *W, int T, int accumulate) {
     sc_cpu_impl *impl = be->impl;
-    if (W->dtype != SC_DTYPE_BF16 || T < min_rows()) return impl->isa_ops->matmul_dx(be, dx, dy, W, T, accumulate);
+    if (W->dtype != SC_DTYPE_BF16) return impl->isa_ops->matmul_dx(be, dx, dy, W, T, accumulate);
+    if (T < min_rows()) {
+        float *dyr = NULL;
+        sc_arena_mark mk;
+        SC_TRY(few_rows(be, dy, (int64_t)T * W->rows, &dyr, &mk));
+        sc_status st = impl->isa_ops->matmul_dx(be, dx, dyr, W, T, accumulate);
+        sc_arena_reset(&be->ws, mk);
+        return st;
+    }
     // dx[T, K] (+)= dy[T, N] . W[N, K]: W is B as [K_red = N, N_out = K], row-major
     return run_matmul(be, dx, dy, W->data, T, W->cols, W->rows, 0, accumulate);
 }
