@@ -194,6 +194,10 @@ typedef struct {
 // AdamW step are its own, as when it runs alone. Each record goes to
 // state->steps[state->steps_done] and steps_done grows by one.
 sc_status sc_search_pass(const sc_search_run *run, sc_search_work *w, const sc_search_item *items, int n_items);
+// The end of a search's step once its adapter's gradients are in: AdamW on A and B, the adapter
+// after it and the loss into the step's record (an error if the adapter is no longer finite),
+// the step counted. The same for one process, a pass and a pipeline stage.
+sc_status sc_search_finish_step(sc_backend *be, const sc_search_config *cfg, sc_search_state *state, const sc_loss_stats *ls);
 
 // One optimizer step of `state` on the given prompts (token ids): the one-search pass.
 sc_status sc_search_step(const sc_search_run *run, sc_search_work *w, sc_search_state *state, const int32_t *const *prompts,

@@ -341,15 +341,8 @@ static sc_status step_body(sc_pipe *p, sc_search_state *state, const int32_t *co
 #undef MB_ROWS
 
     // 6. AdamW on every stage, then the adapter after the step into the record
-    const sc_adamw_opts ao = {cfg->lr, cfg->beta1, cfg->beta2, cfg->adam_eps, cfg->weight_decay};
-    const size_t nA = sc_adapter_numel_A(ad), nB = sc_adapter_numel_B(ad);
-    SC_TRY(be->op->adamw(be, ad->A, ad->dA, state->mA, state->vA, nA, &ao, step + 1));
-    SC_TRY(be->op->adamw(be, ad->B, ad->dB, state->mB, state->vB, nB, &ao, step + 1));
-    SC_TRY(sc_adapter_get(ad, rec->A, rec->B));
-    for (size_t i = 0; i < nA + nB; i++)
-        if (!isfinite(i < nA ? rec->A[i] : rec->B[i - nA])) return sc_errorf(SC_ERR_NUMERIC, "search %d step %d: the adapter became non-finite; lower lr", state->search, step);
-    rec->loss = stats[0]; rec->kl = stats[1]; rec->nll = stats[2]; rec->n_pos = (int64_t)stats[3];
-    state->steps_done++;
+    const sc_loss_stats ls = {.loss = stats[0], .kl = stats[1], .nll = stats[2], .n_pos = (int64_t)stats[3]};
+    SC_TRY(sc_search_finish_step(be, cfg, state, &ls));
     p->steps++;
     p->t_sample += t1 - t0;
     p->t_tf += sc_now_seconds() - t1;

@@ -208,22 +208,24 @@ static sc_status micro_batch(const sc_search_run *run, sc_search_work *w, const 
     }
     SC_TRY(sc_backward(m, be, w->acts, &hook, w->dh));
 
+    for (int j = j0; j < j1; j++)   // each search's AdamW on its own parameters, its record
+        SC_TRY(sc_search_finish_step(be, cfg, items[j].state, &w->ls[j]));
+    return SC_OK;
+}
+
+sc_status sc_search_finish_step(sc_backend *be, const sc_search_config *cfg, sc_search_state *state, const sc_loss_stats *ls) {
+    sc_adapter *ad = state->adapter;
+    const int step = state->steps_done;
+    sc_step_record *rec = &state->steps[step];
     const sc_adamw_opts ao = {cfg->lr, cfg->beta1, cfg->beta2, cfg->adam_eps, cfg->weight_decay};
-    for (int j = j0; j < j1; j++) {   // each search's AdamW on its own parameters, its record
-        sc_search_state *state = items[j].state;
-        sc_adapter *ad = state->adapter;
-        const int step = state->steps_done;
-        sc_step_record *rec = &state->steps[step];
-        const size_t nA = sc_adapter_numel_A(ad), nB = sc_adapter_numel_B(ad);
-        SC_TRY(be->op->adamw(be, ad->A, ad->dA, state->mA, state->vA, nA, &ao, step + 1));
-        SC_TRY(be->op->adamw(be, ad->B, ad->dB, state->mB, state->vB, nB, &ao, step + 1));
-        SC_TRY(sc_adapter_get(ad, rec->A, rec->B));
-        for (size_t i = 0; i < nA + nB; i++)
-            if (!isfinite(i < nA ? rec->A[i] : rec->B[i - nA])) return sc_errorf(SC_ERR_NUMERIC, "search %d step %d: the adapter became non-finite; lower lr", state->search, step);
-        const sc_loss_stats *ls = &w->ls[j];
-        rec->loss = ls->loss; rec->kl = ls->kl; rec->nll = ls->nll; rec->n_pos = ls->n_pos;
-        state->steps_done++;
-    }
+    const size_t nA = sc_adapter_numel_A(ad), nB = sc_adapter_numel_B(ad);
+    SC_TRY(be->op->adamw(be, ad->A, ad->dA, state->mA, state->vA, nA, &ao, step + 1));
+    SC_TRY(be->op->adamw(be, ad->B, ad->dB, state->mB, state->vB, nB, &ao, step + 1));
+    SC_TRY(sc_adapter_get(ad, rec->A, rec->B));
+    for (size_t i = 0; i < nA + nB; i++)
+        if (!isfinite(i < nA ? rec->A[i] : rec->B[i - nA])) return sc_errorf(SC_ERR_NUMERIC, "search %d step %d: the adapter became non-finite; lower lr", state->search, step);
+    rec->loss = ls->loss; rec->kl = ls->kl; rec->nll = ls->nll; rec->n_pos = ls->n_pos;
+    state->steps_done++;
     return SC_OK;
 }
 
