@@ -152,8 +152,9 @@ static void send_stop(dist_search *x) {
     for (int r = 1; r < x->d->size; r++) MPI_Send(&one, 1, MPI_INT, r, TAG_STOP, MPI_COMM_WORLD);
 }
 
-static sc_status leader(dist_search *x, sc_search_run *run) {
-    run->poll = drain;
+// This rank's share of the searches (its group's, on its stage of the pipeline); a pipeline's
+// stages stop deferring signals afterwards and report their traffic.
+static sc_status run_searches(dist_search *x, sc_search_run *run) {
     use_pipe_poll(x, run);
     sc_status st = sc_search_run_range(run, 0, x->n_searches);
     if (x->pipe) {
@@ -161,6 +162,12 @@ static sc_status leader(dist_search *x, sc_search_run *run) {
         sc_interrupt_defer(0);
         sc_pipe_report(x->pipe);
     }
+    return st;
+}
+
+static sc_status leader(dist_search *x, sc_search_run *run) {
+    run->poll = drain;
+    sc_status st = run_searches(x, run);
     char own[4096];
     snprintf(own, sizeof own, "%s", st ? sc_last_error() : "");
     if (st) send_stop(x);
@@ -240,13 +247,7 @@ static sc_status send_done(const sc_dist *d, sc_status st, const char *msg) {
 static sc_status follower(dist_search *x, sc_search_run *run) {
     run->poll = look_for_stop;
     run->add_result = x->d->stage == 0 ? send_result : no_result;
-    use_pipe_poll(x, run);
-    sc_status st = sc_search_run_range(run, 0, x->n_searches);
-    if (x->pipe) {
-        pipe_fail(x, st);
-        sc_interrupt_defer(0);
-        sc_pipe_report(x->pipe);
-    }
+    sc_status st = run_searches(x, run);
     char msg[4096];
     snprintf(msg, sizeof msg, "%s", st ? sc_last_error() : "");
     sc_status w = wait_in_flight(x);
