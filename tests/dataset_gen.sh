@@ -116,7 +116,7 @@ cmp -s "$T/train.csv" "$T/normal/train.csv" && cmp -s "$T/test.csv" "$T/normal/t
 GEMINI_API_KEY=anything "$BIN" dataset --provider gemini --base-url "$URL" --model gemini-test --scenarios "$T/six.json" \
     --out "$T/gemini" --no-cache 2>"$T/err" >/dev/null || { cat "$T/err"; fail "the gemini run failed"; }
 $PY "$T/check.py" "$T/gemini" "$T/six.json" 16 4 || fail "the gemini run's files are wrong"
-tail -n 12 "$T/log" | grep -q '"path": "/v1beta/models/gemini-test:generateContent"' || fail "the gemini run did not use generateContent"
+grep -q '"path": "/v1beta/models/gemini-test:generateContent"' <<<"$(tail -n 12 "$T/log")" || fail "the gemini run did not use generateContent"
 [ ! -d "$T/gemini/cache" ] || fail "--no-cache wrote a cache"
 
 # --- duplicates ------------------------------------------------------------------------------

@@ -150,8 +150,8 @@ expect_fail "--attention-bias is for --arch qwen3" --preset tiny --tokenizer "$T
 expect_fail "unknown or incomplete option '--bogus'" --preset tiny --tokenizer "$TOK" --out "$T/x" --bogus
 expect_fail "/nonexistent/tokenizer.json" --preset tiny --tokenizer /nonexistent/tokenizer.json --out "$T/x"
 check '[ ! -e "$T/x" ]'
-"$BIN" make-model --help | grep -q "qwen2.5-14b-shape" || { echo "FAIL: --help"; fail=1; }
-"$BIN" make-model --help | grep -q -- "--arch A  *qwen2 | qwen3" || { echo "FAIL: --help lacks --arch"; fail=1; }
+grep -q "qwen2.5-14b-shape" <<<"$("$BIN" make-model --help)" || { echo "FAIL: --help"; fail=1; }
+grep -q -- "--arch A  *qwen2 | qwen3" <<<"$("$BIN" make-model --help)" || { echo "FAIL: --help lacks --arch"; fail=1; }
 
 [ $fail = 0 ] && echo "make_model.sh: ok"
 exit $fail

@@ -29,8 +29,8 @@ BIN="${SC_BIN:?}"; TOK="${SC_TOKENIZER:?}"
 command -v mpirun >/dev/null || { echo "skipped: no mpirun (apt-get install openmpi-bin)"; exit 77; }
 [ -f "$TOK" ] || { echo "skipped: no tokenizer at $TOK (run scripts/setup.sh)"; exit 77; }
 /usr/bin/python3 -c "import h5py" 2>/dev/null || { echo "skipped: python3-h5py missing (run scripts/setup.sh)"; exit 77; }
-"$BIN" run --help | grep -q -- "--stages" || { echo "FAIL: steerclear run has no --stages"; exit 1; }
-"$BIN" run --help | grep -q "this build: with MPI" || { echo "skipped: this steerclear was built without MPI (-DSC_MPI=OFF or no libopenmpi-dev)"; exit 77; }
+grep -q -- "--stages" <<<"$("$BIN" run --help)" || { echo "FAIL: steerclear run has no --stages"; exit 1; }
+grep -q "this build: with MPI" <<<"$("$BIN" run --help)" || { echo "skipped: this steerclear was built without MPI (-DSC_MPI=OFF or no libopenmpi-dev)"; exit 77; }
 T="$(mktemp -d)"; trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 # one thread per rank: the same arithmetic in every run, and no oversubscribed cores
@@ -243,7 +243,7 @@ grep -q "steerclear run: rank 1 (search group 1)" "$T/err" || { cat "$T/err"; fa
 # rank pids of the mpirun $1 (its children with an MPI rank)
 rank_pid() {   # $1 mpirun pid, $2 rank
   for p in $(pgrep -P "$1"); do
-    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2" && { echo "$p"; return; }
+    grep -qx "OMPI_COMM_WORLD_RANK=$2" <<<"$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null)" && { echo "$p"; return; }
   done
 }
 wait_ckpt() {   # $1 run dir: until both groups have a checkpoint with a step in it

@@ -42,7 +42,7 @@ wait $pid || fail "the search holding the lock failed: $(tail -3 "$T/busy.log")"
 n=$(h5dump -n "$T/busy/results.h5" | grep -c '/searches/000[0-9] *$' || true)
 [ "$n" = 6 ] || fail "after a refused second writer and a waiting one, results.h5 has $n searches, want 6"
 counts="$(h5 "$T/busy" /direction_token_counts)"
-echo "$counts" | grep -q '0,\|0 *$' && fail "a waiting extract did not see every finished search: $counts"
+grep -q '0,\|0 *$' <<<"$counts" && fail "a waiting extract did not see every finished search: $counts"
 ok
 
 # --- 2. refused runs write nothing; --resume keeps the run's settings -----------------------------

@@ -19,7 +19,7 @@ for c in slurmctld slurmd munged sbatch srun scontrol scancel squeue mpirun; do
   command -v "$c" >/dev/null || [ -x "/usr/sbin/$c" ] || { echo "skipped: $c missing (scripts/setup.sh installs slurmctld slurmd munge slurm-client openmpi-bin)"; exit 77; }
 done
 [ -f "$TOK" ] || { echo "skipped: no tokenizer at $TOK"; exit 77; }
-"$BIN" run --help | grep -q "this build: with MPI" || { echo "skipped: steerclear built without MPI"; exit 77; }
+grep -q "this build: with MPI" <<<"$("$BIN" run --help)" || { echo "skipped: steerclear built without MPI"; exit 77; }
 export PATH="$PATH:/usr/sbin"
 T="$(mktemp -d /tmp/sc-slurm.XXXXXX)"
 chmod 755 "$T"
@@ -83,8 +83,8 @@ slurmctld -D -f "$T/slurm.conf" >"$T/log/slurmctld.out" 2>&1 &
 PIDS+=($!)
 slurmd -D -f "$T/slurm.conf" -N "$HOST" >"$T/log/slurmd.out" 2>&1 &
 PIDS+=($!)
-for _ in $(seq 100); do sinfo -h -o %T 2>/dev/null | grep -qE "^idle" && break; sleep 0.2; done
-sinfo -h -o %T 2>/dev/null | grep -qE "^idle" || fail "the Slurm node did not become idle: $(sinfo 2>&1)"
+for _ in $(seq 100); do grep -qE "^idle" <<<"$(sinfo -h -o %T 2>/dev/null)" && break; sleep 0.2; done
+grep -qE "^idle" <<<"$(sinfo -h -o %T 2>/dev/null)" || fail "the Slurm node did not become idle: $(sinfo 2>&1)"
 echo "slurm: slurmctld and slurmd up on $HOST ($(nproc) CPUs) ($SECONDS s)"
 
 # f32: "auto" picks bf16 where the CPU has it, whose kernels round differently for different batch
