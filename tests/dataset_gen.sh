@@ -28,7 +28,7 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
 mkfifo "$T/in"
-$PY "$SRC/tests/judge_server.py" --log "$T/log" --no-auth <"$T/in" >"$T/port" &
+$PY "$SRC/tests/judge_server.py" --log "$T/log" --no-auth --slow-s 30 <"$T/in" >"$T/port" &   # slow: the interrupt case
 SERVER_PID=$!
 exec 9>"$T/in"
 for _ in $(seq 50); do [ -s "$T/port" ] && break; sleep 0.1; done
@@ -219,7 +219,7 @@ BEFORE="$(requests)"
     2>"$T/err" >/dev/null &   # not through ds(): the signal must reach steerclear, not a subshell
 DS_PID=$!
 for _ in $(seq 100); do [ "$(( $(requests) - BEFORE ))" -ge 6 ] && break; sleep 0.1; done
-sleep 0.3
+sleep 1.5   # the five quick answers arrive meanwhile (0.3 s flaked on a busy machine); the slow one takes 30 s
 kill -INT "$DS_PID"
 set +e
 wait "$DS_PID"; RC=$?
