@@ -62,4 +62,34 @@ int sc_cli_parse_precision(const char *opt, const char *s, const char **out);
 // A list of search indices such as "0,3,5-7" (malloc'ed into *out).
 int sc_cli_parse_list(const char *s, int **out, int *n);
 
+// The options the later stages' commands (extract, evaluate) share, for getopt_long: the
+// stage's (--run --model --memory-budget --wait --device --precision) and the sampling's
+// (--max-new-tokens --temperature --top-k --top-p --seed). A command's own option values
+// start at SC_CLI_O_OWN.
+enum {
+    SC_CLI_O_RUN = 900, SC_CLI_O_MODEL, SC_CLI_O_BUDGET, SC_CLI_O_WAIT, SC_CLI_O_DEVICE, SC_CLI_O_PRECISION,
+    SC_CLI_O_MAXNEW, SC_CLI_O_TEMP, SC_CLI_O_TOPK, SC_CLI_O_TOPP, SC_CLI_O_SEED, SC_CLI_O_OWN = 1000
+};
+#define SC_CLI_STAGE_LONGOPTS                                                                        \
+    {"run", required_argument, 0, SC_CLI_O_RUN}, {"model", required_argument, 0, SC_CLI_O_MODEL},   \
+    {"memory-budget", required_argument, 0, SC_CLI_O_BUDGET}, {"wait", no_argument, 0, SC_CLI_O_WAIT}, \
+    {"device", required_argument, 0, SC_CLI_O_DEVICE}, {"precision", required_argument, 0, SC_CLI_O_PRECISION}
+#define SC_CLI_SAMPLING_LONGOPTS                                                                               \
+    {"max-new-tokens", required_argument, 0, SC_CLI_O_MAXNEW}, {"temperature", required_argument, 0, SC_CLI_O_TEMP}, \
+    {"top-k", required_argument, 0, SC_CLI_O_TOPK}, {"top-p", required_argument, 0, SC_CLI_O_TOPP},               \
+    {"seed", required_argument, 0, SC_CLI_O_SEED}
+// Where a command keeps the sampling options' values (min_new_tokens: the least --max-new-tokens).
+typedef struct {
+    int *max_new_tokens, min_new_tokens;
+    float *temperature, *top_p;
+    int *top_k;
+    uint64_t *seed;
+    int *seed_set;
+} sc_cli_sampling;
+struct sc_stage_opts;
+// 1: one of these options, its value stored; 0: one of them with a bad value (the error
+// recorded); -1: not one of them.
+int sc_cli_stage_option(int c, const char *arg, struct sc_stage_opts *so);
+int sc_cli_sampling_option(int c, const char *arg, const sc_cli_sampling *s);
+
 #endif

@@ -17,7 +17,7 @@
 #include "steerclear/results.h"
 #include "steerclear/tok.h"
 
-typedef struct {
+typedef struct sc_stage_opts {
     const char *run_dir;           // required
     int run_mode;                  // SC_RUN_READ, or SC_RUN_WRITE (creates and locks the directory) [| SC_RUN_WAIT]
     const char *command;           // what this process is, for the run directory's lock ("search", ...)

@@ -60,23 +60,17 @@ static int parse_scales(const char *s, float **out, int *n) {
 }
 
 int sc_cmd_evaluate(int argc, char **argv) {
-    enum { O_RUN = 1000, O_MODEL, O_TEST, O_SCALES, O_MAXNEW, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_LIMIT,
-           O_SEARCHES, O_BATCH, O_NOADAPT, O_NODIR, O_BUDGET, O_WAIT, O_DEVICE, O_PRECISION, O_HELP };
+    enum { O_TEST = SC_CLI_O_OWN, O_SCALES, O_LIMIT, O_SEARCHES, O_BATCH, O_NOADAPT, O_NODIR, O_HELP };
     static const struct option longopts[] = {
-        {"run", required_argument, 0, O_RUN}, {"model", required_argument, 0, O_MODEL},
+        SC_CLI_STAGE_LONGOPTS, SC_CLI_SAMPLING_LONGOPTS,
         {"test", required_argument, 0, O_TEST}, {"scales", required_argument, 0, O_SCALES},
-        {"max-new-tokens", required_argument, 0, O_MAXNEW}, {"temperature", required_argument, 0, O_TEMP},
-        {"top-k", required_argument, 0, O_TOPK}, {"top-p", required_argument, 0, O_TOPP},
-        {"seed", required_argument, 0, O_SEED}, {"limit", required_argument, 0, O_LIMIT},
-        {"searches", required_argument, 0, O_SEARCHES}, {"batch", required_argument, 0, O_BATCH},
-        {"no-adapters", no_argument, 0, O_NOADAPT}, {"no-directions", no_argument, 0, O_NODIR},
-        {"memory-budget", required_argument, 0, O_BUDGET}, {"wait", no_argument, 0, O_WAIT},
-        {"device", required_argument, 0, O_DEVICE},
-        {"precision", required_argument, 0, O_PRECISION},
-        {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0},
+        {"limit", required_argument, 0, O_LIMIT}, {"searches", required_argument, 0, O_SEARCHES},
+        {"batch", required_argument, 0, O_BATCH}, {"no-adapters", no_argument, 0, O_NOADAPT},
+        {"no-directions", no_argument, 0, O_NODIR}, {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0},
     };
     sc_evaluate_opts o;
     sc_evaluate_opts_default(&o);
+    const sc_cli_sampling sampling = {&o.max_new_tokens, 1, &o.temperature, &o.top_p, &o.top_k, &o.seed, &o.seed_set};
     sc_stage_opts so;
     sc_stage_opts_default(&so);
     sc_stage *stage = NULL;
@@ -86,30 +80,23 @@ int sc_cmd_evaluate(int argc, char **argv) {
     opterr = 0;
     int c, rc = 1;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        int ok = 1;
-        switch (c) {
-        case O_RUN: so.run_dir = optarg; break;
-        case O_MODEL: so.model_dir = optarg; break;
-        case O_TEST: so.test_csv = optarg; break;
-        case O_BUDGET: ok = sc_cli_parse_size("--memory-budget", optarg, &so.backend.memory_budget); break;
-        case O_PRECISION: ok = sc_cli_parse_precision("--precision", optarg, &so.backend.precision); break;
-        case O_SCALES: free(scales); scales = NULL; ok = parse_scales(optarg, &scales, &o.n_scales); break;
-        case O_MAXNEW: ok = sc_cli_parse_int("--max-new-tokens", optarg, 1, &o.max_new_tokens); break;
-        case O_TEMP: ok = sc_cli_parse_float("--temperature", optarg, &o.temperature); break;
-        case O_TOPK: ok = sc_cli_parse_int("--top-k", optarg, 0, &o.top_k); break;
-        case O_TOPP: ok = sc_cli_parse_float("--top-p", optarg, &o.top_p); break;
-        case O_SEED: ok = sc_cli_parse_seed("--seed", optarg, &o.seed); o.seed_set = 1; break;
-        case O_WAIT: so.run_mode |= SC_RUN_WAIT; break;
-        case O_DEVICE: ok = sc_device_parse(optarg, "--device", &so.backend.device) == SC_OK; break;
-        case O_LIMIT: ok = sc_cli_parse_int("--limit", optarg, 1, &o.limit); break;
-        case O_SEARCHES: free(searches); searches = NULL; ok = sc_cli_parse_list(optarg, &searches, &o.n_searches); break;
-        case O_BATCH: ok = sc_cli_parse_int("--batch", optarg, 1, &o.batch_seqs); break;
-        case O_NOADAPT: o.adapters = 0; break;
-        case O_NODIR: o.directions = 0; break;
-        case 'h': case O_HELP: usage(stdout); rc = 0; goto out;
-        default:
-            sc_errorf(SC_ERR_ARG, "unknown or incomplete option '%s' (see steerclear evaluate --help)", argv[optind - 1]);
-            ok = 0;
+        int ok = sc_cli_stage_option(c, optarg, &so);
+        if (ok < 0) ok = sc_cli_sampling_option(c, optarg, &sampling);
+        if (ok < 0) {
+            ok = 1;
+            switch (c) {
+            case O_TEST: so.test_csv = optarg; break;
+            case O_SCALES: free(scales); scales = NULL; ok = parse_scales(optarg, &scales, &o.n_scales); break;
+            case O_LIMIT: ok = sc_cli_parse_int("--limit", optarg, 1, &o.limit); break;
+            case O_SEARCHES: free(searches); searches = NULL; ok = sc_cli_parse_list(optarg, &searches, &o.n_searches); break;
+            case O_BATCH: ok = sc_cli_parse_int("--batch", optarg, 1, &o.batch_seqs); break;
+            case O_NOADAPT: o.adapters = 0; break;
+            case O_NODIR: o.directions = 0; break;
+            case 'h': case O_HELP: usage(stdout); rc = 0; goto out;
+            default:
+                sc_errorf(SC_ERR_ARG, "unknown or incomplete option '%s' (see steerclear evaluate --help)", argv[optind - 1]);
+                ok = 0;
+            }
         }
         if (!ok) goto bad;
     }

@@ -43,24 +43,18 @@ static void usage(FILE *f) {
 
 
 int sc_cmd_extract(int argc, char **argv) {
-    enum { O_RUN = 1000, O_MODEL, O_TRAIN, O_TEST, O_MODE, O_SETS, O_MAXNEW, O_TEMP, O_TOPK, O_TOPP, O_SEED,
-           O_SEARCHES, O_BATCH, O_PER_PASS, O_NOEXPORT, O_BUDGET, O_WAIT, O_DEVICE, O_PRECISION, O_HELP };
+    enum { O_TRAIN = SC_CLI_O_OWN, O_TEST, O_MODE, O_SETS, O_SEARCHES, O_BATCH, O_PER_PASS, O_NOEXPORT, O_HELP };
     static const struct option longopts[] = {
-        {"run", required_argument, 0, O_RUN}, {"model", required_argument, 0, O_MODEL},
+        SC_CLI_STAGE_LONGOPTS, SC_CLI_SAMPLING_LONGOPTS,
         {"train", required_argument, 0, O_TRAIN}, {"test", required_argument, 0, O_TEST},
         {"mode", required_argument, 0, O_MODE}, {"sets", required_argument, 0, O_SETS},
-        {"max-new-tokens", required_argument, 0, O_MAXNEW}, {"temperature", required_argument, 0, O_TEMP},
-        {"top-k", required_argument, 0, O_TOPK}, {"top-p", required_argument, 0, O_TOPP},
-        {"seed", required_argument, 0, O_SEED}, {"searches", required_argument, 0, O_SEARCHES},
-        {"batch", required_argument, 0, O_BATCH}, {"no-export", no_argument, 0, O_NOEXPORT},
-        {"searches-per-pass", required_argument, 0, O_PER_PASS},
-        {"memory-budget", required_argument, 0, O_BUDGET}, {"wait", no_argument, 0, O_WAIT},
-        {"device", required_argument, 0, O_DEVICE},
-        {"precision", required_argument, 0, O_PRECISION},
+        {"searches", required_argument, 0, O_SEARCHES}, {"batch", required_argument, 0, O_BATCH},
+        {"searches-per-pass", required_argument, 0, O_PER_PASS}, {"no-export", no_argument, 0, O_NOEXPORT},
         {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0},
     };
     sc_extract_opts o;
     sc_extract_opts_default(&o);
+    const sc_cli_sampling sampling = {&o.max_new_tokens, 0, &o.temperature, &o.top_p, &o.top_k, &o.seed, &o.seed_set};
     sc_stage_opts so;
     sc_stage_opts_default(&so);
     int *searches = NULL;
@@ -68,39 +62,32 @@ int sc_cmd_extract(int argc, char **argv) {
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        int ok = 1;
-        switch (c) {
-        case O_RUN: so.run_dir = optarg; break;
-        case O_MODEL: so.model_dir = optarg; break;
-        case O_TRAIN: so.train_csv = optarg; break;
-        case O_TEST: so.test_csv = optarg; break;
-        case O_BUDGET: ok = sc_cli_parse_size("--memory-budget", optarg, &so.backend.memory_budget); break;
-        case O_PRECISION: ok = sc_cli_parse_precision("--precision", optarg, &so.backend.precision); break;
-        case O_MODE: ok = sc_direction_mode_parse(optarg, &o.mode) == SC_OK; break;
-        case O_SETS:
-            if (!strcmp(optarg, "train,test") || !strcmp(optarg, "test,train")) o.use_train = o.use_test = 1;
-            else if (!strcmp(optarg, "train")) { o.use_train = 1; o.use_test = 0; }
-            else if (!strcmp(optarg, "test")) { o.use_train = 0; o.use_test = 1; }
-            else { sc_errorf(SC_ERR_ARG, "--sets '%s' is not one of train,test | train | test", optarg); ok = 0; }
-            break;
-        case O_MAXNEW: ok = sc_cli_parse_int("--max-new-tokens", optarg, 0, &o.max_new_tokens); break;
-        case O_TEMP: ok = sc_cli_parse_float("--temperature", optarg, &o.temperature); break;
-        case O_TOPK: ok = sc_cli_parse_int("--top-k", optarg, 0, &o.top_k); break;
-        case O_TOPP: ok = sc_cli_parse_float("--top-p", optarg, &o.top_p); break;
-        case O_SEED: ok = sc_cli_parse_seed("--seed", optarg, &o.seed); o.seed_set = 1; break;
-        case O_WAIT: so.run_mode |= SC_RUN_WAIT; break;
-        case O_DEVICE: ok = sc_device_parse(optarg, "--device", &so.backend.device) == SC_OK; break;
-        case O_SEARCHES: free(searches); searches = NULL; ok = sc_cli_parse_list(optarg, &searches, &o.n_searches); break;
-        case O_BATCH: ok = sc_cli_parse_int("--batch", optarg, 1, &o.batch_seqs); break;
-        case O_PER_PASS:
-            if (!strcmp(optarg, "auto")) o.searches_per_pass = 0;
-            else ok = sc_cli_parse_int("--searches-per-pass", optarg, 1, &o.searches_per_pass);
-            break;
-        case O_NOEXPORT: o.export_files = 0; break;
-        case 'h': case O_HELP: usage(stdout); free(searches); return 0;
-        default:
-            sc_errorf(SC_ERR_ARG, "unknown or incomplete option '%s' (see steerclear extract --help)", argv[optind - 1]);
-            ok = 0;
+        int ok = sc_cli_stage_option(c, optarg, &so);
+        if (ok < 0) ok = sc_cli_sampling_option(c, optarg, &sampling);
+        if (ok < 0) {
+            ok = 1;
+            switch (c) {
+            case O_TRAIN: so.train_csv = optarg; break;
+            case O_TEST: so.test_csv = optarg; break;
+            case O_MODE: ok = sc_direction_mode_parse(optarg, &o.mode) == SC_OK; break;
+            case O_SETS:
+                if (!strcmp(optarg, "train,test") || !strcmp(optarg, "test,train")) o.use_train = o.use_test = 1;
+                else if (!strcmp(optarg, "train")) { o.use_train = 1; o.use_test = 0; }
+                else if (!strcmp(optarg, "test")) { o.use_train = 0; o.use_test = 1; }
+                else { sc_errorf(SC_ERR_ARG, "--sets '%s' is not one of train,test | train | test", optarg); ok = 0; }
+                break;
+            case O_SEARCHES: free(searches); searches = NULL; ok = sc_cli_parse_list(optarg, &searches, &o.n_searches); break;
+            case O_BATCH: ok = sc_cli_parse_int("--batch", optarg, 1, &o.batch_seqs); break;
+            case O_PER_PASS:
+                if (!strcmp(optarg, "auto")) o.searches_per_pass = 0;
+                else ok = sc_cli_parse_int("--searches-per-pass", optarg, 1, &o.searches_per_pass);
+                break;
+            case O_NOEXPORT: o.export_files = 0; break;
+            case 'h': case O_HELP: usage(stdout); free(searches); return 0;
+            default:
+                sc_errorf(SC_ERR_ARG, "unknown or incomplete option '%s' (see steerclear extract --help)", argv[optind - 1]);
+                ok = 0;
+            }
         }
         if (!ok) { free(searches); return sc_cli_bad_input("extract"); }
     }

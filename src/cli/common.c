@@ -2,6 +2,7 @@
 #include "steerclear/cli.h"
 #include "steerclear/backend.h"
 #include "steerclear/core.h"
+#include "steerclear/stage.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -160,4 +161,27 @@ int sc_cli_parse_precision(const char *opt, const char *s, const char **out) {
 int sc_cli_parse_size(const char *opt, const char *s, size_t *out) {
     if (sc_parse_size(s, out) != SC_OK) { sc_error_wrap(SC_ERR_ARG, "%s: ", opt); return 0; }
     return 1;
+}
+
+int sc_cli_stage_option(int c, const char *arg, sc_stage_opts *so) {
+    switch (c) {
+    case SC_CLI_O_RUN: so->run_dir = arg; return 1;
+    case SC_CLI_O_MODEL: so->model_dir = arg; return 1;
+    case SC_CLI_O_BUDGET: return sc_cli_parse_size("--memory-budget", arg, &so->backend.memory_budget);
+    case SC_CLI_O_WAIT: so->run_mode |= SC_RUN_WAIT; return 1;
+    case SC_CLI_O_DEVICE: return sc_device_parse(arg, "--device", &so->backend.device) == SC_OK;
+    case SC_CLI_O_PRECISION: return sc_cli_parse_precision("--precision", arg, &so->backend.precision);
+    default: return -1;
+    }
+}
+
+int sc_cli_sampling_option(int c, const char *arg, const sc_cli_sampling *s) {
+    switch (c) {
+    case SC_CLI_O_MAXNEW: return sc_cli_parse_int("--max-new-tokens", arg, s->min_new_tokens, s->max_new_tokens);
+    case SC_CLI_O_TEMP: return sc_cli_parse_float("--temperature", arg, s->temperature);
+    case SC_CLI_O_TOPK: return sc_cli_parse_int("--top-k", arg, 0, s->top_k);
+    case SC_CLI_O_TOPP: return sc_cli_parse_float("--top-p", arg, s->top_p);
+    case SC_CLI_O_SEED: *s->seed_set = 1; return sc_cli_parse_seed("--seed", arg, s->seed);
+    default: return -1;
+    }
 }
