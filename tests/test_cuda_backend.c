@@ -2,8 +2,10 @@
 // inputs of several shapes (odd ones included), each GPU output buffer filled with NaN before
 // the call so an element the op fails to write shows up; then a tiny BF16 model end to end
 // (logits of the base model, the adapted model's divergence loss and adapter gradients, one
-// AdamW step); the GEMMs once more through the fallback kernel used where cuBLASLt has no
-// algorithm (SC_CUDA_GEMM_FALLBACK=1). Skipped (exit 77) when this build has no CUDA backend or
+// AdamW step); generation with the KV cache (with an adapter hook, batch shrinking as sequences
+// stop) on the GPU against the CPU (agreement of the greedy tokens measured) and with decode
+// steps in CUDA graphs (SC_CUDA_GRAPHS=1) against op by op (bitwise); the GEMMs once more
+// through the fallback kernel used where cuBLASLt has no algorithm (SC_CUDA_GEMM_FALLBACK=1). Skipped (exit 77) when this build has no CUDA backend or
 // no GPU is usable (CI, and every CPU machine): it only means something on a GPU
 // (benchmarks/gpu/check.sh runs it).
 //
@@ -18,6 +20,7 @@
 #include "testutil.h"
 #include "steerclear/adapter.h"
 #include "steerclear/engine.h"
+#include "steerclear/generate.h"
 #include "steerclear/loss.h"
 #include "steerclear/make_model.h"
 #include "steerclear/rng.h"
@@ -453,8 +456,9 @@ static void run_model(sc_backend *be, const char *dir, model_run *r) {
     sc_model_free(m);
 }
 
-static void test_tiny_model(void) {
-    char dir[4200];
+static const char *tiny_model_dir(void) {
+    static char dir[4200];
+    if (dir[0]) return dir;
     snprintf(dir, sizeof dir, "%s/tiny", sc_test_tmpdir());
     sc_make_model_opts mo;
     memset(&mo, 0, sizeof mo);
@@ -464,6 +468,11 @@ static void test_tiny_model(void) {
     mo.dtype = SC_DTYPE_BF16;
     mo.seed = 31;
     CHECK_OK(sc_make_model(dir, &mo));
+    return dir;
+}
+
+static void test_tiny_model(void) {
+    const char *dir = tiny_model_dir();
     model_run c, g;
     run_model(g_cpu, dir, &c);
     run_model(g_gpu, dir, &g);
@@ -486,6 +495,102 @@ static void test_tiny_model(void) {
     free(g.logits); free(g.dA); free(g.dB); free(g.A1);
 }
 
+// --- generation: KV cache, adapter hook, decode steps in CUDA graphs -----------------------------------
+
+#define GEN_N 5
+#define GEN_NEW 24
+
+// Generates GEN_N prompts of different lengths through an adapter hook; the first sequences stop
+// early (stop token = what they would draw at steps 3 and 8) so the batch shrinks. out: GEN_N x
+// GEN_NEW ids, -1 after a stop.
+static void generate_on(sc_backend *be, int greedy, const int32_t *stops, int n_stop, int32_t *out) {
+    for (int i = 0; i < GEN_N * GEN_NEW; i++) out[i] = -1;
+    sc_model *m = NULL;
+    CHECK_OK(sc_model_load(tiny_model_dir(), 0, -1, be, &m));
+    if (!m) return;
+    sc_adapter *ad = NULL;
+    CHECK_OK(sc_adapter_create(be, SC_ADAPTER_SHARED, m->cfg.n_layers, m->cfg.hidden, 2, 2.0f, &ad));
+    CHECK_OK(sc_adapter_init(ad, 9));
+    float *B = malloc(sizeof(float) * 2 * (size_t)m->cfg.hidden);
+    sc_rng_normal(10, 1, 0, B, 2 * (size_t)m->cfg.hidden);
+    CHECK_OK(sc_adapter_set(ad, NULL, B));
+    const sc_hook hook = sc_adapter_hook(ad);
+    int32_t pr[GEN_N][12];
+    const int32_t *prompts[GEN_N];
+    int len[GEN_N];
+    uint64_t stream[GEN_N];
+    for (int s = 0; s < GEN_N; s++) {
+        len[s] = 3 + 2 * s;
+        for (int t = 0; t < len[s]; t++) pr[s][t] = (int32_t)((s * 101 + t * 7 + 3) % m->cfg.vocab);
+        prompts[s] = pr[s];
+        stream[s] = (uint64_t)s;
+    }
+    sc_sample_opts o;
+    sc_sample_opts_default(&o);
+    o.max_new_tokens = GEN_NEW;
+    o.greedy = greedy;
+    o.seed = 77;
+    o.stop_ids = stops;
+    o.n_stop = n_stop;
+    sc_gen_out go[GEN_N];
+    CHECK_OK(sc_generate(m, be, prompts, len, GEN_N, stream, NULL, &o, &hook, go));
+    for (int s = 0; s < GEN_N; s++) {
+        for (int i = 0; i < go[s].n && i < GEN_NEW; i++) out[s * GEN_NEW + i] = go[s].ids[i];
+        free(go[s].ids);
+    }
+    free(B);
+    sc_adapter_free(ad);
+    sc_model_free(m);
+}
+
+static void test_generate_graphs(void) {
+    int32_t ref[GEN_N * GEN_NEW], got[GEN_N * GEN_NEW];
+    generate_on(g_gpu, 0, NULL, 0, ref);   // the stops: tokens sequences 0 and 1 draw at steps 3 and 8
+    const int32_t stops[2] = {ref[0 * GEN_NEW + 3], ref[1 * GEN_NEW + 8]};
+    generate_on(g_gpu, 0, stops, 2, ref);
+    int stopped = 0;
+    for (int s = 0; s < GEN_N; s++) stopped += ref[s * GEN_NEW + GEN_NEW - 1] < 0;
+    CHECKF(stopped >= 1, "no sequence stopped early: the batch never shrank (stops %d, %d)", stops[0], stops[1]);
+    // decode steps in CUDA graphs: the same kernels in the same order, so bitwise the same tokens
+    setenv("SC_CUDA_GRAPHS", "1", 1);
+    sc_backend_opts o;
+    sc_backend_opts_default(&o);
+    o.device = SC_DEVICE_CUDA;
+    sc_backend *gb = NULL;
+    CHECK_OK(sc_backend_create(&o, &gb));
+    unsetenv("SC_CUDA_GRAPHS");
+    if (!gb) return;
+    generate_on(gb, 0, stops, 2, got);
+    printf("test_cuda_backend: generation with CUDA graphs: %llu decode steps as graphs, %llu instantiated\n",
+           (unsigned long long)gb->stats.n_graphs, (unsigned long long)gb->stats.n_graph_builds);
+    CHECKF(gb->stats.n_graphs >= GEN_NEW - 2, "only %llu decode steps ran as CUDA graphs (want about %d)",
+           (unsigned long long)gb->stats.n_graphs, GEN_NEW - 1);
+    CHECKF(gb->stats.n_graph_builds < gb->stats.n_graphs, "every graph was instantiated anew (%llu of %llu): none was updated in place",
+           (unsigned long long)gb->stats.n_graph_builds, (unsigned long long)gb->stats.n_graphs);
+    int diff = 0;
+    for (int i = 0; i < GEN_N * GEN_NEW; i++) diff += got[i] != ref[i];
+    CHECKF(diff == 0, "decode in CUDA graphs gave %d of %d tokens other than op by op", diff, GEN_N * GEN_NEW);
+    sc_backend_free(gb);
+}
+
+// greedy on the GPU against the CPU: BF16 activations against the CPU's, so a token may differ
+// where two logits are within rounding; after a difference the sequences part ways
+static void test_generate_greedy(void) {
+    int32_t got[GEN_N * GEN_NEW], cpu[GEN_N * GEN_NEW];
+    generate_on(g_gpu, 1, NULL, 0, got);
+    generate_on(g_cpu, 1, NULL, 0, cpu);
+    int same_first = 0, prefix = 0;
+    for (int s = 0; s < GEN_N; s++) {
+        same_first += got[s * GEN_NEW] == cpu[s * GEN_NEW];
+        int k = 0;
+        while (k < GEN_NEW && got[s * GEN_NEW + k] == cpu[s * GEN_NEW + k]) k++;
+        prefix += k;
+    }
+    printf("test_cuda_backend: greedy generation GPU vs CPU: first tokens equal in %d of %d sequences, %d of %d tokens "
+           "before the first difference\n", same_first, GEN_N, prefix, GEN_N * GEN_NEW);
+    CHECKF(same_first * 2 > GEN_N, "the first greedy token differs from the CPU's in %d of %d sequences", GEN_N - same_first, GEN_N);
+}
+
 int main(void) {
     sc_backend_opts o;
     sc_backend_opts_default(&o);
@@ -504,6 +609,8 @@ int main(void) {
     test_adapter();
     test_loss_adamw_sample();
     test_tiny_model();
+    test_generate_graphs();
+    test_generate_greedy();
     sc_backend_free(g_gpu);
     // the plain-loop GEMM cuBLASLt's refusals fall back to, on every GEMM shape of the tests
     setenv("SC_CUDA_GEMM_FALLBACK", "1", 1);

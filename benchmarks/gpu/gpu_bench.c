@@ -104,7 +104,7 @@ int main(int argc, char **argv) {
             double a = sc_now_seconds();
             for (int i = 0; i < NT - 1 && !st; i++) {
                 for (int s = 0; s < B; s++) pos0[s] = P + i;
-                st = sc_forward(m, be, &batch, next, hidden, cache, NULL, NULL);
+                st = sc_forward_step(m, be, &batch, next, hidden, cache, NULL);   // CUDA graphs with SC_CUDA_GRAPHS=1
                 if (!st) st = sc_head(m, be, hidden, NULL, B, NULL, logits);
                 if (!st) st = be->op->sample(be, logits, B, V, &greedy, u, next);
             }
@@ -114,7 +114,8 @@ int main(int argc, char **argv) {
             const double d = best_of(t, reps);
             const double bytes = 2.0 * (block_params + (double)V * C);   // BF16 weights read per step
             printf(" \"decode\": {\"batch\": %d, \"context\": %d, \"steps\": %d, \"seconds\": %.6f, \"tokens_per_s\": %.1f, \"ms_per_step\": %.3f, "
-                   "\"weight_GB_per_s\": %.1f},\n", B, P, NT - 1, d, (double)B * (NT - 1) / d, 1000.0 * d / (NT - 1), bytes * (NT - 1) / d / 1e9);
+                   "\"weight_GB_per_s\": %.1f, \"graphs\": %llu},\n", B, P, NT - 1, d, (double)B * (NT - 1) / d, 1000.0 * d / (NT - 1),
+                   bytes * (NT - 1) / d / 1e9, (unsigned long long)be->stats.n_graphs);
         }
     }
     // train pass

@@ -152,10 +152,21 @@ typedef struct sc_backend_ops {
                        const sc_adamw_opts *o, int step);
     // One token per row of logits [n,V] (modified) with uniforms u[n] (host) into ids[n] (host).
     sc_status (*sample)(sc_backend *be, float *logits, int n, int V, const sc_sampling *s, const float *u, int32_t *ids);
+
+    // --- device graphs (optional: NULL where the backend has none) ---------------------------
+    // graph_begin: 1 when the ops that follow are recorded into one graph instead of run (0:
+    // run them as usual). graph_end(work = the status of the recorded ops): SC_OK once the graph
+    // was launched; otherwise nothing of the recorded work has run and it returns an error:
+    // run the same ops again directly. No op between the two may wait for the device or read
+    // results back (download, sync, free): recording fails then, and the work runs directly.
+    int (*graph_begin)(sc_backend *be);
+    sc_status (*graph_end)(sc_backend *be, sc_status work);
 } sc_backend_ops;
 
 typedef struct {
     uint64_t n_alloc, n_free;  // op->alloc / op->free calls
+    uint64_t n_graphs;         // device graphs launched (op->graph_end), n_graph_builds of them instantiated anew
+    uint64_t n_graph_builds;
     size_t bytes_live, bytes_peak;
 } sc_backend_stats;
 

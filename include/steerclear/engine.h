@@ -71,6 +71,11 @@ size_t sc_forward_workspace_estimate(const sc_model *m, int T);
 // batch's positions and attended over); save: optional (only without a cache).
 sc_status sc_forward(const sc_model *m, sc_backend *be, const sc_batch *batch, const int32_t *ids,
                      float *hidden, sc_kv_cache *cache, const sc_hook *hook, sc_activations *save);
+// The same without save, for a decode step (a row or a few per sequence against the cache):
+// recorded and launched as one device graph where the backend does that (CUDA graphs, with
+// $SC_CUDA_GRAPHS=1; backend.h, graph_begin); op by op otherwise, and when recording fails.
+sc_status sc_forward_step(const sc_model *m, sc_backend *be, const sc_batch *batch, const int32_t *ids,
+                          float *hidden, sc_kv_cache *cache, const sc_hook *hook);
 
 // Final RMSNorm and LM head for n rows of hidden (row indices `rows`, NULL = 0..n-1):
 // rstd [n] (optional, for sc_head_backward), logits [n,V] (optional).

@@ -390,6 +390,16 @@ sc_status sc_forward(const sc_model *m, sc_backend *be, const sc_batch *batch, c
     return st;
 }
 
+sc_status sc_forward_step(const sc_model *m, sc_backend *be, const sc_batch *batch, const int32_t *ids,
+                          float *hidden, sc_kv_cache *cache, const sc_hook *hook) {
+    if (be->op->graph_begin && be->op->graph_begin(be)) {   // nothing of a failed recording has run
+        const sc_status st = be->op->graph_end(be, sc_forward(m, be, batch, ids, hidden, cache, hook, NULL));
+        if (st == SC_OK || st == SC_ERR_INTERRUPTED) return st;
+        sc_error_clear();
+    }
+    return sc_forward(m, be, batch, ids, hidden, cache, hook, NULL);
+}
+
 // --- Backward over the slice ----------------------------------------------------------------
 
 static sc_status backward_blocks(const sc_model *m, sc_backend *be, sc_activations *act, const sc_hook *hook, float *dhidden) {

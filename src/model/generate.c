@@ -1,6 +1,8 @@
 // generate.c — batched generation with a KV cache: the host bookkeeping (sc_gen), one block
 // slice's run state (sc_gen_stage) and the whole-model generator (see steerclear/generate.h).
-// A prefill of all prompts, then one row per live sequence per step.
+// A prefill of all prompts, then one row per live sequence per step. The options that come from
+// a tokenizer (stop ids, vocabulary limit) are set in src/tok/chat.c, so that this file needs no
+// tokenizer (the GPU-check build has none).
 #include "steerclear/generate.h"
 #include "steerclear/rng.h"
 
@@ -12,26 +14,6 @@ void sc_sample_opts_default(sc_sample_opts *o) {
     o->max_new_tokens = 128;
     o->temperature = 1.0f;
     o->top_p = 1.0f;
-}
-
-void sc_sample_opts_for_tokenizer(sc_sample_opts *o, const sc_tokenizer *tok, int32_t stops[2]) {
-    int n = 0;
-    if ((stops[n] = sc_tok_id(tok, "<|im_end|>")) >= 0) n++;
-    if ((stops[n] = sc_tok_id(tok, "<|endoftext|>")) >= 0) n++;
-    o->stop_ids = stops;
-    o->n_stop = n;
-    o->vocab_limit = sc_tok_vocab_size(tok);
-}
-
-void sc_sample_opts_make(sc_sample_opts *o, const sc_tokenizer *tok, int32_t stops[2], int max_new_tokens, float temperature,
-                         int top_k, float top_p, uint64_t seed) {
-    sc_sample_opts_default(o);
-    sc_sample_opts_for_tokenizer(o, tok, stops);
-    o->max_new_tokens = max_new_tokens;
-    o->temperature = temperature;
-    o->top_k = top_k;
-    o->top_p = top_p;
-    o->seed = seed;
 }
 
 sc_sampling sc_sample_opts_sampling(const sc_sample_opts *o) {
@@ -245,7 +227,9 @@ sc_status sc_gen_stage_forward(sc_gen_stage *st, const sc_gen *g, const sc_hook 
     const sc_batch *b = sc_gen_batch(g);
     if (b->seq_start[b->n_seq] > st->max_rows)
         return sc_errorf(SC_ERR_INTERNAL, "generate: %d rows, the stage was made for %d", b->seq_start[b->n_seq], st->max_rows);
-    return sc_forward(st->m, st->be, b, st->m->has_embed ? sc_gen_ids(g) : NULL, st->hidden, st->cache, hook, NULL);
+    const int32_t *ids = st->m->has_embed ? sc_gen_ids(g) : NULL;
+    if (g->prefill) return sc_forward(st->m, st->be, b, ids, st->hidden, st->cache, hook, NULL);
+    return sc_forward_step(st->m, st->be, b, ids, st->hidden, st->cache, hook);   // in a device graph where the backend can
 }
 
 sc_status sc_gen_stage_sample(sc_gen_stage *st, const sc_gen *g, const sc_sample_opts *o) {

@@ -21,6 +21,7 @@
 // Leaves out: tools, documents, tool_calls and reasoning_content fields, image or list
 // contents, continue_final_message, and templates of other structures (an error says so).
 #include "steerclear/chat.h"
+#include "steerclear/generate.h"
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
@@ -717,4 +718,26 @@ sc_status sc_chat_render(const sc_chat *chat, const sc_chat_opts *opts, const sc
     if (b.oom) { free(b.p); return sc_errorf(SC_ERR_MEM, "chat: out of memory rendering a conversation"); }
     *text = b.p;
     return SC_OK;
+}
+
+// --- Sampling options from the chat format (generate.h) -----------------------------------------------
+
+void sc_sample_opts_for_tokenizer(sc_sample_opts *o, const sc_tokenizer *tok, int32_t stops[2]) {
+    int n = 0;
+    if ((stops[n] = sc_tok_id(tok, "<|im_end|>")) >= 0) n++;
+    if ((stops[n] = sc_tok_id(tok, "<|endoftext|>")) >= 0) n++;
+    o->stop_ids = stops;
+    o->n_stop = n;
+    o->vocab_limit = sc_tok_vocab_size(tok);
+}
+
+void sc_sample_opts_make(sc_sample_opts *o, const sc_tokenizer *tok, int32_t stops[2], int max_new_tokens, float temperature,
+                         int top_k, float top_p, uint64_t seed) {
+    sc_sample_opts_default(o);
+    sc_sample_opts_for_tokenizer(o, tok, stops);
+    o->max_new_tokens = max_new_tokens;
+    o->temperature = temperature;
+    o->top_k = top_k;
+    o->top_p = top_p;
+    o->seed = seed;
 }

@@ -80,6 +80,10 @@ typedef struct {
     int force_fallback;        // $SC_CUDA_GEMM_FALLBACK=1: every GEMM through the plain loops (tests)
     char *ring;                // pinned host memory: index arrays are copied here, then to the GPU
     size_t ring_off;           // next free byte; wrapping waits for the stream (rare)
+    int graphs;                // $SC_CUDA_GRAPHS=1: op->graph_begin records (decode steps, generate.c)
+    int recording;             // between graph_begin and graph_end
+    int graph_failures;        // recordings that failed; graphs go off after GRAPH_MAX_FAILURES
+    cudaGraphExec_t exec;      // the last graph, updated in place when the next has its shape
     char name[160];
 } cuda_impl;
 
@@ -221,6 +225,8 @@ static sc_status stage(sc_backend *be, const void *host, size_t bytes, const cha
     if (!bytes) return SC_OK;
     const size_t need = (bytes + 63) / 64 * 64;
     if (!ci->ring || need > RING_BYTES) return cu_upload(be, *out, host, bytes);   // too large for the ring: a waited copy
+    if (ci->recording && ci->ring_off + need > RING_BYTES)   // a wrap would wait for the stream: not while recording
+        return sc_errorf(SC_ERR_INTERNAL, "cuda backend: the staging ring is full while recording a graph");
     if (ci->ring_off + need > RING_BYTES) {
         CU(cudaStreamSynchronize(ci->stream), "waiting for the GPU (staging ring)");
         ci->ring_off = 0;
@@ -721,6 +727,77 @@ static sc_status cu_sample(sc_backend *be, float *logits, int n, int V, const sc
     return st;
 }
 
+// --- Graphs: a decode step's ops recorded and launched as one CUDA graph ($SC_CUDA_GRAPHS=1) ---------
+//
+// Every step is recorded afresh (stream capture; the host does the ops' own work as usual: index
+// arrays into the pinned ring, plans, arena offsets) and the last graph's executable is updated
+// in place when the new one has its shape (cudaGraphExecUpdate: the same kernels and copies with
+// new arguments), else instantiated anew (the batch shrank, a new adapter run). What this saves is
+// the launch gaps between the step's ~25 kernels per block on the device; what it costs is that
+// the device waits for the whole recording before it starts. Off by default until the GPU check
+// has measured it (benchmarks/gpu/check.sh runs decode both ways).
+
+#define GRAPH_MAX_FAILURES 3
+
+static int cu_graph_begin(sc_backend *be) {
+    cuda_impl *ci = impl_of(be);
+    if (!ci->graphs || ci->recording) return 0;
+    if (ci->ring_off > RING_BYTES / 2) {   // room for the step's index arrays: the ring cannot wrap while recording
+        if (cudaStreamSynchronize(ci->stream) != cudaSuccess) return 0;
+        ci->ring_off = 0;
+    }
+    if (cudaStreamBeginCapture(ci->stream, cudaStreamCaptureModeRelaxed) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    ci->recording = 1;
+    return 1;
+}
+
+static sc_status graph_failed(cuda_impl *ci, sc_status work, cudaError_t e, const char *what) {
+    (void)cudaGetLastError();   // capture errors do not poison the context; clear the last one
+    if (++ci->graph_failures >= GRAPH_MAX_FAILURES && ci->graphs) {
+        ci->graphs = 0;
+        sc_log(SC_LOG_WARN, "cuda backend: CUDA graphs off for this run after %d failed recordings (last: %s%s%s); decode steps run op by op",
+               ci->graph_failures, what, e != cudaSuccess ? ": " : "", e != cudaSuccess ? cudaGetErrorString(e) : "");
+    }
+    return work ? work : cu_fail(e, what);
+}
+
+static sc_status cu_graph_end(sc_backend *be, sc_status work) {
+    cuda_impl *ci = impl_of(be);
+    if (!ci->recording) return sc_errorf(SC_ERR_INTERNAL, "cuda backend: graph_end without graph_begin");
+    ci->recording = 0;
+    cudaGraph_t g = NULL;
+    cudaError_t e = cudaStreamEndCapture(ci->stream, &g);
+    if (work != SC_OK || e != cudaSuccess || !g) {
+        if (g) cudaGraphDestroy(g);
+        if (work == SC_ERR_INTERRUPTED) { (void)cudaGetLastError(); return work; }   // a signal, not a failed recording
+        return graph_failed(ci, work, e, "recording a decode step");
+    }
+    if (ci->exec) {
+        cudaGraphExecUpdateResultInfo info;
+        if (cudaGraphExecUpdate(ci->exec, g, &info) != cudaSuccess) {   // another shape: a new executable
+            (void)cudaGetLastError();
+            cudaGraphExecDestroy(ci->exec);
+            ci->exec = NULL;
+        }
+    }
+    if (!ci->exec) {
+        if ((e = cudaGraphInstantiate(&ci->exec, g, 0)) != cudaSuccess) {
+            ci->exec = NULL;
+            cudaGraphDestroy(g);
+            return graph_failed(ci, SC_OK, e, "instantiating a CUDA graph");
+        }
+        be->stats.n_graph_builds++;
+    }
+    e = cudaGraphLaunch(ci->exec, ci->stream);
+    cudaGraphDestroy(g);
+    if (e != cudaSuccess) return graph_failed(ci, SC_OK, e, "launching a CUDA graph");
+    be->stats.n_graphs++;
+    return SC_OK;
+}
+
 // --- Creation ------------------------------------------------------------------------------------------
 
 static const sc_backend_ops cuda_ops = {
@@ -735,6 +812,7 @@ static const sc_backend_ops cuda_ops = {
     .kv_write = cu_kv_write, .attention = cu_attention, .attention_backward = cu_attention_backward,
     .adapter_forward = cu_adapter_forward, .adapter_backward = cu_adapter_backward,
     .divergence_loss = cu_divergence_loss, .adamw = cu_adamw, .sample = cu_sample,
+    .graph_begin = cu_graph_begin, .graph_end = cu_graph_end,
 };
 
 static void cuda_destroy(sc_backend *be) {
@@ -742,6 +820,7 @@ static void cuda_destroy(sc_backend *be) {
     if (!ci) return;
     cudaSetDevice(ci->dev);
     if (ci->stream) cudaStreamSynchronize(ci->stream);
+    if (ci->exec) cudaGraphExecDestroy(ci->exec);
     for (int i = 0; i < ci->n_plans; i++) lt_plan_free(&ci->plans[i]);
     if (ci->lt_ws) cudaFree(ci->lt_ws);
     if (ci->lt) p_cublasLtDestroy(ci->lt);
@@ -784,6 +863,8 @@ sc_status sc_cuda_backend_create(const sc_backend_opts *o, sc_backend **out) {
     ci->dev = local_rank() % count;
     const char *ff = getenv("SC_CUDA_GEMM_FALLBACK");
     ci->force_fallback = ff && !strcmp(ff, "1");
+    const char *gr = getenv("SC_CUDA_GRAPHS");
+    ci->graphs = gr && !strcmp(gr, "1");
     sc_status st = SC_OK;
     struct cudaDeviceProp prop;
     if ((e = cudaSetDevice(ci->dev)) != cudaSuccess || (e = cudaGetDeviceProperties(&prop, ci->dev)) != cudaSuccess) st = cu_fail(e, "selecting the GPU");
@@ -798,7 +879,8 @@ sc_status sc_cuda_backend_create(const sc_backend_opts *o, sc_backend **out) {
         st = sc_errorf(SC_ERR_ARG, "device cuda: GPU %d (%s) has compute capability %d.%d; this backend needs BF16 GEMMs (8.0 or newer); use --device cpu",
                        ci->dev, prop.name, prop.major, prop.minor);
     if (st) { sc_backend_free(be); return st; }
-    snprintf(ci->name, sizeof ci->name, "cuda (GPU %d: %.100s, sm_%d%d)", ci->dev, prop.name, prop.major, prop.minor);
+    snprintf(ci->name, sizeof ci->name, "cuda (GPU %d: %.100s, sm_%d%d%s)", ci->dev, prop.name, prop.major, prop.minor,
+             ci->graphs ? ", decode in CUDA graphs" : "");
     be->name = ci->name;
     be->precision = "bf16";   // GEMMs against BF16 weights take BF16 activations (FP32 accumulation)
     size_t fr = 0, tot = 0;
