@@ -12,9 +12,18 @@
 #      gpu_logits --device cuda and --device cpu against transformers' own (hf_compare.py), and
 #      a shared adapter's divergence loss and gradients from gpu_grad against transformers with
 #      the adapter as forward hooks, in float64 (hf_grad.py)
-#   5. gpu_bench (prefill, decode, training pass) on the tiny model, the qwen2.5-0.5b shape and
-#      the qwen2.5-14b shape (random BF16 weights written by transformers on the GPU)
-# Results in $OUT (default ./gpu-check-out): summary.txt, machine.txt, *.log, bench-*.json.
+#   5. gpu_bench (prefill, decode, training pass, one search step) on the tiny model, the
+#      qwen2.5-0.5b shape and the qwen2.5-14b shape (random BF16 weights written by transformers
+#      on the GPU)
+#   6. after each gpu_bench, the study's method in PyTorch on the same model and GPU
+#      (study_torch.py: every new token re-runs the whole prefix through both models, adapter as
+#      forward hooks; transformers' Qwen2ForCausalLM, the plain-torch model of the script if that
+#      fails): the whole step measured on tiny and 0.5b, a reduced step (5 prefix lengths)
+#      extrapolated on 14b while time allows; on tiny also the script's plain model against
+#      transformers (--compare-impls); then summary.py: "one search, the study's method / this
+#      project" per shape, appended to summary.txt
+# Results in $OUT (default ./gpu-check-out): summary.txt, machine.txt, *.log, bench-*.json,
+# study-*.json.
 # Every step has a time limit (the whole run stays under about 8 minutes); a failed step is
 # recorded and the next one runs. Exit status 0 when every step passed.
 # Usage: OUT=/some/dir bash benchmarks/gpu/check.sh        (SC_GPU_SKIP_14B=1 leaves out the 14B)
@@ -47,6 +56,17 @@ step() {   # step NAME SECONDS CMD... : run with a time limit, log to $OUT/NAME.
   nvcc --version 2>&1 | tail -2; "$PY" -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" 2>&1
   git -C "$ROOT" log -1 --oneline 2>&1; } >"$OUT/machine.txt"
 
+STUDY_IMPL=auto   # transformers when it loads; after a failure, study_torch.py's plain model
+study() {   # study SHAPE SECONDS MODEL_DIR [ARGS...]: the study's method on MODEL_DIR -> $OUT/study-SHAPE.json
+  local shape=$1 limit=$2 dir=$3; shift 3
+  step "study-$shape" "$limit" "$PY" "$ROOT/benchmarks/gpu/study_torch.py" --model "$dir" --impl "$STUDY_IMPL" --out "$OUT/study-$shape.json" "$@"
+  local rc=$?
+  [ $rc -eq 0 ] && return 0
+  [ "$STUDY_IMPL" = plain ] || [ $rc -eq 124 ] && return $rc   # a time limit is not the impl's fault
+  STUDY_IMPL=plain
+  step "study-$shape-plain" "$limit" "$PY" "$ROOT/benchmarks/gpu/study_torch.py" --model "$dir" --impl plain --out "$OUT/study-$shape.json" "$@"
+}
+
 gen=(); command -v ninja >/dev/null 2>&1 && gen=(-G Ninja)
 step configure 120 cmake -S "$ROOT/benchmarks/gpu" -B "$BUILD" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release || exit 1
 step build 240 cmake --build "$BUILD" -j"$(nproc)" || exit 1
@@ -70,11 +90,14 @@ if step make-tiny 120 "$PY" "$ROOT/benchmarks/gpu/make_hf_model.py" tiny "$TINY"
   step grad-cpu 60 "$BUILD/gpu_grad" --model "$TINY" --ids "$TINY/ids.txt" --out "$OUT/grad-cpu" --device cpu
   step hf-grad 120 "$PY" "$ROOT/benchmarks/gpu/hf_grad.py" "$TINY" "$TINY/ids.txt" "$OUT/grad-cuda" "$OUT/grad-cpu"
   step bench-tiny 60 sh -c "'$BUILD/gpu_bench' --model '$TINY' --prompt-tokens 128 --new-tokens 32 >'$OUT/bench-tiny.json'"
+  step study-impls 60 "$PY" "$ROOT/benchmarks/gpu/study_torch.py" --model "$TINY" --compare-impls
+  study tiny 90 "$TINY" --full-step
 fi
 
 SMALL="$OUT/hf-0.5b"
 if step make-0.5b 120 "$PY" "$ROOT/benchmarks/gpu/make_hf_model.py" qwen2.5-0.5b-shape "$SMALL"; then
   step bench-0.5b 120 sh -c "'$BUILD/gpu_bench' --model '$SMALL' --prompt-tokens 512 --new-tokens 64 --batch 8 --train-seqs 8 >'$OUT/bench-0.5b.json'"
+  study 0.5b 120 "$SMALL" --full-step
   rm -rf "$SMALL"
 fi
 
@@ -82,10 +105,17 @@ if [ "${SC_GPU_SKIP_14B:-0}" != 1 ] && [ $(( $(date +%s) - START )) -lt 300 ]; t
   BIG="$OUT/hf-14b"
   if step make-14b 150 "$PY" "$ROOT/benchmarks/gpu/make_hf_model.py" qwen2.5-14b-shape "$BIG"; then
     step bench-14b 150 sh -c "'$BUILD/gpu_bench' --model '$BIG' --prompt-tokens 512 --new-tokens 32 --batch 8 --train-seqs 4 --reps 2 >'$OUT/bench-14b.json'"
+    left=$(( 470 - ($(date +%s) - START) ))   # the whole check within about 8 minutes
+    if [ "$left" -ge 60 ]; then
+      study 14b $(( left < 180 ? left : 180 )) "$BIG"
+    else
+      echo "study-14b          SKIPPED (${left}s left of the 8 minutes)" | tee -a "$SUMMARY"
+    fi
   fi
   rm -rf "$BIG"   # 29 GB: never left in $OUT
 else
   echo "bench-14b          SKIPPED (SC_GPU_SKIP_14B=1, or over 5 minutes already)" | tee -a "$SUMMARY"
 fi
+step ratio 30 "$PY" "$ROOT/benchmarks/gpu/summary.py" "$OUT" && cat "$OUT/ratio.log" >>"$SUMMARY"
 echo "failed steps: $fails; $(( $(date +%s) - START ))s in all" | tee -a "$SUMMARY"
 [ "$fails" = 0 ]
