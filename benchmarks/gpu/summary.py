@@ -62,7 +62,8 @@ def main():
               + (f"; SHAPES DIFFER in {', '.join(mismatch)}" if mismatch else "")
               + f"; goal >= {GOAL:.0f}x {'met' if ratio >= GOAL and not mismatch else 'NOT met'}")
     gpus = {s.get("gpu") for sh in shapes for s in [load(f"{out}/study-{sh}.json")[0]] if s}
-    print(f"GPU: {', '.join(str(g) if g else "none (cpu)" for g in gpus) or "unknown"}")
+    names = ", ".join(str(g) if g else "none (cpu)" for g in gpus)
+    print("GPU: " + (names or "unknown"))
     return 0
 
 
