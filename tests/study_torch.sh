@@ -10,7 +10,8 @@
 #   2. its JSON has the measured iterations at the asked prefixes and an extrapolation that is
 #      their arithmetic (step = sum over the N prefixes + AdamW, search = 16 steps);
 #   3. gpu_bench's "step" (this project's step: sampling with the KV cache, one teacher-forced
-#      pass) on the CPU: its figures add up and its loss is that of a random model;
+#      pass) on the CPU: its figures add up and its loss is that of a random model; and its
+#      "step_lockstep" (2 searches sampled together): a search's share is half the sampling;
 #   4. benchmarks/gpu/summary.py reads both JSONs and prints the ratio "one search, the study's
 #      method / this project" computed from their fields.
 # Skipped (77) under sanitizers or without torch in /usr/bin/python3.
@@ -35,7 +36,7 @@ EOF
 $PY "$SC_SOURCE_DIR/tests/ref/qwen2_ref.py" "$T/req.json" "$T" >/dev/null
 # this project's step on the CPU (benchmarks/gpu_bench, built with the project), same shape
 OMP_NUM_THREADS=2 "$SC_BUILD_DIR/benchmarks/gpu_bench" --model "$T/m" --device cpu --prompt-tokens 8 --new-tokens 2 --batch 1 \
-  --train-seqs 1 --reps 1 --step-prompts 3 --step-prompt-tokens 7 --step-new-tokens 6 >"$T/bench-tiny.json"
+  --train-seqs 1 --reps 1 --step-prompts 3 --step-prompt-tokens 7 --step-new-tokens 6 --step-searches 2 >"$T/bench-tiny.json"
 cp "$T/study.json" "$T/study-tiny.json"
 $PY "$S/summary.py" "$T" >"$T/summary.txt"
 cat "$T/summary.txt"
@@ -78,8 +79,16 @@ print("study_torch: gpu_bench step on the CPU:", json.dumps(st))
 if not (st["prompts"], st["prompt_tokens"], st["new_tokens"]) == (3, 7, 6) or abs(st["sampling_seconds"] + st["teacher_forced_seconds"] - st["seconds"]) > 1e-5 \
         or abs(st["search_seconds"] - 16 * st["seconds"]) > 2e-3 or not 0.2 * np.log(151936) < st["loss"] < 0.3 * np.log(151936) + 0.1:
     bad.append(f"gpu_bench step {st}")
+lk = b["step_lockstep"]   # 2 searches sampled together: a search's step is half the sampling + its teacher-forced pass
+if lk["searches_sampled_together"] != 2 or abs(lk["search_step_seconds"] - lk["sampling_seconds"] / 2 - lk["teacher_forced_seconds"]) > 2e-5 \
+        or abs(lk["search_seconds"] - 16 * lk["search_step_seconds"]) > 2e-3:
+    bad.append(f"gpu_bench step_lockstep {lk}")
 ratio = full["seconds"] * 16 / st["search_seconds"]
-line = [l for l in open(f"{T}/summary.txt") if l.startswith("tiny")]
+ratio2 = full["seconds"] * 16 / lk["search_seconds"]
+line2 = [l for l in open(f"{T}/summary.txt") if l.startswith("tiny/2 ")]
+if not line2 or f"{ratio2:.1f}x" not in line2[0]:
+    bad.append(f"summary.txt has no 'tiny/2' line with {ratio2:.1f}x: {line2}")
+line = [l for l in open(f"{T}/summary.txt") if l.startswith("tiny ")]
 if not line or f"{ratio:.1f}x" not in line[0]:
     bad.append(f"summary.txt has no 'tiny' line with {ratio:.1f}x: {line}")
 if bad:
