@@ -46,7 +46,7 @@ tests/ref/qwen2_ref.py (the logits; the study's incremental and the teacher-forc
 gradients on the same tokens).
 --compare-impls loads the model both ways in float32 and prints the largest relative differences
 of the logits and of one study step's gradients (exit 1 above 1e-4): the plain model checked
-against transformers itself, where transformers is installed (the GPU machine).
+against transformers itself, where transformers is installed (the GPU machine; exit 77 elsewhere).
 """
 
 import argparse
@@ -208,10 +208,16 @@ def load_model(model_dir, impl, dtype, device):
             if impl == "hf":
                 raise SystemExit("study_torch: --impl hf: transformers is not importable here; use --impl plain")
         else:
-            try:
-                m = Qwen2ForCausalLM.from_pretrained(model_dir, dtype=dtype)
-            except TypeError:   # transformers 4.x
-                m = Qwen2ForCausalLM.from_pretrained(model_dir, torch_dtype=dtype)
+            m = None
+            for kw in ({"dtype": dtype, "device_map": str(device)}, {"dtype": dtype}, {"torch_dtype": dtype}):
+                try:   # straight onto the device where this version can (no host copy of 29 GB); 4.x: torch_dtype
+                    m = Qwen2ForCausalLM.from_pretrained(model_dir, **kw)
+                    break
+                except (TypeError, ValueError, ImportError) as e:
+                    print(f"study_torch: from_pretrained({', '.join(kw)}) failed ({type(e).__name__}: {e}); trying the next way",
+                          file=sys.stderr)
+            if m is None:
+                raise SystemExit(f"study_torch: {model_dir}: transformers could not load the model (see above); try --impl plain")
             m = m.to(device).eval()
             for p in m.parameters():
                 p.requires_grad_(False)
@@ -315,6 +321,11 @@ def quad_fit(xs, ys):
 
 
 def compare_impls(a, device):
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        print("study_torch: --compare-impls skipped: transformers is not importable here", file=sys.stderr)
+        return 77
     dt = torch.float32
     ids = torch.randint(0, 1000, (2, 11), generator=torch.Generator().manual_seed(3)).to(device)
     res, grads, gen = {}, {}, {}
