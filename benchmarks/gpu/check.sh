@@ -16,7 +16,8 @@
 #      other searches) on the tiny model, the
 #      qwen2.5-0.5b shape and the qwen2.5-14b shape (random BF16 weights written by transformers
 #      on the GPU)
-#   6. after each gpu_bench, the study's method in PyTorch on the same model and GPU
+#   6. the study's method in PyTorch on the same models and GPU (14b right after its gpu_bench,
+#      tiny and 0.5b after the 14b, each limited to what is left of the 8 minutes)
 #      (study_torch.py: every new token re-runs the whole prefix through both models, adapter as
 #      forward hooks; transformers' Qwen2ForCausalLM, the plain-torch model of the script if that
 #      fails): the whole step measured on tiny and 0.5b, a reduced step (5 prefix lengths)
