@@ -21,7 +21,8 @@ PY=/usr/bin/python3
 $PY -c "import torch, numpy" 2>/dev/null || { echo "study_torch: skipped: $PY lacks torch or numpy"; exit 77; }
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-"$SC_BIN" make-model --preset tiny --tokenizer "$SC_TOKENIZER" --out "$T/m" --seed 5 --dtype bf16 >/dev/null
+# untied head and 3 shards, as the 14B shape that transformers writes
+"$SC_BIN" make-model --preset tiny --tokenizer "$SC_TOKENIZER" --out "$T/m" --seed 5 --dtype bf16 --untie-embeddings --shard-mb 12 >/dev/null
 S="$SC_SOURCE_DIR/benchmarks/gpu"
 $PY "$S/study_torch.py" --model "$T/m" --impl plain --device cpu --threads 2 --prompts 3 --prompt-tokens 7 --new-tokens 6 \
   --positions 0,2,5 --reps 1 --b-std 0.1 --dump "$T/d" --out "$T/study.json"
