@@ -92,6 +92,22 @@ if not line2 or f"{ratio2:.1f}x" not in line2[0]:
 line = [l for l in open(f"{T}/summary.txt") if l.startswith("tiny ")]
 if not line or f"{ratio:.1f}x" not in line[0]:
     bad.append(f"summary.txt has no 'tiny' line with {ratio:.1f}x: {line}")
+# the defaults of both sides are the search's (src/search/config.c): 12 prompts a step, 192 a
+# search, 128 new tokens, the loss and AdamW settings, the adapter's rank and scaling
+import os, re
+src = os.environ["SC_SOURCE_DIR"]
+cfg = open(f"{src}/src/search/config.c").read()
+d = {k: float(re.search(rf"c->{k} = ([0-9.]+)f?;", cfg).group(1))
+     for k in ("batch_size", "prompts_per_search", "max_new_tokens", "alpha", "beta", "lr", "weight_decay", "scaling", "rank")}
+py = open(f"{src}/benchmarks/gpu/study_torch.py").read()
+arg = lambda n: float(re.search(rf'"--{n}", type=\w+, default=([0-9.]+)', py).group(1))
+want = {"prompts": d["batch_size"], "new-tokens": d["max_new_tokens"], "steps-per-search": d["prompts_per_search"] / d["batch_size"],
+        "alpha": d["alpha"], "beta": d["beta"], "lr": d["lr"], "weight-decay": d["weight_decay"], "scaling": d["scaling"], "rank": d["rank"]}
+bad += [f"study_torch.py --{k} defaults to {arg(k)}, the search's is {v}" for k, v in want.items() if arg(k) != v]
+gb = re.search(r"SB = (\d+), SP = (\d+), SN = (\d+), SPS = (\d+)", open(f"{src}/benchmarks/gpu/gpu_bench.c").read())
+if not gb or (float(gb[1]), float(gb[3]), float(gb[4])) != (d["batch_size"], d["max_new_tokens"], d["prompts_per_search"] / d["batch_size"]) \
+        or float(gb[2]) != arg("prompt-tokens"):
+    bad.append("gpu_bench.c's step defaults (SB, SP, SN, SPS) differ from the search's or from study_torch.py's")
 if bad:
     print("study_torch: FAILED:", bad)
     sys.exit(1)

@@ -150,6 +150,7 @@ int main(int argc, char **argv) {
                         "                 [--step-prompts N<=64, 0 = no step] [--step-prompt-tokens N] [--step-new-tokens N] [--steps-per-search N] [--step-searches N<=64]\n");
         return 2;
     }
+    setvbuf(stdout, NULL, _IOLBF, 0);   // line-buffered: a run killed by a time limit keeps its finished sections
     sc_backend_opts bo;
     sc_backend_opts_default(&bo);
     sc_backend *be = NULL;

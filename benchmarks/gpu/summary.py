@@ -6,7 +6,8 @@ on the same GPU, for each model shape that has both OUT_DIR/bench-SHAPE.json and
 OUT_DIR/study-SHAPE.json. Prints one line per shape with the ratio and its inputs, and the
 issue's goal (one search >= 50x faster than the study's method); a second line SHAPE/K for
 gpu_bench's "step_lockstep" (K searches sampled together, as the trainer runs a rank's searches:
-a search's share of the sampling is 1/K of it). The study's step is an estimate
+a search's share of the sampling is 1/K of it). A shape marked * comes from a gpu_bench run that a
+time limit cut off after its step (the sections it finished are kept). The study's step is an estimate
 from measured token iterations (study_torch.py's "extrapolated"), unless it measured the full
 step too; this project's step is measured and its search is 16 (steps_per_search) times it.
 Exit status 0 even when a file is missing or the goal is not met (the check records, it does
@@ -20,11 +21,22 @@ GOAL = 50.0
 
 
 def load(path):
+    """(object, None) or (None, why). A gpu_bench run cut off by its time limit leaves its
+    finished sections, one per line, each ending in ',': closed here and marked "truncated"."""
     try:
         with open(path) as f:
-            return json.load(f), None
-    except (OSError, ValueError) as e:
+            text = f.read()
+    except OSError as e:
         return None, f"{os.path.basename(path)}: {e}"
+    try:
+        return json.loads(text), None
+    except ValueError as e:
+        try:
+            obj = json.loads(text.rstrip().rstrip(",") + "\n}")
+            obj["truncated"] = True
+            return obj, None
+        except ValueError:
+            return None, f"{os.path.basename(path)}: {e}"
 
 
 def main():
@@ -62,6 +74,8 @@ def main():
             K = st.get("searches_sampled_together", 1)
             ratio = study_search / st["search_seconds"] if st["search_seconds"] > 0 else float("inf")
             label = sh if K == 1 else f"{sh}/{K}"
+            if b.get("truncated"):
+                label += "*"   # gpu_bench did not finish (time limit): its finished sections only
             print(f"{label:<8} {ratio:>8.1f}x  {study_search:>14.2f} {st['search_seconds']:>13.3f}  "
                   f"ours{' alone' if K == 1 else f' in lock-step with {K} searches'}: step {st['seconds']:.4g} s "
                   f"(sampling {st['sampling_seconds']:.4g}{f' / {K}' if K > 1 else ''} + teacher-forced {st['teacher_forced_seconds']:.4g}) "
