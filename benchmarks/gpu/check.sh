@@ -12,9 +12,20 @@
 #      gpu_logits --device cuda and --device cpu against transformers' own (hf_compare.py), and
 #      a shared adapter's divergence loss and gradients from gpu_grad against transformers with
 #      the adapter as forward hooks, in float64 (hf_grad.py)
-#   5. gpu_bench (prefill, decode, training pass) on the tiny model, the qwen2.5-0.5b shape and
-#      the qwen2.5-14b shape (random BF16 weights written by transformers on the GPU)
-# Results in $OUT (default ./gpu-check-out): summary.txt, machine.txt, *.log, bench-*.json.
+#   5. gpu_bench (prefill, decode, training pass, one search step alone and in lock-step with 19
+#      other searches) on the tiny model, the
+#      qwen2.5-0.5b shape and the qwen2.5-14b shape (random BF16 weights written by transformers
+#      on the GPU)
+#   6. the study's method in PyTorch on the same models and GPU (14b right after its gpu_bench,
+#      tiny and 0.5b after the 14b, each limited to what is left of the 8 minutes)
+#      (study_torch.py: every new token re-runs the whole prefix through both models, adapter as
+#      forward hooks; transformers' Qwen2ForCausalLM, the plain-torch model of the script if that
+#      fails): the whole step measured on tiny and 0.5b, a reduced step (5 prefix lengths)
+#      extrapolated on 14b while time allows; on tiny also the script's plain model against
+#      transformers (--compare-impls); then summary.py: "one search, the study's method / this
+#      project" per shape, appended to summary.txt
+# Results in $OUT (default ./gpu-check-out): summary.txt, machine.txt, *.log, bench-*.json,
+# study-*.json.
 # Every step has a time limit (the whole run stays under about 8 minutes); a failed step is
 # recorded and the next one runs. Exit status 0 when every step passed.
 # Usage: OUT=/some/dir bash benchmarks/gpu/check.sh        (SC_GPU_SKIP_14B=1 leaves out the 14B)
@@ -47,6 +58,27 @@ step() {   # step NAME SECONDS CMD... : run with a time limit, log to $OUT/NAME.
   nvcc --version 2>&1 | tail -2; "$PY" -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" 2>&1
   git -C "$ROOT" log -1 --oneline 2>&1; } >"$OUT/machine.txt"
 
+timed() {   # timed NAME MIN MAX FN ARGS...: FN's time limit (its 2nd argument) lowered to what is left of
+  # the check's 8 minutes (470 s), at most MAX; skipped when under MIN seconds are left
+  local name=$1 min=$2 max=$3 fn=$4 left; shift 4
+  left=$(( 470 - ($(date +%s) - START) ))
+  [ "$left" -gt "$max" ] && left=$max
+  if [ "$left" -lt "$min" ]; then
+    printf '%-18s %-26s\n' "$name" "SKIPPED (8 minutes spent)" | tee -a "$SUMMARY"; return 0
+  fi
+  "$fn" "$1" "$left" "${@:3}"   # study SHAPE SECONDS DIR ... | step NAME SECONDS CMD ...
+}
+STUDY_IMPL=auto   # transformers when it loads; after a failure, study_torch.py's plain model
+study() {   # study SHAPE SECONDS MODEL_DIR [ARGS...]: the study's method on MODEL_DIR -> $OUT/study-SHAPE.json
+  local shape=$1 limit=$2 dir=$3; shift 3
+  step "study-$shape" "$limit" "$PY" "$ROOT/benchmarks/gpu/study_torch.py" --model "$dir" --impl "$STUDY_IMPL" --out "$OUT/study-$shape.json" "$@"
+  local rc=$?
+  [ $rc -eq 0 ] && return 0
+  [ "$STUDY_IMPL" = plain ] || [ $rc -eq 124 ] && return $rc   # a time limit is not the impl's fault
+  STUDY_IMPL=plain
+  step "study-$shape-plain" "$limit" "$PY" "$ROOT/benchmarks/gpu/study_torch.py" --model "$dir" --impl plain --out "$OUT/study-$shape.json" "$@"
+}
+
 gen=(); command -v ninja >/dev/null 2>&1 && gen=(-G Ninja)
 step configure 120 cmake -S "$ROOT/benchmarks/gpu" -B "$BUILD" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release || exit 1
 step build 240 cmake --build "$BUILD" -j"$(nproc)" || exit 1
@@ -75,17 +107,23 @@ fi
 SMALL="$OUT/hf-0.5b"
 if step make-0.5b 120 "$PY" "$ROOT/benchmarks/gpu/make_hf_model.py" qwen2.5-0.5b-shape "$SMALL"; then
   step bench-0.5b 120 sh -c "'$BUILD/gpu_bench' --model '$SMALL' --prompt-tokens 512 --new-tokens 64 --batch 8 --train-seqs 8 >'$OUT/bench-0.5b.json'"
-  rm -rf "$SMALL"
 fi
 
 if [ "${SC_GPU_SKIP_14B:-0}" != 1 ] && [ $(( $(date +%s) - START )) -lt 300 ]; then
   BIG="$OUT/hf-14b"
   if step make-14b 150 "$PY" "$ROOT/benchmarks/gpu/make_hf_model.py" qwen2.5-14b-shape "$BIG"; then
     step bench-14b 150 sh -c "'$BUILD/gpu_bench' --model '$BIG' --prompt-tokens 512 --new-tokens 32 --batch 8 --train-seqs 4 --reps 2 >'$OUT/bench-14b.json'"
+    timed study-14b 60 180 study 14b 180 "$BIG"
   fi
   rm -rf "$BIG"   # 29 GB: never left in $OUT
 else
   echo "bench-14b          SKIPPED (SC_GPU_SKIP_14B=1, or over 5 minutes already)" | tee -a "$SUMMARY"
 fi
+# the study's method on the small shapes after the 14B, so that they never crowd it out
+[ -f "$TINY/config.json" ] && timed study-impls 20 60 step study-impls 60 "$PY" "$ROOT/benchmarks/gpu/study_torch.py" --model "$TINY" --compare-impls
+[ -f "$TINY/config.json" ] && timed study-tiny 20 90 study tiny 90 "$TINY" --full-step
+[ -f "$SMALL/config.json" ] && timed study-0.5b 30 120 study 0.5b 120 "$SMALL" --full-step
+rm -rf "$SMALL"
+step ratio 30 "$PY" "$ROOT/benchmarks/gpu/summary.py" "$OUT" && cat "$OUT/ratio.log" >>"$SUMMARY"
 echo "failed steps: $fails; $(( $(date +%s) - START ))s in all" | tee -a "$SUMMARY"
 [ "$fails" = 0 ]

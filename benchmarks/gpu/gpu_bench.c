@@ -5,12 +5,25 @@
 //   train     one divergence training pass of --train-seqs sequences of --prompt-tokens: base
 //             model forward, adapted model forward (shared rank-2 adapter, activations saved),
 //             the chunked divergence loss over every row, backward to the adapter, one AdamW step
+//   step      one optimizer step of this project's search, as the trainer runs it (the like-for-like
+//             figure against the study's method, benchmarks/gpu/study_torch.py): --step-prompts (12)
+//             random prompts of --step-prompt-tokens (70), prefilled into a KV cache, then
+//             --step-new-tokens (128) tokens sampled from Q (the adapter as the decode hook,
+//             temperature 1, no stop token: the worst case); the teacher-forced P forward and Q
+//             forward + backward over prompt + sampled tokens, the loss over the sampled positions,
+//             AdamW. "search_seconds" = --steps-per-search (16: 192 prompts / 12) x the step
+//             (arithmetic on the measured step; --step-prompts 0 leaves the step out)
+//   step_lockstep  the same with --step-searches (20, the study's searches; 1 = left out)
+//             searches in lock-step as the trainer runs a rank's searches: their sequences
+//             sampled together, one search's teacher-forced pass timed; a search's step is
+//             sampling / searches + teacher-forced ("search_step_seconds")
 // Each is the best of --reps, timed after the device finishes (op->sync / downloads). Model
 // FLOPs of the train pass: 2 x (weights of the blocks) x tokens x 3 (two forwards, one backward
 // to the activations: no weight gradients) + 2 x V x C x tokens x 3 (two heads, one head
 // backward); attention's own FLOPs are left out, so the figure is a lower bound.
 //   gpu_bench --model DIR [--device cuda] [--prompt-tokens 512] [--new-tokens 64] [--batch 8]
-//             [--train-seqs 8] [--reps 3]
+//             [--train-seqs 8] [--reps 3] [--step-prompts 12] [--step-prompt-tokens 70]
+//             [--step-new-tokens 128] [--steps-per-search 16] [--step-searches 20]
 #include "steerclear/adapter.h"
 #include "steerclear/engine.h"
 #include "steerclear/loss.h"
@@ -30,9 +43,93 @@ static void random_ids(int32_t *ids, int n, int V, uint64_t stream) {
     for (int i = 0; i < n; i++) ids[i] = (int32_t)(sc_rng_uniform(11, stream, (uint64_t)i) * (float)(V - 1));
 }
 
+// One search step: SB prompts of SP random ids prefilled into a KV cache, SN tokens sampled
+// from Q (temperature 1), the teacher-forced pass over the SB sequences of SP + SN tokens, the
+// loss over the SN sampled positions of each, the adapter's backward, AdamW. With K > 1 searches
+// in lock-step (the trainer's pass: their K x SB sequences sampled together, each search's
+// teacher-forced pass apart) the sampling is of K x SB sequences (one adapter on every row: the
+// arithmetic of K adapters) and one search's teacher-forced pass is timed: a search's share of
+// the step is sampling / K + teacher-forced. Prints "NAME": {...}.
+static sc_status bench_step(const sc_model *m, sc_backend *be, sc_adapter *ad, float *mom, size_t nA, int SB, int SP, int SN,
+                            int SPS, int K, int reps, const char *name) {
+    const int C = m->cfg.hidden, V = m->cfg.vocab, L1 = SP + SN, G = K * SB, T = SB * L1, R = SB * SN;
+    sc_kv_cache *cache = NULL;
+    sc_activations *act = NULL;
+    float *hp = NULL, *hs = NULL, *logits = NULL;
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)G * L1), *tg = malloc(sizeof(int32_t) * (size_t)R), *next = malloc(sizeof(int32_t) * (size_t)G);
+    int *seq = malloc(sizeof(int) * (size_t)(G + 1)), *pos0 = malloc(sizeof(int) * (size_t)G), *slot = malloc(sizeof(int) * (size_t)G);
+    int *rows = malloc(sizeof(int) * (size_t)(R > G ? R : G));
+    float *u = malloc(sizeof(float) * (size_t)G);
+    int32_t *pr = malloc(sizeof(int32_t) * (size_t)G * SP);   // the prompts, packed
+    double best = 0, best_s = 0;
+    sc_status st = ids && tg && next && seq && pos0 && slot && rows && u && pr ? SC_OK : sc_errorf(SC_ERR_MEM, "gpu_bench: out of host memory for the step");
+    if (!st) st = sc_kv_cache_create(m, be, G, L1, &cache);
+    if (!st) st = sc_activations_create(m, be, T, SB, 0, &act);
+    if (!st) st = sc_backend_alloc_floats(be, 3 * (size_t)T * C, "step hidden states", &hp);
+    if (!st) st = sc_backend_alloc_floats(be, (size_t)G * SP * C, "step sampling hidden states", &hs);
+    if (!st) st = sc_backend_alloc_floats(be, (size_t)G * V, "step logits", &logits);
+    float *hq = hp ? hp + (size_t)T * C : NULL, *dh = hp ? hp + 2 * (size_t)T * C : NULL;
+    const sc_sampling temp1 = {.greedy = 0, .temperature = 1.0f, .top_k = 0, .top_p = 1.0f};
+    const sc_hook hook = sc_adapter_hook(ad);
+    const sc_adamw_opts o = {.lr = 0.1f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f};
+    sc_loss_stats ls = {0};
+    for (int r = 0; r <= reps && !st; r++) {   // r = 0: warm-up
+        for (int s = 0; s < G; s++) random_ids(ids + (size_t)s * L1, SP, V, 100 + (uint64_t)s);
+        const double a = sc_now_seconds();
+        // sampling: the prompts (packed) through the cache, then one token per sequence per step
+        for (int s = 0; s <= G; s++) seq[s] = s * SP;
+        for (int s = 0; s < G; s++) { pos0[s] = 0; slot[s] = s; rows[s] = (s + 1) * SP - 1; }
+        sc_batch batch = {.n_seq = G, .seq_start = seq, .pos0 = pos0, .slot = slot};
+        for (int s = 0; s < G; s++) memcpy(pr + (size_t)s * SP, ids + (size_t)s * L1, sizeof(int32_t) * (size_t)SP);
+        st = sc_forward(m, be, &batch, pr, hs, cache, &hook, NULL);
+        if (!st) st = sc_head(m, be, hs, rows, G, NULL, logits);
+        for (int s = 0; s <= G; s++) seq[s] = s;
+        for (int i = 0; i < SN && !st; i++) {
+            for (int s = 0; s < G; s++) u[s] = sc_rng_uniform(13, (uint64_t)s, (uint64_t)(r * SN + i));
+            st = be->op->sample(be, logits, G, V, &temp1, u, next);
+            for (int s = 0; s < G && !st; s++) ids[(size_t)s * L1 + SP + i] = next[s];
+            if (st || i == SN - 1) break;
+            for (int s = 0; s < G; s++) pos0[s] = SP + i;
+            st = sc_forward_step(m, be, &batch, next, hs, cache, &hook);
+            if (!st) st = sc_head(m, be, hs, NULL, G, NULL, logits);
+        }
+        const double b = sc_now_seconds();
+        // teacher-forced P and Q over prompt + sampled tokens of the first search; the loss over
+        // the sampled positions
+        for (int s = 0; s <= SB; s++) seq[s] = s * L1;
+        for (int s = 0, n = 0; s < SB; s++)
+            for (int q = 0; q < SN; q++, n++) { rows[n] = s * L1 + SP - 1 + q; tg[n] = ids[(size_t)s * L1 + SP + q]; }
+        const sc_batch tf = {.n_seq = SB, .seq_start = seq};
+        if (!st) st = sc_forward(m, be, &tf, ids, hp, NULL, NULL, NULL);
+        if (!st) st = sc_forward(m, be, &tf, ids, hq, NULL, &hook, act);
+        if (!st) st = be->op->memset(be, dh, 0, sizeof(float) * (size_t)T * C);
+        if (!st) st = sc_divergence_loss(m, be, hp, hq, rows, tg, R, 1.1f, 0.3f, 32, dh, &ls);
+        if (!st) st = sc_adapter_zero_grad(ad);
+        if (!st) st = sc_backward(m, be, act, &hook, dh);
+        if (!st) st = be->op->adamw(be, ad->A, ad->dA, mom, mom + nA, nA, &o, r + 1);
+        if (!st) st = be->op->sync(be);
+        const double dt = sc_now_seconds() - a;
+        if (r == 1 || (r > 1 && dt < best)) { best = dt; best_s = b - a; }
+    }
+    if (!st) {
+        const double share = best_s / K + (best - best_s);   // one search's share of the step
+        printf(" \"%s\": {\"prompts\": %d, \"prompt_tokens\": %d, \"new_tokens\": %d, \"searches_sampled_together\": %d, \"seconds\": %.6f, "
+               "\"sampling_seconds\": %.6f, \"teacher_forced_seconds\": %.6f, \"search_step_seconds\": %.6f, \"loss\": %.6f, "
+               "\"steps_per_search\": %d, \"search_seconds\": %.3f},\n",
+               name, SB, SP, SN, K, best, best_s, best - best_s, share, ls.loss, SPS, share * SPS);
+    }
+    be->op->free(be, hp);
+    be->op->free(be, hs);
+    be->op->free(be, logits);
+    sc_activations_free(act);
+    sc_kv_cache_free(cache);
+    free(ids); free(tg); free(next); free(seq); free(pos0); free(slot); free(rows); free(u); free(pr);
+    return st;
+}
+
 int main(int argc, char **argv) {
     const char *dir = NULL, *device = "cuda";
-    int P = 512, NT = 64, B = 8, TS = 8, reps = 3;
+    int P = 512, NT = 64, B = 8, TS = 8, reps = 3, SB = 12, SP = 70, SN = 128, SPS = 16, SK = 20;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--model")) dir = argv[i + 1];
         else if (!strcmp(argv[i], "--device")) device = argv[i + 1];
@@ -41,12 +138,19 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--batch")) B = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--train-seqs")) TS = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--step-prompts")) SB = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--step-prompt-tokens")) SP = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--step-new-tokens")) SN = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--steps-per-search")) SPS = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--step-searches")) SK = atoi(argv[i + 1]);
         else { fprintf(stderr, "gpu_bench: unknown option %s\n", argv[i]); return 2; }
     }
-    if (!dir || P < 1 || NT < 2 || B < 1 || B > 64 || TS < 1 || reps < 1 || reps > 20) {
-        fprintf(stderr, "usage: gpu_bench --model DIR [--device cuda] [--prompt-tokens N] [--new-tokens N>=2] [--batch N<=64] [--train-seqs N] [--reps N<=20]\n");
+    if (!dir || P < 1 || NT < 2 || B < 1 || B > 64 || TS < 1 || reps < 1 || reps > 20 || SB < 0 || SB > 64 || SP < 1 || SN < 1 || SPS < 1 || SK < 1 || SK > 64) {
+        fprintf(stderr, "usage: gpu_bench --model DIR [--device cuda] [--prompt-tokens N] [--new-tokens N>=2] [--batch N<=64] [--train-seqs N] [--reps N<=20]\n"
+                        "                 [--step-prompts N<=64, 0 = no step] [--step-prompt-tokens N] [--step-new-tokens N] [--steps-per-search N] [--step-searches N<=64]\n");
         return 2;
     }
+    setvbuf(stdout, NULL, _IOLBF, 0);   // line-buffered: a run killed by a time limit keeps its finished sections
     sc_backend_opts bo;
     sc_backend_opts_default(&bo);
     sc_backend *be = NULL;
@@ -160,6 +264,9 @@ int main(int argc, char **argv) {
         }
         free(seq); free(rows); free(tg);
     }
+    // one optimizer step of the search (the trainer's method, on the engine's pieces)
+    if (!st && SB > 0) st = bench_step(m, be, ad, mom, nA, SB, SP, SN, SPS, 1, reps, "step");
+    if (!st && SB > 0 && SK > 1) st = bench_step(m, be, ad, mom, nA, SB, SP, SN, SPS, SK, reps, "step_lockstep");
     printf(" \"ok\": %s, \"error\": \"%s\",\n \"peak_backend_MiB\": %.1f\n}\n", st ? "false" : "true", st ? sc_last_error() : "",
            be->stats.bytes_peak / 1048576.0);
     be->op->free(be, mom);
