@@ -107,6 +107,11 @@ fi
 SMALL="$OUT/hf-0.5b"
 if step make-0.5b 120 "$PY" "$ROOT/benchmarks/gpu/make_hf_model.py" qwen2.5-0.5b-shape "$SMALL"; then
   step bench-0.5b 120 sh -c "'$BUILD/gpu_bench' --model '$SMALL' --prompt-tokens 512 --new-tokens 64 --batch 8 --train-seqs 8 >'$OUT/bench-0.5b.json'"
+  # decode op by op against decode steps in CUDA graphs (SC_CUDA_GRAPHS=1), batch 1 and 8, the sides alternated
+  for b in 1 8 1 8; do for g in 0 1; do
+    step "graphs-b$b-g$g" 60 sh -c "SC_CUDA_GRAPHS=$g '$BUILD/gpu_bench' --model '$SMALL' --prompt-tokens 512 --new-tokens 64 --batch $b --train-seqs 1 --step-prompts 0 --step-searches 1 --reps 3 >>'$OUT/graphs-b$b-g$g.jsonl'"
+  done; done
+  "$PY" "$ROOT/benchmarks/gpu/graphs_compare.py" "$OUT" | tee -a "$SUMMARY"
 fi
 
 if [ "${SC_GPU_SKIP_14B:-0}" != 1 ] && [ $(( $(date +%s) - START )) -lt 300 ]; then
