@@ -1,0 +1,43 @@
+// test_cuda_sdpa_graph.c — the operation graphs of attention through cuDNN (src/backend/cuda/sdpa.c),
+// checked without a GPU: every tensor and operation of the forward and backward graph is built
+// and finalized by libcudnn itself, which checks attribute types, dimensions, strides and data
+// types of each operation (a matmul whose operands do not fit fails here). What needs a GPU (the
+// operation graph, the engine heuristics, the plans, the numbers) is tests/test_cuda_backend.c's.
+// Skipped (exit 77) in builds without the CUDA backend and where libcudnn.so.9 cannot be opened.
+#include "testutil.h"
+#include "../src/backend/cuda/sdpa.h"
+
+#include <stdio.h>
+
+// weak: this test is built (and skips) without the CUDA backend too
+extern int sc_sdpa_graph_check(int bwd, const sc_sdpa_shape *sh, int *n_ops, char *why, size_t why_len) __attribute__((weak));
+
+int main(void) {
+    if (!sc_sdpa_graph_check) {
+        printf("test_cuda_sdpa_graph: skipped: this build has no CUDA backend\n");
+        return 77;
+    }
+    static const sc_sdpa_shape shapes[] = {
+        {4, 128, 14, 2, 64},    // Qwen2.5-0.5B heads (GQA 7:1)
+        {2, 128, 40, 8, 128},   // Qwen2.5-14B heads (5:1)
+        {1, 192, 8, 8, 128},    // MHA
+        {3, 64, 4, 2, 32},      // the tests' tiny model
+    };
+    // operations: forward 14 (2 matmuls, 10 pointwise, 2 reductions); backward 22 with MHA, +2
+    // reductions with GQA (dK and dV summed over each KV head's query heads)
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        for (int bwd = 0; bwd < 2; bwd++) {
+            const sc_sdpa_shape *sh = &shapes[i];
+            char why[512] = "";
+            int n_ops = 0;
+            const int r = sc_sdpa_graph_check(bwd, sh, &n_ops, why, sizeof why);
+            if (r < 0) {
+                printf("test_cuda_sdpa_graph: skipped: %s\n", why);
+                return 77;
+            }
+            CHECKF(r == 1, "%s graph B=%d S=%d heads %d/%d HD=%d: %s", bwd ? "backward" : "forward", sh->B, sh->S, sh->NH, sh->KVH, sh->HD, why);
+            const int want = bwd ? (sh->NH == sh->KVH ? 22 : 24) : 14;
+            CHECKF(n_ops == want, "%s graph heads %d/%d: %d operations, expected %d", bwd ? "backward" : "forward", sh->NH, sh->KVH, n_ops, want);
+        }
+    return sc_test_finish("test_cuda_sdpa_graph");
+}
