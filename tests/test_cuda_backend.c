@@ -343,7 +343,7 @@ static void test_sdpa(void) {
         {14, 2, 64, 4, {1, 37, 64, 100}, 0},   // Qwen2.5-0.5B heads, ragged lengths
         {14, 2, 64, 3, {5, 70, 33, 0}, 1},     // the same over a KV cache (prefill)
         {40, 8, 128, 2, {77, 5, 0, 0}, 0},     // Qwen2.5-14B heads
-        {8, 8, 128, 1, {130, 0, 0, 0}, 0},     // MHA, one sequence over two 64-row tiles
+        {8, 8, 128, 1, {130, 0, 0, 0}, 0},     // MHA, one sequence just over 128 (padded to 256)
         {4, 2, 64, 2, {1, 1, 0, 0}, 0},        // one token per sequence
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {

@@ -20,8 +20,8 @@ int main(void) {
     static const sc_sdpa_shape shapes[] = {
         {4, 128, 14, 2, 64},    // Qwen2.5-0.5B heads (GQA 7:1)
         {2, 128, 40, 8, 128},   // Qwen2.5-14B heads (5:1)
-        {1, 192, 8, 8, 128},    // MHA
-        {3, 64, 4, 2, 32},      // the tests' tiny model
+        {1, 256, 8, 8, 128},    // MHA
+        {3, 128, 4, 2, 32},     // the tests' tiny model
     };
     // operations: forward 14 (2 matmuls, 10 pointwise, 2 reductions); backward 22 with MHA, +2
     // reductions with GQA (dK and dV summed over each KV head's query heads)

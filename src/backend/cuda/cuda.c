@@ -565,7 +565,7 @@ static sc_status check_heads(int NH, int KVH, int HD, const char *op) {
 // Where every sequence starts at position 0 (prefill, the teacher-forced training pass) and the
 // head dim suits cuDNN (a multiple of 8, at most 256), attention runs as cuDNN's fused flash
 // attention on BF16 copies of q, k, v: the packed rows go into a padded [B, S, heads, HD] layout
-// (S = the longest sequence rounded up to 64, so one plan serves many batches; padding rows are
+// (S = the longest sequence rounded up to 128, so one plan serves many batches; padding rows are
 // zeros: a causal row never sees a later padding key, and padding rows' own results are dropped),
 // and the results come back to FP32 rows. The decode step (pos0 > 0) and any shape cuDNN has no
 // engine for run the own kernels (kernels.cu). The softmax statistics are the same natural-log
@@ -583,7 +583,7 @@ static int sdpa_shape(const cuda_impl *ci, const int *q_start, const int *pos0, 
     }
     if (maxlen <= 0) return 0;
     sh->B = n_seq;
-    sh->S = (maxlen + 63) / 64 * 64;
+    sh->S = (maxlen + 127) / 128 * 128;   // a multiple of 128: cuDNN's backward before 9.16 needs it without a padding mask
     sh->NH = NH;
     sh->KVH = KVH;
     sh->HD = HD;

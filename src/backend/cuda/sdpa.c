@@ -93,7 +93,7 @@ static int dnn_load(char *why, size_t why_len) {
 }
 
 // One graph's descriptors (kept with its plan: the plan may refer to them).
-#define G_MAX_DESC 160
+#define G_MAX_DESC 256
 #define G_MAX_OPS 48
 typedef struct {
     cudnnBackendDescriptor_t d[G_MAX_DESC];
@@ -412,52 +412,50 @@ static int make_plan(sc_sdpa *s, plan_entry *e, char *why, size_t why_len) {
     g_set(g, og, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &s->h, "operation graph handle");
     g_set(g, og, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, g->n_ops, g->ops, "operation graph operations");
     g_fin(g, og, "the operation graph");
-    const cudnnBackendHeurMode_t mode = CUDNN_HEUR_MODE_A;
-    cudnnBackendDescriptor_t heur = g_new(g, CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, "the engine heuristics");
-    g_set(g, heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &og, "heuristics graph");
-    g_set(g, heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode, "heuristics mode");
-    g_fin(g, heur, "the engine heuristics");
     if (g->st) { last_error(why, why_len, g->where, g->st); g_free(g); return 0; }
-    int64_t n = 0;
-    cudnnStatus_t st = p_cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &n, NULL);
-    if (st || n <= 0) {
-        if (st) last_error(why, why_len, "the heuristics' engine list", st);
-        else snprintf(why, why_len, "cuDNN's heuristics list no engine for this graph");
-        g_free(g);
-        return 0;
-    }
-    if (n > 8) n = 8;
-    cudnnBackendDescriptor_t cfg[8];
-    int n_cfg = 0;
-    for (int i = 0; i < n; i++) {
-        cfg[i] = g_new(g, CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, "an engine configuration");
-        if (cfg[i]) n_cfg++;
-    }
-    int64_t got = 0;
-    if (!g->st) st = p_cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, n_cfg, &got, cfg);
-    if (g->st || st || got <= 0) {
-        last_error(why, why_len, g->st ? g->where : "the heuristics' engine configurations", g->st ? g->st : st);
-        g_free(g);
-        return 0;
-    }
+    // the heuristics' engine configurations (mode A, then the fallback list), best first; the
+    // first whose plan finalizes is kept
+    static const cudnnBackendHeurMode_t modes[2] = {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK};
     cudnnStatus_t last = CUDNN_STATUS_NOT_SUPPORTED;
-    for (int i = 0; i < got; i++) {
-        cudnnBackendDescriptor_t plan = NULL;
-        if ((st = p_cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &plan))) { last = st; break; }
-        st = p_cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &s->h);
-        if (!st) st = p_cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfg[i]);
-        if (!st) st = p_cudnnBackendFinalize(plan);
-        int64_t ws = 0, cnt = 0;
-        if (!st) st = p_cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &cnt, &ws);
-        if (!st) {
-            e->plan = plan;
-            e->ws = ws;
-            return 1;
+    const char *last_what = "cuDNN's heuristics list no engine for this graph";
+    for (int mi = 0; mi < 2 && !g->st; mi++) {
+        cudnnBackendDescriptor_t heur = g_new(g, CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, "the engine heuristics");
+        g_set(g, heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &og, "heuristics graph");
+        g_set(g, heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &modes[mi], "heuristics mode");
+        g_fin(g, heur, "the engine heuristics");
+        if (g->st) break;
+        int64_t n = 0;
+        cudnnStatus_t st = p_cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &n, NULL);
+        if (st) { last = st; last_what = "the heuristics' engine list"; continue; }
+        if (n <= 0) continue;
+        enum { MAX_CFG = 32 };
+        if (n > MAX_CFG) n = MAX_CFG;
+        cudnnBackendDescriptor_t cfg[MAX_CFG];
+        for (int i = 0; i < n; i++) cfg[i] = g_new(g, CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, "an engine configuration");
+        if (g->st) break;
+        int64_t got = 0;
+        st = p_cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, n, &got, cfg);
+        if (st) { last = st; last_what = "the heuristics' engine configurations"; continue; }
+        for (int i = 0; i < got; i++) {
+            cudnnBackendDescriptor_t plan = NULL;
+            if ((st = p_cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &plan))) { last = st; break; }
+            st = p_cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &s->h);
+            if (!st) st = p_cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfg[i]);
+            if (!st) st = p_cudnnBackendFinalize(plan);
+            int64_t ws = 0, cnt = 0;
+            if (!st) st = p_cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &cnt, &ws);
+            if (!st) {
+                e->plan = plan;
+                e->ws = ws;
+                return 1;
+            }
+            last = st;
+            last_what = "no engine configuration finalizes";
+            p_cudnnBackendDestroyDescriptor(plan);
         }
-        last = st;
-        p_cudnnBackendDestroyDescriptor(plan);
     }
-    last_error(why, why_len, "no engine configuration finalizes", last);
+    if (g->st) last_error(why, why_len, g->where, g->st);
+    else last_error(why, why_len, last_what, last);
     g_free(g);
     return 0;
 }
@@ -481,6 +479,10 @@ sc_sdpa *sc_sdpa_open(struct CUstream_st *stream, char *why, size_t why_len) {
     const size_t ver = p_cudnnGetVersion();
     if (ver < 90000) {
         snprintf(why, why_len, "libcudnn is version %zu; the fused attention path needs cuDNN 9", ver);
+        return NULL;
+    }
+    if (ver == 91000 || ver == 91001) {   // cuDNN's own frontend refuses BF16 attention there (known bugs)
+        snprintf(why, why_len, "cuDNN 9.10.0 and 9.10.1 have known bugs in BF16 attention; install 9.10.2 or newer");
         return NULL;
     }
     sc_sdpa *s = calloc(1, sizeof *s);

@@ -1,6 +1,6 @@
 // sdpa.h — causal GQA attention through cuDNN's fused flash attention (the graph API of
 // cuDNN 9's backend, opened with dlopen), for cuda.c. Every tensor is in one padded layout:
-// B sequences of S positions (S a multiple of 64), row-major [B, S, heads, HD] in BF16, the
+// B sequences of S positions (S a multiple of 128), row-major [B, S, heads, HD] in BF16, the
 // softmax statistics [B, NH, S] in FP32 (natural-log log-sum-exp of the scaled scores, the
 // `lse` of backend.h). Plans are built once per shape and kept (a small table); a shape cuDNN
 // has no engine for is remembered too, and the caller runs its own kernel then.
