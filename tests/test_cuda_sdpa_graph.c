@@ -10,7 +10,7 @@
 #include <stdio.h>
 
 // weak: this test is built (and skips) without the CUDA backend too
-extern int sc_sdpa_graph_check(int bwd, const sc_sdpa_shape *sh, int *n_ops, char *why, size_t why_len) __attribute__((weak));
+extern int sc_sdpa_graph_check(int kind, const sc_sdpa_shape *sh, int *n_ops, char *why, size_t why_len) __attribute__((weak));
 
 int main(void) {
     if (!sc_sdpa_graph_check) {
@@ -23,21 +23,24 @@ int main(void) {
         {1, 256, 8, 8, 128},    // MHA
         {3, 128, 4, 2, 32},     // the tests' tiny model
     };
-    // operations: forward 14 (2 matmuls, 10 pointwise, 2 reductions); backward 22 with MHA, +2
-    // reductions with GQA (dK and dV summed over each KV head's query heads)
+    // operations: forward 14 (2 matmuls, 10 pointwise, 2 reductions); the deterministic backward
+    // 21 with MHA (5 matmuls, 12 pointwise, 1 reduction, 3 reshapes), the one with the dQ
+    // accumulator 22 (+ the identity into dQ); +2 reductions each with GQA (dK and dV summed over
+    // each KV head's query heads)
+    static const char *const kinds[3] = {"forward", "deterministic backward", "backward with dQ accumulator"};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-        for (int bwd = 0; bwd < 2; bwd++) {
+        for (int kind = 0; kind < 3; kind++) {
             const sc_sdpa_shape *sh = &shapes[i];
             char why[512] = "";
             int n_ops = 0;
-            const int r = sc_sdpa_graph_check(bwd, sh, &n_ops, why, sizeof why);
+            const int r = sc_sdpa_graph_check(kind, sh, &n_ops, why, sizeof why);
             if (r < 0) {
                 printf("test_cuda_sdpa_graph: skipped: %s\n", why);
                 return 77;
             }
-            CHECKF(r == 1, "%s graph B=%d S=%d heads %d/%d HD=%d: %s", bwd ? "backward" : "forward", sh->B, sh->S, sh->NH, sh->KVH, sh->HD, why);
-            const int want = bwd ? (sh->NH == sh->KVH ? 22 : 24) : 14;
-            CHECKF(n_ops == want, "%s graph heads %d/%d: %d operations, expected %d", bwd ? "backward" : "forward", sh->NH, sh->KVH, n_ops, want);
+            CHECKF(r == 1, "%s graph B=%d S=%d heads %d/%d HD=%d: %s", kinds[kind], sh->B, sh->S, sh->NH, sh->KVH, sh->HD, why);
+            const int want = kind == 0 ? 14 : (kind == 1 ? 21 : 22) + (sh->NH == sh->KVH ? 0 : 2);
+            CHECKF(n_ops == want, "%s graph heads %d/%d: %d operations, expected %d", kinds[kind], sh->NH, sh->KVH, n_ops, want);
         }
     return sc_test_finish("test_cuda_sdpa_graph");
 }

@@ -12,11 +12,14 @@
 //   backward  sum = rowsum(dO * O);  S = Q K^T * scale - stats, causal mask; E = exp(S)
 //             dV = E^T dO (summed over each KV head's query heads: GQA)
 //             dS = (dO V^T - sum) * E * scale;  dK = dS^T Q (summed likewise)
-//             dQ_acc = dS K (FP32);  dQ = dQ_acc
+//             dQ = dS K (deterministic: tried first), or dQ_acc = dS K (FP32, atomics); dQ = dQ_acc
 //
 // K enters the first product transposed (dims [B, KVH, HD, S] with swapped strides); GQA is the
 // broadcast of KVH heads over NH in the matmuls' batch dimension. No tensor is materialised but
 // the inputs, the outputs, stats, and (backward) sum and dQ_acc, which cuDNN wants in memory.
+// Written against cuDNN 9.19's headers and documentation on a machine without a GPU: the
+// graphs are finalized by libcudnn in tests/test_cuda_sdpa_graph.c, the plans and the numbers
+// are checked only on a GPU (tests/test_cuda_backend.c, benchmarks/gpu/check.sh).
 //
 // libcudnn.so.9 is opened with dlopen (like cuBLASLt): a binary starts on a machine without it,
 // and only this path is off there. Built without cuDNN's headers, the whole file reduces to
@@ -51,8 +54,8 @@ int sc_sdpa_plan(sc_sdpa *s, int bwd, const sc_sdpa_shape *sh, size_t *ws_bytes,
     snprintf(why, why_len, "no cuDNN in this build");
     return -1;
 }
-int sc_sdpa_graph_check(int bwd, const sc_sdpa_shape *sh, int *n_ops, char *why, size_t why_len) {
-    (void)bwd; (void)sh; *n_ops = 0;
+int sc_sdpa_graph_check(int kind, const sc_sdpa_shape *sh, int *n_ops, char *why, size_t why_len) {
+    (void)kind; (void)sh; *n_ops = 0;
     snprintf(why, why_len, "this build had no cuDNN headers");
     return -1;
 }
@@ -108,6 +111,7 @@ typedef struct {
 #define SDPA_PLANS 48
 typedef struct {
     int used, bwd, ok;         // ok: a plan (else: cuDNN has no engine for this shape)
+    int det;                   // backward: the deterministic graph (no dQ accumulator)
     sc_sdpa_shape sh;
     graph g;
     cudnnBackendDescriptor_t plan;
@@ -306,7 +310,10 @@ static void build_forward(graph *g, const layouts *L) {
     g_mm(g, p, v, o);
 }
 
-static void build_backward(graph *g, const layouts *L, int gqa) {
+// det: dQ = dS K straight into dQ, which on Hopper selects cuDNN's deterministic backward (dP
+// kept in the workspace; what cuDNN's frontend builds for is_deterministic_algorithm); else
+// through an FP32 accumulator dQ_acc that the engine adds into (atomics: run-to-run differences)
+static void build_backward(graph *g, const layouts *L, int gqa, int det) {
     const cudnnDataType_t bf = CUDNN_DATA_BFLOAT16, f32 = CUDNN_DATA_FLOAT;
     cudnnBackendDescriptor_t q = g_tensor(g, U_Q, bf, L->q_dim, L->q_str, 0);
     cudnnBackendDescriptor_t kt = g_tensor(g, U_K, bf, L->kt_dim, L->kt_str, 0);
@@ -318,7 +325,7 @@ static void build_backward(graph *g, const layouts *L, int gqa) {
     cudnnBackendDescriptor_t dk = g_tensor(g, U_DK, bf, L->k_dim, L->k_str, 0);
     cudnnBackendDescriptor_t dv = g_tensor(g, U_DV, bf, L->k_dim, L->k_str, 0);
     cudnnBackendDescriptor_t sum = g_tensor(g, U_SUM, f32, L->r_dim, L->r_str, 0);
-    cudnnBackendDescriptor_t dq_acc = g_tensor(g, U_DQACC, f32, L->f_dim, L->f_str, 0);
+    cudnnBackendDescriptor_t dq_acc = det ? NULL : g_tensor(g, U_DQACC, f32, L->f_dim, L->f_str, 0);
     cudnnBackendDescriptor_t scale = g_scalar(g, U_SCALE), neginf = g_scalar(g, U_NEGINF), one = g_scalar(g, U_ONE);
 
     // sum = rowsum(dO * O)
@@ -366,16 +373,20 @@ static void build_backward(graph *g, const layouts *L, int gqa) {
     } else {
         g_mm(g, dst, q, dk);
     }
-    // dQ = dS K (through the FP32 accumulator)
+    // dQ = dS K
     cudnnBackendDescriptor_t kr = g_tensor(g, 0, bf, L->k_dim, L->k_str, 0);
     g_reshape(g, kt, kr);
-    g_mm(g, ds, kr, dq_acc);
-    g_pw(g, CUDNN_POINTWISE_IDENTITY, f32, dq_acc, NULL, NULL, dq, 0);
+    if (det) {
+        g_mm(g, ds, kr, dq);
+    } else {
+        g_mm(g, ds, kr, dq_acc);
+        g_pw(g, CUDNN_POINTWISE_IDENTITY, f32, dq_acc, NULL, NULL, dq, 0);
+    }
 }
 
 static void last_error(char *why, size_t why_len, const char *what, cudnnStatus_t st);
 
-int sc_sdpa_graph_check(int bwd, const sc_sdpa_shape *sh, int *n_ops, char *why, size_t why_len) {
+int sc_sdpa_graph_check(int kind, const sc_sdpa_shape *sh, int *n_ops, char *why, size_t why_len) {
     *n_ops = 0;
     if (!dnn_load(why, why_len)) return -1;
     graph *g = calloc(1, sizeof *g);
@@ -383,7 +394,7 @@ int sc_sdpa_graph_check(int bwd, const sc_sdpa_shape *sh, int *n_ops, char *why,
     g->next_uid = 100;
     layouts L;
     make_layouts(sh, &L);
-    if (bwd) build_backward(g, &L, sh->NH != sh->KVH);
+    if (kind) build_backward(g, &L, sh->NH != sh->KVH, kind == 1);
     else build_forward(g, &L);
     const int ok = !g->st;
     if (!ok) last_error(why, why_len, g->where, g->st);
@@ -400,13 +411,13 @@ static void last_error(char *why, size_t why_len, const char *what, cudnnStatus_
 }
 
 // Operation graph, heuristics, and the first engine configuration that finalizes.
-static int make_plan(sc_sdpa *s, plan_entry *e, char *why, size_t why_len) {
+static int make_plan_graph(sc_sdpa *s, plan_entry *e, char *why, size_t why_len) {
     graph *g = &e->g;
     memset(g, 0, sizeof *g);
     g->next_uid = 100;
     layouts L;
     make_layouts(&e->sh, &L);
-    if (e->bwd) build_backward(g, &L, e->sh.NH != e->sh.KVH);
+    if (e->bwd) build_backward(g, &L, e->sh.NH != e->sh.KVH, e->det);
     else build_forward(g, &L);
     cudnnBackendDescriptor_t og = g_new(g, CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, "the operation graph");
     g_set(g, og, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &s->h, "operation graph handle");
@@ -457,6 +468,21 @@ static int make_plan(sc_sdpa *s, plan_entry *e, char *why, size_t why_len) {
     if (g->st) last_error(why, why_len, g->where, g->st);
     else last_error(why, why_len, last_what, last);
     g_free(g);
+    return 0;
+}
+
+// The backward tries the deterministic graph first (like the own kernels, the same results run
+// after run), then the one with the FP32 dQ accumulator.
+static int make_plan(sc_sdpa *s, plan_entry *e, char *why, size_t why_len) {
+    if (!e->bwd) return make_plan_graph(s, e, why, why_len);
+    e->det = 1;
+    if (make_plan_graph(s, e, why, why_len)) return 1;
+    char why_det[300];
+    snprintf(why_det, sizeof why_det, "%s", why);
+    e->det = 0;
+    if (make_plan_graph(s, e, why, why_len)) return 1;
+    const size_t n = strlen(why);
+    snprintf(why + n, why_len - n, "; deterministic graph: %s", why_det);
     return 0;
 }
 
@@ -562,9 +588,9 @@ sc_status sc_sdpa_backward(sc_sdpa *s, const sc_sdpa_shape *sh, const void *q, c
     plan_entry *e = find(s, 1, sh);
     if (!e || !e->ok) return sc_errorf(SC_ERR_INTERNAL, "cuda backend: cuDNN attention backward without a plan");
     float scale = 1.0f / sqrtf((float)sh->HD), neginf = s->ver < 91000 ? -3.402823466e38f : -INFINITY, one = 1.0f;
-    const int64_t uids[] = {U_Q, U_K, U_V, U_O, U_DO, U_STATS, U_DQ, U_DK, U_DV, U_SUM, U_DQACC, U_SCALE, U_NEGINF, U_ONE};
-    void *const ptrs[] = {(void *)q, (void *)k, (void *)v, (void *)o, (void *)dout, (void *)stats, dq, dk, dv, sum, dq_acc, &scale, &neginf, &one};
-    return run(s, e, 14, uids, ptrs, ws, "backward");
+    const int64_t uids[] = {U_Q, U_K, U_V, U_O, U_DO, U_STATS, U_DQ, U_DK, U_DV, U_SUM, U_SCALE, U_NEGINF, U_ONE, U_DQACC};
+    void *const ptrs[] = {(void *)q, (void *)k, (void *)v, (void *)o, (void *)dout, (void *)stats, dq, dk, dv, sum, &scale, &neginf, &one, dq_acc};
+    return run(s, e, e->det ? 13 : 14, uids, ptrs, ws, "backward");   // the deterministic graph has no dQ_acc
 }
 
 #endif

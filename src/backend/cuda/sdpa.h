@@ -35,14 +35,16 @@ int sc_sdpa_plan(sc_sdpa *s, int bwd, const sc_sdpa_shape *sh, size_t *ws_bytes,
 sc_status sc_sdpa_forward(sc_sdpa *s, const sc_sdpa_shape *sh, const void *q, const void *k, const void *v, void *o,
                           float *stats, void *ws);
 // Backward: dq, dk, dv (BF16) from q, k, v, o, do (BF16) and the forward's stats; sum [B*NH*S]
-// and dq_acc [B*S*NH*HD] FP32 scratch (device).
+// and dq_acc [B*S*NH*HD] FP32 scratch (device; dq_acc unused when the shape's plan is cuDNN's
+// deterministic backward, the one tried first).
 sc_status sc_sdpa_backward(sc_sdpa *s, const sc_sdpa_shape *sh, const void *q, const void *k, const void *v, const void *o,
                            const void *dout, const float *stats, void *dq, void *dk, void *dv, float *sum, float *dq_acc, void *ws);
 
-// Builds the forward or backward graph's tensors and operations for a shape and finalizes each
-// (what cuDNN checks without a GPU: attribute types, dims, strides, data types of every
-// operation): 1 when all finalize (*n_ops operations), 0 when one does not (why says which),
-// -1 when cuDNN cannot be loaded. The operation graph and its plan need a GPU.
-int sc_sdpa_graph_check(int bwd, const sc_sdpa_shape *sh, int *n_ops, char *why, size_t why_len);
+// Builds the graph's tensors and operations for a shape (kind 0: forward, 1: the deterministic
+// backward, 2: the backward with the FP32 dQ accumulator) and finalizes each (what cuDNN checks
+// without a GPU: attribute types, dims, strides, data types of every operation): 1 when all
+// finalize (*n_ops operations), 0 when one does not (why says which), -1 when cuDNN cannot be
+// loaded. The operation graph and its plan need a GPU.
+int sc_sdpa_graph_check(int kind, const sc_sdpa_shape *sh, int *n_ops, char *why, size_t why_len);
 
 #endif
