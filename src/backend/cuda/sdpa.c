@@ -472,13 +472,17 @@ static int make_plan_graph(sc_sdpa *s, plan_entry *e, char *why, size_t why_len)
 }
 
 // The backward tries the deterministic graph first (like the own kernels, the same results run
-// after run), then the one with the FP32 dQ accumulator.
+// after run), then the one with the FP32 dQ accumulator; the deterministic one keeps dP, BF16
+// [B, NH, S, S], in its workspace, so it is not tried where that exceeds DET_DP_MAX.
+#define DET_DP_MAX ((int64_t)1 << 30)
 static int make_plan(sc_sdpa *s, plan_entry *e, char *why, size_t why_len) {
     if (!e->bwd) return make_plan_graph(s, e, why, why_len);
-    e->det = 1;
-    if (make_plan_graph(s, e, why, why_len)) return 1;
-    char why_det[300];
-    snprintf(why_det, sizeof why_det, "%s", why);
+    char why_det[300] = "dP would need more than 1 GiB";
+    if ((int64_t)e->sh.B * e->sh.NH * e->sh.S * e->sh.S * 2 <= DET_DP_MAX) {
+        e->det = 1;
+        if (make_plan_graph(s, e, why, why_len)) return 1;
+        snprintf(why_det, sizeof why_det, "%s", why);
+    }
     e->det = 0;
     if (make_plan_graph(s, e, why, why_len)) return 1;
     const size_t n = strlen(why);
