@@ -50,12 +50,18 @@ step() {   # step NAME SECONDS CMD... : run with a time limit, log to $OUT/NAME.
 # cuDNN (attention through its fused flash attention, src/backend/cuda/sdpa.c): the toolkit's, or
 # the nvidia-cudnn wheel's (its headers for the build, its libcudnn.so.9 at run time: dlopen)
 CUDNN_ARGS=()
-CUDNN_WHEEL=$("$PY" -c "import nvidia.cudnn as c; print(list(c.__path__)[0])" 2>/dev/null || true)
-if [ -n "$CUDNN_WHEEL" ] && [ -d "$CUDNN_WHEEL/lib" ]; then
-  export LD_LIBRARY_PATH="$CUDNN_WHEEL/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  [ -f "$CUDNN_WHEEL/include/cudnn_graph.h" ] && CUDNN_ARGS=(-DSC_CUDNN_INCLUDE="$CUDNN_WHEEL/include")
+# (the folder of libcudnn.so.9 inside the nvidia namespace package: nvidia/cudnn/lib or nvidia/cu13/lib)
+CUDNN_PY='import glob, os, nvidia
+hits = [h for b in nvidia.__path__ for h in sorted(glob.glob(os.path.join(b, "**", "libcudnn.so.9"), recursive=True))]
+print(os.path.dirname(hits[0]) if hits else "")'
+CUDNN_LIB=$("$PY" -c "$CUDNN_PY" 2>/dev/null || true)
+if [ -n "$CUDNN_LIB" ]; then
+  export LD_LIBRARY_PATH="$CUDNN_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  if [ ! -f /usr/local/cuda/include/cudnn_graph.h ] && [ -f "$CUDNN_LIB/../include/cudnn_graph.h" ]; then
+    CUDNN_ARGS=(-DSC_CUDNN_INCLUDE="$(cd "$CUDNN_LIB/../include" && pwd)")
+  fi
 fi
-echo "cuDNN: wheel ${CUDNN_WHEEL:-none}; ${CUDNN_ARGS[*]:-toolkit headers}" >>"$OUT/machine.txt"
+echo "cuDNN: library folder ${CUDNN_LIB:-none found in the nvidia wheels, the system default}; headers ${CUDNN_ARGS[*]:-of the CUDA toolkit}" >>"$OUT/machine.txt"
 
 gen=(); command -v ninja >/dev/null 2>&1 && gen=(-G Ninja)
 step configure 120 cmake -S "$ROOT/benchmarks/gpu" -B "$BUILD" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release "${CUDNN_ARGS[@]}" || exit 1
