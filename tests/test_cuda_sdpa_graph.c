@@ -3,16 +3,23 @@
 // and finalized by libcudnn itself, which checks attribute types, dimensions, strides and data
 // types of each operation (a matmul whose operands do not fit fails here). What needs a GPU (the
 // operation graph, the engine heuristics, the plans, the numbers) is tests/test_cuda_backend.c's.
-// Skipped (exit 77) in builds without the CUDA backend and where libcudnn.so.9 cannot be opened.
+// Skipped (exit 77) in builds without the CUDA backend, where libcudnn.so.9 cannot be opened, and
+// under sanitizers.
 #include "testutil.h"
 #include "../src/backend/cuda/sdpa.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 // weak: this test is built (and skips) without the CUDA backend too
 extern int sc_sdpa_graph_check(int kind, const sc_sdpa_shape *sh, int *n_ops, char *why, size_t why_len) __attribute__((weak));
 
 int main(void) {
+    const char *san = getenv("SC_SANITIZE");
+    if (san && *san) {   // libcudnn is not instrumented; the sanitizer builds have no CUDA backend anyway
+        printf("test_cuda_sdpa_graph: skipped under sanitizers\n");
+        return 77;
+    }
     if (!sc_sdpa_graph_check) {
         printf("test_cuda_sdpa_graph: skipped: this build has no CUDA backend\n");
         return 77;
