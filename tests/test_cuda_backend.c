@@ -17,6 +17,8 @@
 #define TOL_MODEL 5e-2     // a whole model: BF16 rounding of every GEMM input, compounded over blocks
 #define TOL_MODEL_GRAD 1e-1 // gradients and the KL of a whole model: differences of two BF16-rounded
                             // passes (P and Q), so the rounding noise is large relative to them
+#define TOL_SDPA 2e-2      // cuDNN's fused attention: q, k, v, the probabilities and out in BF16
+#define TOL_SDPA_GRAD 5e-2 // its backward: dout, out and dS in BF16 too, summed over every position
 #include "testutil.h"
 #include "steerclear/adapter.h"
 #include "steerclear/engine.h"
@@ -27,6 +29,10 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+
+// cuda.c (src/backend/backend_internal.h): attention calls by path. Weak: this test is built
+// (and skips) without the CUDA backend too.
+extern const char *sc_cuda_attention_paths(sc_backend *be, uint64_t sdpa_runs[2], uint64_t own_runs[2]) __attribute__((weak));
 
 static sc_backend *g_cpu, *g_gpu;
 static uint64_t g_stream = 1;
@@ -308,6 +314,121 @@ static void test_attention(void) {
         cmp_dev("attention_backward dv", gdv, cdv, (size_t)T2 * KD, 1e-4);
         free(q2); free(k2); free(v2); free(dout); free(o2); free(l2); free(cdq); free(cdk); free(cdv);
         gfree(gq2); gfree(gk2); gfree(gv2); gfree(gdo); gfree(go2); gfree(gl2); gfree(gdq); gfree(gdk); gfree(gdv);
+    }
+}
+
+// --- attention through cuDNN's fused flash attention --------------------------------------------------
+// g_sdpa (cuDNN on) against the CPU backend and against the own kernels (g_gpu, SC_CUDA_SDPA=0),
+// forward and backward, on the head shapes of Qwen2.5-0.5B (14/2 heads of 64: GQA 7:1) and -14B
+// (40/8 of 128: 5:1), MHA, and odd sequence lengths (padding rows inside cuDNN's layout),
+// several sequences per batch; keys and values in a KV cache at position 0 (prefill) too.
+
+static sc_backend *g_sdpa;
+
+static int sdpa_ran(sc_backend *be, int dir, uint64_t *seen) {
+    uint64_t sd[2], own[2];
+    if (!sc_cuda_attention_paths) return 0;
+    sc_cuda_attention_paths(be, sd, own);
+    const int ran = sd[dir] > *seen;
+    *seen = sd[dir];
+    return ran;
+}
+
+static void test_sdpa(void) {
+    uint64_t sd0[2] = {0, 0}, own0[2] = {0, 0};
+    const char *ver = sc_cuda_attention_paths ? sc_cuda_attention_paths(g_sdpa, sd0, own0) : NULL;
+    if (!ver) {
+        printf("test_cuda_backend: cuDNN fused attention NOT TESTED: the cuDNN path is off on this machine (see the line above)\n");
+        return;
+    }
+    uint64_t seen[2] = {sd0[0], sd0[1]};
+    static const struct { int NH, KVH, HD, n_seq, len[4], cache; } cases[] = {
+        {14, 2, 64, 4, {1, 37, 64, 100}, 0},   // Qwen2.5-0.5B heads, ragged lengths
+        {14, 2, 64, 3, {5, 70, 33, 0}, 1},     // the same over a KV cache (prefill)
+        {40, 8, 128, 2, {77, 5, 0, 0}, 0},     // Qwen2.5-14B heads
+        {8, 8, 128, 1, {130, 0, 0, 0}, 0},     // MHA, one sequence just over 128 (padded to 256)
+        {4, 2, 64, 2, {1, 1, 0, 0}, 0},        // one token per sequence
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const int NH = cases[ci].NH, KVH = cases[ci].KVH, HD = cases[ci].HD, n_seq = cases[ci].n_seq, QD = NH * HD, KD = KVH * HD;
+        int qs[5] = {0}, zero[4] = {0, 0, 0, 0}, maxlen = 0;
+        for (int b = 0; b < n_seq; b++) {
+            qs[b + 1] = qs[b] + cases[ci].len[b];
+            if (cases[ci].len[b] > maxlen) maxlen = cases[ci].len[b];
+        }
+        const int T = qs[n_seq];
+        int64_t kv_off[4];
+        size_t nkv = (size_t)T * KD;
+        if (cases[ci].cache) {   // slots of maxlen + 9 positions, sequence b in slot n_seq-1-b
+            for (int b = 0; b < n_seq; b++) kv_off[b] = (int64_t)(n_seq - 1 - b) * (maxlen + 9) * KD;
+            nkv = (size_t)n_seq * (maxlen + 9) * KD;
+        } else {
+            for (int b = 0; b < n_seq; b++) kv_off[b] = (int64_t)qs[b] * KD;
+        }
+        const sc_attn_layout lay = {.n_seq = n_seq, .q_start = qs, .pos0 = zero, .kv_off = kv_off, .kv_stride = KD};
+        char what[160];
+        float *q = randn((size_t)T * QD, 1.0f), *k = randn(nkv, 1.0f), *v = randn(nkv, 1.0f);
+        float *co = malloc(sizeof(float) * (size_t)T * QD), *cl = malloc(sizeof(float) * (size_t)T * NH);
+        CHECK_OK(g_cpu->op->attention(g_cpu, co, cl, q, k, v, &lay, NH, KVH, HD));
+        float *gq = gd(q, (size_t)T * QD), *gk = gd(k, nkv), *gv = gd(v, nkv);
+        float *so = gnan((size_t)T * QD), *sl = gnan((size_t)T * NH), *oo = gnan((size_t)T * QD), *ol = gnan((size_t)T * NH);
+        CHECK_OK(g_sdpa->op->attention(g_sdpa, so, sl, gq, gk, gv, &lay, NH, KVH, HD));
+        const int ran_f = sdpa_ran(g_sdpa, 0, &seen[0]);
+        CHECK_OK(g_gpu->op->attention(g_gpu, oo, ol, gq, gk, gv, &lay, NH, KVH, HD));
+        printf("test_cuda_backend: attention %d/%d heads of %d, lengths %d..%d%s: forward through %s\n", NH, KVH, HD, cases[ci].len[0],
+               cases[ci].len[n_seq - 1], cases[ci].cache ? " (KV cache)" : "", ran_f ? ver : "the own kernel (cuDNN fell back)");
+        CHECKF(ran_f, "attention forward NH=%d KVH=%d HD=%d: %s is loaded but the own kernel ran (no engine? see stderr)", NH, KVH, HD, ver);
+        snprintf(what, sizeof what, "cuDNN attention vs CPU NH=%d KVH=%d HD=%d", NH, KVH, HD);
+        cmp_dev(what, so, co, (size_t)T * QD, TOL_SDPA);
+        cmp_dev("cuDNN attention lse vs CPU", sl, cl, (size_t)T * NH, TOL_SDPA);
+        float *ho = gget(oo, (size_t)T * QD), *hl = gget(ol, (size_t)T * NH);
+        cmp_dev("cuDNN attention vs the own kernel", so, ho, (size_t)T * QD, TOL_SDPA);
+        cmp_dev("cuDNN attention lse vs the own kernel", sl, hl, (size_t)T * NH, TOL_SDPA);
+        free(ho); free(hl);
+        if (!cases[ci].cache) {   // backward (the batch's own rows), from the CPU's out and lse
+            float *dout = randn((size_t)T * QD, 1.0f);
+            float *cdq = malloc(sizeof(float) * (size_t)T * QD), *cdk = malloc(sizeof(float) * nkv), *cdv = malloc(sizeof(float) * nkv);
+            CHECK_OK(g_cpu->op->attention_backward(g_cpu, cdq, cdk, cdv, dout, co, cl, q, k, v, qs, n_seq, NH, KVH, HD));
+            float *gdo = gd(dout, (size_t)T * QD), *gco = gd(co, (size_t)T * QD), *gcl = gd(cl, (size_t)T * NH);
+            float *sdq = gnan((size_t)T * QD), *sdk = gnan(nkv), *sdv = gnan(nkv), *odq = gnan((size_t)T * QD), *odk = gnan(nkv), *odv = gnan(nkv);
+            CHECK_OK(g_sdpa->op->attention_backward(g_sdpa, sdq, sdk, sdv, gdo, gco, gcl, gq, gk, gv, qs, n_seq, NH, KVH, HD));
+            const int ran_b = sdpa_ran(g_sdpa, 1, &seen[1]);
+            CHECK_OK(g_gpu->op->attention_backward(g_gpu, odq, odk, odv, gdo, gco, gcl, gq, gk, gv, qs, n_seq, NH, KVH, HD));
+            printf("test_cuda_backend: attention %d/%d heads of %d: backward through %s\n", NH, KVH, HD, ran_b ? ver : "the own kernels (cuDNN fell back)");
+            CHECKF(ran_b, "attention backward NH=%d KVH=%d HD=%d: %s is loaded but the own kernels ran (no engine? see stderr)", NH, KVH, HD, ver);
+            snprintf(what, sizeof what, "cuDNN attention_backward dq vs CPU NH=%d KVH=%d HD=%d", NH, KVH, HD);
+            cmp_dev(what, sdq, cdq, (size_t)T * QD, TOL_SDPA_GRAD);
+            cmp_dev("cuDNN attention_backward dk vs CPU", sdk, cdk, nkv, TOL_SDPA_GRAD);
+            cmp_dev("cuDNN attention_backward dv vs CPU", sdv, cdv, nkv, TOL_SDPA_GRAD);
+            float *hdq = gget(odq, (size_t)T * QD), *hdk = gget(odk, nkv), *hdv = gget(odv, nkv);
+            cmp_dev("cuDNN attention_backward dq vs the own kernels", sdq, hdq, (size_t)T * QD, TOL_SDPA_GRAD);
+            cmp_dev("cuDNN attention_backward dk vs the own kernels", sdk, hdk, nkv, TOL_SDPA_GRAD);
+            cmp_dev("cuDNN attention_backward dv vs the own kernels", sdv, hdv, nkv, TOL_SDPA_GRAD);
+            free(hdq); free(hdk); free(hdv);
+            free(dout); free(cdq); free(cdk); free(cdv);
+            gfree(gdo); gfree(gco); gfree(gcl); gfree(sdq); gfree(sdk); gfree(sdv); gfree(odq); gfree(odk); gfree(odv);
+        }
+        free(q); free(k); free(v); free(co); free(cl);
+        gfree(gq); gfree(gk); gfree(gv); gfree(so); gfree(sl); gfree(oo); gfree(ol);
+    }
+    // the decode step (position > 0) stays on the own kernel
+    uint64_t sd[2], own[2];
+    sc_cuda_attention_paths(g_sdpa, sd, own);
+    {
+        const int NH = 4, KVH = 2, HD = 64, KD = KVH * HD, qs[2] = {0, 1}, pos0[1] = {9};
+        const int64_t off[1] = {0};
+        const sc_attn_layout lay = {.n_seq = 1, .q_start = qs, .pos0 = pos0, .kv_off = off, .kv_stride = KD};
+        float *q = randn((size_t)NH * HD, 1.0f), *k = randn((size_t)10 * KD, 1.0f), *v = randn((size_t)10 * KD, 1.0f);
+        float *co = malloc(sizeof(float) * (size_t)NH * HD), *cl = malloc(sizeof(float) * NH);
+        CHECK_OK(g_cpu->op->attention(g_cpu, co, cl, q, k, v, &lay, NH, KVH, HD));
+        float *gq = gd(q, (size_t)NH * HD), *gk = gd(k, (size_t)10 * KD), *gv = gd(v, (size_t)10 * KD), *go = gnan((size_t)NH * HD), *gl = gnan(NH);
+        CHECK_OK(g_sdpa->op->attention(g_sdpa, go, gl, gq, gk, gv, &lay, NH, KVH, HD));
+        cmp_dev("decode-step attention (own kernel in the cuDNN backend)", go, co, (size_t)NH * HD, TOL_F32);
+        uint64_t sd2[2], own2[2];
+        sc_cuda_attention_paths(g_sdpa, sd2, own2);
+        CHECK(sd2[0] == sd[0] && own2[0] == own[0] + 1);
+        free(q); free(k); free(v); free(co); free(cl);
+        gfree(gq); gfree(gk); gfree(gv); gfree(go); gfree(gl);
     }
 }
 
@@ -595,6 +716,7 @@ int main(void) {
     sc_backend_opts o;
     sc_backend_opts_default(&o);
     o.device = SC_DEVICE_CUDA;
+    setenv("SC_CUDA_SDPA", "0", 1);   // the own attention kernels, at FP32 tolerances; cuDNN's in test_sdpa
     if (sc_backend_create(&o, &g_gpu) != SC_OK) {
         printf("test_cuda_backend: skipped: %s\n", sc_last_error());
         return 77;
@@ -611,6 +733,24 @@ int main(void) {
     test_tiny_model();
     test_generate_graphs();
     test_generate_greedy();
+    unsetenv("SC_CUDA_SDPA");
+    if (sc_backend_create(&o, &g_sdpa) != SC_OK) {
+        sc_test_fail(__FILE__, __LINE__, "a CUDA backend with cuDNN attention: %s", sc_last_error());
+        return sc_test_finish("test_cuda_backend");
+    }
+    printf("test_cuda_backend: %s\n", g_sdpa->name);
+    test_sdpa();
+    {   // the tiny model once more with attention through cuDNN (where it is on)
+        sc_backend *own = g_gpu;
+        g_gpu = g_sdpa;
+        test_tiny_model();
+        uint64_t sd[2], ow[2];
+        if (sc_cuda_attention_paths && sc_cuda_attention_paths(g_sdpa, sd, ow))
+            printf("test_cuda_backend: tiny model with cuDNN attention: %llu forward and %llu backward calls through cuDNN, %llu and %llu on the own kernels\n",
+                   (unsigned long long)sd[0], (unsigned long long)sd[1], (unsigned long long)ow[0], (unsigned long long)ow[1]);
+        g_gpu = own;
+    }
+    sc_backend_free(g_sdpa);
     sc_backend_free(g_gpu);
     // the plain-loop GEMM cuBLASLt's refusals fall back to, on every GEMM shape of the tests
     setenv("SC_CUDA_GEMM_FALLBACK", "1", 1);

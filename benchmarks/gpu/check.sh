@@ -78,13 +78,29 @@ study() {   # study SHAPE SECONDS MODEL_DIR [ARGS...]: the study's method on MOD
   STUDY_IMPL=plain
   step "study-$shape-plain" "$limit" "$PY" "$ROOT/benchmarks/gpu/study_torch.py" --model "$dir" --impl plain --out "$OUT/study-$shape.json" "$@"
 }
+# cuDNN (attention through its fused flash attention, src/backend/cuda/sdpa.c): the toolkit's, or
+# the nvidia-cudnn wheel's (its headers for the build, its libcudnn.so.9 at run time: dlopen)
+CUDNN_ARGS=()
+# (the folder of libcudnn.so.9 inside the nvidia namespace package: nvidia/cudnn/lib or nvidia/cu13/lib)
+CUDNN_PY='import glob, os, nvidia
+hits = [h for b in nvidia.__path__ for h in sorted(glob.glob(os.path.join(b, "**", "libcudnn.so.9"), recursive=True))]
+print(os.path.dirname(hits[0]) if hits else "")'
+CUDNN_LIB=$("$PY" -c "$CUDNN_PY" 2>/dev/null || true)
+if [ -n "$CUDNN_LIB" ]; then
+  export LD_LIBRARY_PATH="$CUDNN_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  if [ ! -f /usr/local/cuda/include/cudnn_graph.h ] && [ -f "$CUDNN_LIB/../include/cudnn_graph.h" ]; then
+    CUDNN_ARGS=(-DSC_CUDNN_INCLUDE="$(cd "$CUDNN_LIB/../include" && pwd)")
+  fi
+fi
+echo "cuDNN: library folder ${CUDNN_LIB:-none found in the nvidia wheels, the system default}; headers ${CUDNN_ARGS[*]:-of the CUDA toolkit}" >>"$OUT/machine.txt"
 
 gen=(); command -v ninja >/dev/null 2>&1 && gen=(-G Ninja)
-step configure 120 cmake -S "$ROOT/benchmarks/gpu" -B "$BUILD" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release || exit 1
+step configure 120 cmake -S "$ROOT/benchmarks/gpu" -B "$BUILD" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release "${CUDNN_ARGS[@]}" || exit 1
 step build 240 cmake --build "$BUILD" -j"$(nproc)" || exit 1
 
 export SC_SOURCE_DIR="$ROOT" SC_BUILD_DIR="$BUILD" OMP_NUM_THREADS="${OMP_NUM_THREADS:-8}" OMP_WAIT_POLICY=passive
 step parity 180 "$BUILD/test_cuda_backend"
+grep -h "attention" "$OUT/parity.log" | grep -E "through|NOT TESTED|cuDNN" >"$OUT/attention-paths.txt" || true   # which attention path ran
 SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer 2>/dev/null | head -1)
 if [ -n "$SAN" ]; then
   step sanitizer 200 "$SAN" --tool memcheck --error-exitcode 9 "$BUILD/test_cuda_backend"
@@ -107,11 +123,6 @@ fi
 SMALL="$OUT/hf-0.5b"
 if step make-0.5b 120 "$PY" "$ROOT/benchmarks/gpu/make_hf_model.py" qwen2.5-0.5b-shape "$SMALL"; then
   step bench-0.5b 120 sh -c "'$BUILD/gpu_bench' --model '$SMALL' --prompt-tokens 512 --new-tokens 64 --batch 8 --train-seqs 8 >'$OUT/bench-0.5b.json'"
-  # decode op by op against decode steps in CUDA graphs (SC_CUDA_GRAPHS=1), batch 1 and 8, the sides alternated
-  for b in 1 8 1 8; do for g in 0 1; do
-    step "graphs-b$b-g$g" 60 sh -c "SC_CUDA_GRAPHS=$g '$BUILD/gpu_bench' --model '$SMALL' --prompt-tokens 512 --new-tokens 64 --batch $b --train-seqs 1 --step-prompts 0 --step-searches 1 --reps 3 >>'$OUT/graphs-b$b-g$g.jsonl'"
-  done; done
-  "$PY" "$ROOT/benchmarks/gpu/graphs_compare.py" "$OUT" | tee -a "$SUMMARY"
 fi
 
 if [ "${SC_GPU_SKIP_14B:-0}" != 1 ] && [ $(( $(date +%s) - START )) -lt 300 ]; then
@@ -128,6 +139,22 @@ fi
 [ -f "$TINY/config.json" ] && timed study-impls 20 60 step study-impls 60 "$PY" "$ROOT/benchmarks/gpu/study_torch.py" --model "$TINY" --compare-impls
 [ -f "$TINY/config.json" ] && timed study-tiny 20 90 study tiny 90 "$TINY" --full-step
 [ -f "$SMALL/config.json" ] && timed study-0.5b 30 120 study 0.5b 120 "$SMALL" --full-step
+# decode of the 0.5B shape op by op against decode steps in CUDA graphs (SC_CUDA_GRAPHS=1), batch 1
+# and 8, the sides alternated (about a minute)
+if [ -d "$SMALL" ] && [ $(( $(date +%s) - START )) -lt 380 ]; then
+  for g in 0 1 1 0; do for b in 1 8; do
+    step "graphs-b$b-g$g" 40 sh -c "SC_CUDA_GRAPHS=$g '$BUILD/gpu_bench' --model '$SMALL' --prompt-tokens 512 --new-tokens 64 --batch $b --train-seqs 1 --step-prompts 0 --step-searches 1 --reps 3 >>'$OUT/graphs-b$b-g$g.jsonl'"
+  done; done
+  "$PY" "$ROOT/benchmarks/gpu/graphs_compare.py" "$OUT" | tee -a "$SUMMARY"
+else
+  echo "graphs-0.5b        SKIPPED (no 0.5B model, or over 380 s already)" | tee -a "$SUMMARY"
+fi
+# the 0.5B shape again with the own attention kernels (SC_CUDA_SDPA=0): what cuDNN's attention gains
+if [ -d "$SMALL" ] && [ $(( $(date +%s) - START )) -lt 400 ]; then
+  step bench-0.5b-own 90 sh -c "SC_CUDA_SDPA=0 '$BUILD/gpu_bench' --model '$SMALL' --prompt-tokens 512 --new-tokens 64 --batch 8 --train-seqs 8 >'$OUT/own-attention-0.5b.json'"
+else
+  echo "bench-0.5b-own     SKIPPED (no 0.5B model, or over 400 s already)" | tee -a "$SUMMARY"
+fi
 rm -rf "$SMALL"
 step ratio 30 "$PY" "$ROOT/benchmarks/gpu/summary.py" "$OUT" && cat "$OUT/ratio.log" >>"$SUMMARY"
 echo "failed steps: $fails; $(( $(date +%s) - START ))s in all" | tee -a "$SUMMARY"

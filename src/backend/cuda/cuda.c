@@ -2,7 +2,10 @@
 // visible), one stream, device memory through the CUDA runtime (cudart, linked statically: a
 // binary built with CUDA starts on a machine without a GPU driver and only this backend's
 // creation fails there, with a message; cuBLASLt is opened with dlopen then), BF16 weights resident on the device, GEMMs through
-// cuBLASLt and the rest in kernels.cu.
+// cuBLASLt, attention through cuDNN's fused flash attention where it fits (sdpa.c: sequences
+// starting at position 0, head dims a multiple of 8 up to 256; libcudnn.so.9 opened with dlopen,
+// its absence only turns that path off; $SC_CUDA_SDPA=0 turns it off too), and the rest in
+// kernels.cu (the own attention kernels for the KV-cache decode step and whatever cuDNN refuses).
 //
 // Precision of the GEMMs against weights: a BF16 weight stays BF16 on the device; the FP32
 // activations are rounded to BF16 (round to nearest even) for the product, which accumulates
@@ -18,6 +21,7 @@
 // same tokens; greedy and plain temperature sampling run on the device.
 #include "../backend_internal.h"
 #include "cuda_kernels.h"
+#include "sdpa.h"
 
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
@@ -78,6 +82,8 @@ typedef struct {
     size_t live_cap, live_n;
     sc_backend *cpu_twin;      // host sampling for top-k / top-p (created at first use)
     int force_fallback;        // $SC_CUDA_GEMM_FALLBACK=1: every GEMM through the plain loops (tests)
+    sc_sdpa *sdpa;             // cuDNN's fused attention (NULL: off, $SC_CUDA_SDPA=0, or no cuDNN)
+    uint64_t sdpa_runs[2], own_runs[2];   // attention forward [0] / backward [1] calls by path
     char *ring;                // pinned host memory: index arrays are copied here, then to the GPU
     size_t ring_off;           // next free byte; wrapping waits for the stream (rare)
     int graphs;                // $SC_CUDA_GRAPHS=1: op->graph_begin records (decode steps, generate.c)
@@ -561,11 +567,211 @@ static sc_status check_heads(int NH, int KVH, int HD, const char *op) {
     return SC_OK;
 }
 
+// --- Attention through cuDNN (sdpa.c) ----------------------------------------------------------------
+// Where every sequence starts at position 0 (prefill, the teacher-forced training pass) and the
+// head dim suits cuDNN (a multiple of 8, at most 256), attention runs as cuDNN's fused flash
+// attention on BF16 copies of q, k, v: the packed rows go into a padded [B, S, heads, HD] layout
+// (S = the longest sequence rounded up to 128, so one plan serves many batches; padding rows are
+// zeros: a causal row never sees a later padding key, and padding rows' own results are dropped),
+// and the results come back to FP32 rows. The decode step (pos0 > 0) and any shape cuDNN has no
+// engine for run the own kernels (kernels.cu). The softmax statistics are the same natural-log
+// log-sum-exp either way, so a forward on one path and a backward on the other agree.
+
+#define SDPA_WHY 400
+
+static int sdpa_shape(const cuda_impl *ci, const int *q_start, const int *pos0, int n_seq, int NH, int KVH, int HD, sc_sdpa_shape *sh) {
+    if (!ci->sdpa || HD % 8 || HD > 256 || n_seq <= 0) return 0;
+    int maxlen = 0;
+    for (int b = 0; b < n_seq; b++) {
+        if (pos0 && pos0[b] != 0) return 0;
+        const int len = q_start[b + 1] - q_start[b];
+        if (len > maxlen) maxlen = len;
+    }
+    if (maxlen <= 0) return 0;
+    sh->B = n_seq;
+    sh->S = (maxlen + 127) / 128 * 128;   // a multiple of 128: cuDNN's backward before 9.16 needs it without a padding mask
+    sh->NH = NH;
+    sh->KVH = KVH;
+    sh->HD = HD;
+    return 1;
+}
+
+// 1 when cuDNN has a plan for the shape (its workspace bytes in *ws), 0 when the own kernel
+// runs it (the first time for a shape, one line to stderr says why)
+static int sdpa_ready(cuda_impl *ci, int bwd, const sc_sdpa_shape *sh, size_t *ws) {
+    char why[SDPA_WHY] = "";
+    const int r = sc_sdpa_plan(ci->sdpa, bwd, sh, ws, why, sizeof why);
+    if (r < 0)
+        fprintf(stderr, "cuda backend: %s has no fused attention %s engine for B=%d S=%d heads %d/%d HD=%d (%s); the own kernel runs this shape\n",
+                sc_sdpa_version(ci->sdpa), bwd ? "backward" : "forward", sh->B, sh->S, sh->NH, sh->KVH, sh->HD, why);
+    return r == 1;
+}
+
+// Arena scratch for the cuDNN path; NULL when the workspace cannot grow (the caller falls back
+// to the own kernel, which needs far less).
+static void *sdpa_scratch(sc_backend *be, size_t bytes, const char *what, int *short_of_memory) {
+    if (*short_of_memory) return NULL;
+    void *p = sc_arena_alloc(&be->ws, bytes ? bytes : 1, what);
+    if (!p) *short_of_memory = 1;
+    return p;
+}
+
+// The maps between packed rows and padded rows: q_off/kv_off (float offsets of padded row
+// b*S+p in q and in k/v, -1 for padding), row_of[t] (the padded row of packed row t), row_t
+// (the packed row of a padded row, -1 for padding; NULL: not wanted).
+static void sdpa_maps(const sc_sdpa_shape *sh, const int *q_start, const int64_t *kv_off, int64_t kv_stride, int QD,
+                      int64_t *q_off, int64_t *kvo, int *row_of, int *row_t) {
+    for (int b = 0; b < sh->B; b++) {
+        const int len = q_start[b + 1] - q_start[b];
+        for (int p = 0; p < sh->S; p++) {
+            const int64_t r = (int64_t)b * sh->S + p;
+            const int in = p < len;
+            q_off[r] = in ? (int64_t)(q_start[b] + p) * QD : -1;
+            kvo[r] = in ? kv_off[b] + (int64_t)p * kv_stride : -1;
+            if (row_t) row_t[r] = in ? q_start[b] + p : -1;
+            if (in) row_of[q_start[b] + p] = (int)r;
+        }
+    }
+}
+
+// An execution cuDNN refused after its plan was made: said once, and the own kernels take over.
+static void sdpa_failed(cuda_impl *ci) {
+    fprintf(stderr, "%s\ncuda backend: cuDNN's fused attention is off for the rest of this run; the own kernels run attention\n", sc_last_error());
+    sc_error_clear();
+    sc_sdpa_close(ci->sdpa);
+    ci->sdpa = NULL;
+}
+
+// 1: attention ran through cuDNN; 0: it did not (not eligible, no engine, no memory): the
+// caller runs the own kernel; *st: an error of the copies around it
+static int sdpa_forward(sc_backend *be, float *out, float *lse, const float *q, const float *k, const float *v,
+                        const sc_attn_layout *lay, int NH, int KVH, int HD, sc_status *st) {
+    cuda_impl *ci = impl_of(be);
+    sc_sdpa_shape sh;
+    size_t wsb = 0;
+    *st = SC_OK;
+    if (!sdpa_shape(ci, lay->q_start, lay->pos0, lay->n_seq, NH, KVH, HD, &sh) || !sdpa_ready(ci, 0, &sh, &wsb)) return 0;
+    const int T = lay->q_start[lay->n_seq], QD = NH * HD, KD = KVH * HD;
+    const int64_t R = (int64_t)sh.B * sh.S;
+    sc_arena_mark mh = sc_arena_mark_get(&be->host), mk = sc_arena_mark_get(&be->ws);
+    int64_t *q_off = sc_arena_alloc(&be->host, sizeof(int64_t) * 2 * (size_t)R, "attention row maps");
+    int *row_of = SC_ARENA_INTS(&be->host, T, "attention row maps");
+    if (!q_off || !row_of) { sc_arena_reset(&be->host, mh); *st = SC_ERR_MEM; return 1; }
+    sdpa_maps(&sh, lay->q_start, lay->kv_off, lay->kv_stride, QD, q_off, q_off + R, row_of, NULL);
+    int oom = 0;
+    uint16_t *qb = sdpa_scratch(be, 2 * (size_t)R * QD, "cuDNN attention q", &oom), *ob = sdpa_scratch(be, 2 * (size_t)R * QD, "cuDNN attention out", &oom);
+    uint16_t *kb = sdpa_scratch(be, 2 * (size_t)R * KD, "cuDNN attention k", &oom), *vb = sdpa_scratch(be, 2 * (size_t)R * KD, "cuDNN attention v", &oom);
+    float *stats = sdpa_scratch(be, sizeof(float) * (size_t)R * NH, "cuDNN attention statistics", &oom);
+    void *ws = sdpa_scratch(be, wsb, "cuDNN attention workspace", &oom), *dmap = NULL, *drow = NULL;
+    int ran = 0;
+    if (!oom) {
+        cudaStream_t s = ci->stream;
+        cudaError_t e = cudaSuccess;
+        *st = stage(be, q_off, sizeof(int64_t) * 2 * (size_t)R, "attention row maps", &dmap);
+        if (!*st) *st = stage(be, row_of, sizeof(int) * (size_t)T, "attention row maps", &drow);
+        const int64_t *dq_off = dmap, *dkv_off = dq_off ? dq_off + R : NULL;
+        if (!*st) e = sc_cu_sdpa_pack(s, qb, q, dq_off, (int)R, QD);
+        if (!*st && e == cudaSuccess) e = sc_cu_sdpa_pack(s, kb, k, dkv_off, (int)R, KD);
+        if (!*st && e == cudaSuccess) e = sc_cu_sdpa_pack(s, vb, v, dkv_off, (int)R, KD);
+        if (!*st && e != cudaSuccess) *st = cu_fail(e, "the cuDNN attention copy-in kernels");
+        if (!*st) {
+            sc_status r = sc_sdpa_forward(ci->sdpa, &sh, qb, kb, vb, ob, stats, ws);
+            if (r) sdpa_failed(ci);
+            else {
+                ran = 1;
+                e = sc_cu_sdpa_unpack(s, out, ob, drow, T, QD);
+                if (e == cudaSuccess && lse) e = sc_cu_sdpa_stats_out(s, lse, stats, drow, T, NH, sh.S);
+                if (e != cudaSuccess) *st = cu_fail(e, "the cuDNN attention copy-out kernels");
+            }
+        }
+    } else {
+        sc_error_clear();
+    }
+    sc_arena_reset(&be->ws, mk);
+    sc_arena_reset(&be->host, mh);
+    if (ran) ci->sdpa_runs[0]++;
+    return ran || *st;
+}
+
+static int sdpa_backward(sc_backend *be, float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
+                         const float *q, const float *k, const float *v, const int *q_start, int n_seq, int NH, int KVH, int HD, sc_status *st) {
+    cuda_impl *ci = impl_of(be);
+    sc_sdpa_shape sh;
+    size_t wsb = 0;
+    *st = SC_OK;
+    if (!sdpa_shape(ci, q_start, NULL, n_seq, NH, KVH, HD, &sh) || !sdpa_ready(ci, 1, &sh, &wsb)) return 0;
+    const int T = q_start[n_seq], QD = NH * HD, KD = KVH * HD;
+    const int64_t R = (int64_t)sh.B * sh.S;
+    sc_arena_mark mh = sc_arena_mark_get(&be->host), mk = sc_arena_mark_get(&be->ws);
+    int64_t *q_off = sc_arena_alloc(&be->host, sizeof(int64_t) * 2 * (size_t)R, "attention row maps");
+    int *row_of = SC_ARENA_INTS(&be->host, T + R, "attention row maps");
+    int64_t *kv_off = sc_arena_alloc(&be->host, sizeof(int64_t) * (size_t)n_seq, "attention row maps");
+    if (!q_off || !row_of || !kv_off) { sc_arena_reset(&be->host, mh); *st = SC_ERR_MEM; return 1; }
+    for (int b = 0; b < n_seq; b++) kv_off[b] = (int64_t)q_start[b] * KD;   // the batch's own rows
+    sdpa_maps(&sh, q_start, kv_off, KD, QD, q_off, q_off + R, row_of, row_of + T);
+    int oom = 0;
+    const size_t nq = 2 * (size_t)R * QD, nk = 2 * (size_t)R * KD;
+    uint16_t *qb = sdpa_scratch(be, nq, "cuDNN attention q", &oom), *ob = sdpa_scratch(be, nq, "cuDNN attention out", &oom);
+    uint16_t *dob = sdpa_scratch(be, nq, "cuDNN attention dout", &oom), *dqb = sdpa_scratch(be, nq, "cuDNN attention dq", &oom);
+    uint16_t *kb = sdpa_scratch(be, nk, "cuDNN attention k", &oom), *vb = sdpa_scratch(be, nk, "cuDNN attention v", &oom);
+    uint16_t *dkb = sdpa_scratch(be, nk, "cuDNN attention dk", &oom), *dvb = sdpa_scratch(be, nk, "cuDNN attention dv", &oom);
+    float *stats = sdpa_scratch(be, sizeof(float) * (size_t)R * NH, "cuDNN attention statistics", &oom);
+    float *sum = sdpa_scratch(be, sizeof(float) * (size_t)R * NH, "cuDNN attention row sums", &oom);
+    float *acc = sdpa_scratch(be, sizeof(float) * (size_t)R * QD, "cuDNN attention dq accumulator", &oom);
+    void *ws = sdpa_scratch(be, wsb, "cuDNN attention workspace", &oom), *dmap = NULL, *drow = NULL;
+    int ran = 0;
+    if (!oom) {
+        cudaStream_t s = ci->stream;
+        cudaError_t e = cudaSuccess;
+        *st = stage(be, q_off, sizeof(int64_t) * 2 * (size_t)R, "attention row maps", &dmap);
+        if (!*st) *st = stage(be, row_of, sizeof(int) * (size_t)(T + R), "attention row maps", &drow);
+        const int64_t *dq_off = dmap, *dkv_off = dq_off ? dq_off + R : NULL;
+        const int *drow_of = drow, *drow_t = drow_of ? drow_of + T : NULL;
+        if (!*st) e = sc_cu_sdpa_pack(s, qb, q, dq_off, (int)R, QD);
+        if (!*st && e == cudaSuccess) e = sc_cu_sdpa_pack(s, ob, out, dq_off, (int)R, QD);
+        if (!*st && e == cudaSuccess) e = sc_cu_sdpa_pack(s, dob, dout, dq_off, (int)R, QD);
+        if (!*st && e == cudaSuccess) e = sc_cu_sdpa_pack(s, kb, k, dkv_off, (int)R, KD);
+        if (!*st && e == cudaSuccess) e = sc_cu_sdpa_pack(s, vb, v, dkv_off, (int)R, KD);
+        if (!*st && e == cudaSuccess) e = sc_cu_sdpa_stats_in(s, stats, lse, drow_t, sh.B, sh.S, NH);
+        if (!*st && e == cudaSuccess) e = cudaMemsetAsync(acc, 0, sizeof(float) * (size_t)R * QD, s);   // cuDNN before 9.6 wants it zeroed
+        if (!*st && e != cudaSuccess) *st = cu_fail(e, "the cuDNN attention copy-in kernels");
+        if (!*st) {
+            sc_status r = sc_sdpa_backward(ci->sdpa, &sh, qb, kb, vb, ob, dob, stats, dqb, dkb, dvb, sum, acc, ws);
+            if (r) sdpa_failed(ci);
+            else {
+                ran = 1;
+                e = sc_cu_sdpa_unpack(s, dq, dqb, drow_of, T, QD);
+                if (e == cudaSuccess) e = sc_cu_sdpa_unpack(s, dk, dkb, drow_of, T, KD);
+                if (e == cudaSuccess) e = sc_cu_sdpa_unpack(s, dv, dvb, drow_of, T, KD);
+                if (e != cudaSuccess) *st = cu_fail(e, "the cuDNN attention copy-out kernels");
+            }
+        }
+    } else {
+        sc_error_clear();
+    }
+    sc_arena_reset(&be->ws, mk);
+    sc_arena_reset(&be->host, mh);
+    if (ran) ci->sdpa_runs[1]++;
+    return ran || *st;
+}
+
+// For tests and tools: attention calls by path since the backend was made ([0] forward,
+// [1] backward) and the cuDNN version in use (NULL when the cuDNN path is off).
+const char *sc_cuda_attention_paths(sc_backend *be, uint64_t sdpa_runs[2], uint64_t own_runs[2]) {
+    const cuda_impl *ci = impl_of(be);
+    memcpy(sdpa_runs, ci->sdpa_runs, sizeof ci->sdpa_runs);
+    memcpy(own_runs, ci->own_runs, sizeof ci->own_runs);
+    return ci->sdpa ? sc_sdpa_version(ci->sdpa) : NULL;
+}
+
 static sc_status cu_attention(sc_backend *be, float *out, float *lse, const float *q, const float *k, const float *v,
                               const sc_attn_layout *lay, int NH, int KVH, int HD) {
     const int T = lay->q_start[lay->n_seq];
     if (T <= 0) return SC_OK;
     SC_TRY(check_heads(NH, KVH, HD, "attention"));
+    sc_status sst = SC_OK;
+    if (sdpa_forward(be, out, lse, q, k, v, lay, NH, KVH, HD, &sst)) return sst;
+    impl_of(be)->own_runs[0]++;
     sc_arena_mark mh = sc_arena_mark_get(&be->host), mk = sc_arena_mark_get(&be->ws);
     sc_cu_attn_row *rows = sc_arena_alloc(&be->host, sizeof *rows * (size_t)T, "attention rows");
     if (!rows) return SC_ERR_MEM;
@@ -590,6 +796,9 @@ static sc_status cu_attention_backward(sc_backend *be, float *dq, float *dk, flo
     const int T = q_start[n_seq];
     if (T <= 0) return SC_OK;
     SC_TRY(check_heads(NH, KVH, HD, "attention backward"));
+    sc_status sst = SC_OK;
+    if (sdpa_backward(be, dq, dk, dv, dout, out, lse, q, k, v, q_start, n_seq, NH, KVH, HD, &sst)) return sst;
+    impl_of(be)->own_runs[1]++;
     sc_arena_mark mh = sc_arena_mark_get(&be->host), mk = sc_arena_mark_get(&be->ws);
     sc_cu_attn_row *rows = sc_arena_alloc(&be->host, sizeof *rows * (size_t)T, "attention rows");
     if (!rows) return SC_ERR_MEM;
@@ -822,6 +1031,7 @@ static void cuda_destroy(sc_backend *be) {
     if (ci->stream) cudaStreamSynchronize(ci->stream);
     if (ci->exec) cudaGraphExecDestroy(ci->exec);
     for (int i = 0; i < ci->n_plans; i++) lt_plan_free(&ci->plans[i]);
+    sc_sdpa_close(ci->sdpa);
     if (ci->lt_ws) cudaFree(ci->lt_ws);
     if (ci->lt) p_cublasLtDestroy(ci->lt);
     if (ci->ring) cudaFreeHost(ci->ring);
@@ -879,8 +1089,16 @@ sc_status sc_cuda_backend_create(const sc_backend_opts *o, sc_backend **out) {
         st = sc_errorf(SC_ERR_ARG, "device cuda: GPU %d (%s) has compute capability %d.%d; this backend needs BF16 GEMMs (8.0 or newer); use --device cpu",
                        ci->dev, prop.name, prop.major, prop.minor);
     if (st) { sc_backend_free(be); return st; }
-    snprintf(ci->name, sizeof ci->name, "cuda (GPU %d: %.100s, sm_%d%d%s)", ci->dev, prop.name, prop.major, prop.minor,
-             ci->graphs ? ", decode in CUDA graphs" : "");
+    const char *sd = getenv("SC_CUDA_SDPA");
+    if (sd && !strcmp(sd, "0")) {
+        fprintf(stderr, "cuda backend: SC_CUDA_SDPA=0: attention runs on the own kernels (cuDNN's fused attention is off)\n");
+    } else {
+        char why[SDPA_WHY] = "";
+        ci->sdpa = sc_sdpa_open(ci->stream, why, sizeof why);
+        if (!ci->sdpa) fprintf(stderr, "cuda backend: cuDNN's fused attention is off (%s); attention runs on the own kernels\n", why);
+    }
+    snprintf(ci->name, sizeof ci->name, "cuda (GPU %d: %.80s, sm_%d%d, attention: %s%s)", ci->dev, prop.name, prop.major, prop.minor,
+             ci->sdpa ? sc_sdpa_version(ci->sdpa) : "own kernels", ci->graphs ? ", decode in CUDA graphs" : "");
     be->name = ci->name;
     be->precision = "bf16";   // GEMMs against BF16 weights take BF16 activations (FP32 accumulation)
     size_t fr = 0, tot = 0;

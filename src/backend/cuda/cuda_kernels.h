@@ -45,6 +45,16 @@ cudaError_t sc_cu_attention(cudaStream_t s, float *out, float *lse, const float 
 cudaError_t sc_cu_attention_backward(cudaStream_t s, float *dq, float *dk, float *dv, const float *dout, const float *out,
                                      const float *lse, const float *q, const float *k, const float *v,
                                      const sc_cu_attn_row *rows, int T, int NH, int KVH, int HD, float *Dbuf);
+// The cuDNN attention path (sdpa.c): padded row r of dst [rows, width] (BF16) = src + src_off[r]
+// (FP32), or zeros where src_off[r] < 0
+cudaError_t sc_cu_sdpa_pack(cudaStream_t s, uint16_t *dst, const float *src, const int64_t *src_off, int n_rows, int width);
+// dst row t [T, width] (FP32) = padded row src_row[t] of src (BF16)
+cudaError_t sc_cu_sdpa_unpack(cudaStream_t s, float *dst, const uint16_t *src, const int *src_row, int T, int width);
+// lse[t, h] = stats[b, h, p] where src_row[t] = b * S + p
+cudaError_t sc_cu_sdpa_stats_out(cudaStream_t s, float *lse, const float *stats, const int *src_row, int T, int NH, int S);
+// stats[b, h, p] = lse[row_t[b * S + p], h], or FLT_MAX for a padding row (row_t < 0: its
+// probabilities exp(score - stats) are then 0)
+cudaError_t sc_cu_sdpa_stats_in(cudaStream_t s, float *stats, const float *lse, const int *row_t, int B, int S, int NH);
 // nrm[t] = ||u[t,:]|| (sums in double)
 cudaError_t sc_cu_row_norms(cudaStream_t s, float *nrm, const float *u, int T, int C);
 // out[t,:] (+)= u[t,:] * scaling / (nrm[t] + eps)

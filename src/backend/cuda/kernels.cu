@@ -461,6 +461,69 @@ extern "C" cudaError_t sc_cu_attention_backward(cudaStream_t s, float *dq, float
     LAUNCH_CHECK();
 }
 
+// --- the cuDNN attention path: FP32 packed rows <-> BF16 padded [B, S, heads, HD] ---------------------
+
+static __device__ __forceinline__ uint16_t to_bf16(float x) {
+    const uint32_t u = __float_as_uint(x);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);   // NaN stays NaN
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);                   // round to nearest even
+}
+
+// one block per padded row
+__global__ void k_sdpa_pack(uint16_t *dst, const float *src, const int64_t *src_off, int width) {
+    const int64_t r = blockIdx.x, off = src_off[r];
+    uint16_t *d = dst + r * width;
+    for (int c = threadIdx.x; c < width; c += blockDim.x) d[c] = off >= 0 ? to_bf16(src[off + c]) : (uint16_t)0;
+}
+extern "C" cudaError_t sc_cu_sdpa_pack(cudaStream_t s, uint16_t *dst, const float *src, const int64_t *src_off, int n_rows, int width) {
+    if (n_rows <= 0) return cudaSuccess;
+    k_sdpa_pack<<<n_rows, 128, 0, s>>>(dst, src, src_off, width);
+    LAUNCH_CHECK();
+}
+
+__global__ void k_sdpa_unpack(float *dst, const uint16_t *src, const int *src_row, int width) {
+    const int64_t t = blockIdx.x;
+    const uint16_t *r = src + (int64_t)src_row[t] * width;
+    float *d = dst + t * width;
+    for (int c = threadIdx.x; c < width; c += blockDim.x) d[c] = __uint_as_float((uint32_t)r[c] << 16);
+}
+extern "C" cudaError_t sc_cu_sdpa_unpack(cudaStream_t s, float *dst, const uint16_t *src, const int *src_row, int T, int width) {
+    if (T <= 0) return cudaSuccess;
+    k_sdpa_unpack<<<T, 128, 0, s>>>(dst, src, src_row, width);
+    LAUNCH_CHECK();
+}
+
+__global__ void k_sdpa_stats_out(float *lse, const float *stats, const int *src_row, int64_t n, int NH, int S) {
+    const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    const int64_t t = i / NH;
+    const int h = (int)(i % NH), r = src_row[t], b = r / S, p = r % S;
+    lse[i] = stats[((int64_t)b * NH + h) * S + p];
+}
+extern "C" cudaError_t sc_cu_sdpa_stats_out(cudaStream_t s, float *lse, const float *stats, const int *src_row, int T, int NH, int S) {
+    const int64_t n = (int64_t)T * NH;
+    if (n <= 0) return cudaSuccess;
+    k_sdpa_stats_out<<<blocks_for(n, 256), 256, 0, s>>>(lse, stats, src_row, n, NH, S);
+    LAUNCH_CHECK();
+}
+
+__global__ void k_sdpa_stats_in(float *stats, const float *lse, const int *row_t, int64_t n, int NH, int S) {
+    const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;   // (b, h, p)
+    if (i >= n) return;
+    const int p = (int)(i % S);
+    const int64_t bh = i / S;
+    const int h = (int)(bh % NH);
+    const int64_t b = bh / NH;
+    const int t = row_t[b * S + p];
+    stats[i] = t >= 0 ? lse[(int64_t)t * NH + h] : 3.402823466e38f;
+}
+extern "C" cudaError_t sc_cu_sdpa_stats_in(cudaStream_t s, float *stats, const float *lse, const int *row_t, int B, int S, int NH) {
+    const int64_t n = (int64_t)B * NH * S;
+    if (n <= 0) return cudaSuccess;
+    k_sdpa_stats_in<<<blocks_for(n, 256), 256, 0, s>>>(stats, lse, row_t, n, NH, S);
+    LAUNCH_CHECK();
+}
+
 // --- adapter --------------------------------------------------------------------------------------
 
 __global__ void k_row_norms(float *nrm, const float *u, int C) {
