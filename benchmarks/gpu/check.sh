@@ -55,7 +55,7 @@ export SC_SOURCE_DIR="$ROOT" SC_BUILD_DIR="$BUILD" OMP_NUM_THREADS="${OMP_NUM_TH
 step parity 180 "$BUILD/test_cuda_backend"
 SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer 2>/dev/null | head -1)
 if [ -n "$SAN" ]; then
-  step sanitizer 200 "$SAN" --tool memcheck --error-exitcode 9 "$BUILD/test_cuda_backend"
+  step sanitizer 200 env SC_CUDA_TEST_QUICK=1 "$SAN" --tool memcheck --error-exitcode 9 "$BUILD/test_cuda_backend"
 else
   echo "sanitizer          SKIPPED (compute-sanitizer not found)" | tee -a "$SUMMARY"
 fi
