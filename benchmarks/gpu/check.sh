@@ -103,7 +103,7 @@ step parity 180 "$BUILD/test_cuda_backend"
 grep -h "attention" "$OUT/parity.log" | grep -E "through|NOT TESTED|cuDNN" >"$OUT/attention-paths.txt" || true   # which attention path ran
 SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer 2>/dev/null | head -1)
 if [ -n "$SAN" ]; then
-  step sanitizer 200 "$SAN" --tool memcheck --error-exitcode 9 "$BUILD/test_cuda_backend"
+  step sanitizer 200 env SC_CUDA_TEST_QUICK=1 "$SAN" --tool memcheck --error-exitcode 9 "$BUILD/test_cuda_backend"
 else
   echo "sanitizer          SKIPPED (compute-sanitizer not found)" | tee -a "$SUMMARY"
 fi

@@ -16,9 +16,9 @@
 //
 // Host index arrays (positions, rows, ids, targets, uniforms) are copied into the device
 // workspace before each op; per-row outputs (loss terms, sampled ids) are copied back and
-// the op waits for them. Sampling with top-k or top-p runs on the host through a CPU twin of
-// this backend (the logits rows are copied back): the same code as the CPU backend, hence the
-// same tokens; greedy and plain temperature sampling run on the device.
+// the op waits for them. Sampling runs on the device, all of it: greedy, plain temperature,
+// and top-k / top-p (kernels.cu, k_sample_sorted: the CPU sampler's candidate order and sums,
+// without sorting the row; sample_select.h says where the result may differ from the CPU's).
 #include "../backend_internal.h"
 #include "cuda_kernels.h"
 #include "sdpa.h"
@@ -80,7 +80,6 @@ typedef struct {
     int n_plans;
     live_block *live;          // open-addressing table of live allocations (pointer -> bytes)
     size_t live_cap, live_n;
-    sc_backend *cpu_twin;      // host sampling for top-k / top-p (created at first use)
     int force_fallback;        // $SC_CUDA_GEMM_FALLBACK=1: every GEMM through the plain loops (tests)
     sc_sdpa *sdpa;             // cuDNN's fused attention (NULL: off, $SC_CUDA_SDPA=0, or no cuDNN)
     uint64_t sdpa_runs[2], own_runs[2];   // attention forward [0] / backward [1] calls by path
@@ -901,38 +900,28 @@ static sc_status cu_sample(sc_backend *be, float *logits, int n, int V, const sc
     if (n <= 0) return SC_OK;
     cuda_impl *ci = impl_of(be);
     const int Vl = s->vocab_limit > 0 && s->vocab_limit < V ? s->vocab_limit : V;
+    // the CPU sampler sorts when top-k cuts or the nucleus is on (src/backend/cpu/kernels/sample.c)
     const int sorted = !s->greedy && ((s->top_k > 0 && s->top_k < Vl) || (s->top_p > 0 && s->top_p < 1.0f));
     sc_arena_mark mk = sc_arena_mark_get(&be->ws);
-    sc_status st = SC_OK;
-    if (sorted) {   // top-k / top-p: the CPU twin on a host copy of the rows
-        if (!ci->cpu_twin) {
-            sc_backend_opts o;
-            sc_backend_opts_default(&o);
-            o.memory_budget = (size_t)1 << 30;
-            if ((st = sc_cpu_backend_create(&o, &ci->cpu_twin))) return sc_error_wrap(st, "cuda backend: top-k/top-p sampling on the host: ");
-        }
-        sc_backend *tw = ci->cpu_twin;   // the rows go into the twin's own (host) memory
-        sc_arena_mark mt = sc_arena_mark_get(&tw->ws);
-        float *hl = SC_ARENA_FLOATS(&tw->ws, (size_t)n * V, "logits for host sampling");
-        if (!hl) return SC_ERR_MEM;
-        st = cu_download(be, hl, logits, sizeof(float) * (size_t)n * V);
-        if (!st) st = tw->op->sample(tw, hl, n, V, s, u, ids);
-        sc_arena_reset(&tw->ws, mt);
-        return st;
-    }
     void *du = NULL;
     int32_t *dids = sc_arena_alloc(&be->ws, sizeof(int32_t) * (size_t)n, "sampled ids");
-    st = dids ? stage(be, u, sizeof(float) * (size_t)n, "uniforms", &du) : SC_ERR_MEM;
+    sc_status st = dids ? stage(be, u, sizeof(float) * (size_t)n, "uniforms", &du) : SC_ERR_MEM;
     if (!st) {
-        cudaError_t e = sc_cu_sample(ci->stream, logits, n, V, Vl, s->greedy, s->temperature, du, dids);
-        if (e != cudaSuccess) st = cu_fail(e, "the sampling kernel");
+        const float inv_t = 1.0f / (s->temperature > 0 ? s->temperature : 1.0f);   // as the CPU computes it
+        cudaError_t e = sorted ? sc_cu_sample_sorted(ci->stream, logits, n, V, Vl, inv_t, s->top_k, s->top_p, du, dids)
+                               : sc_cu_sample(ci->stream, logits, n, V, Vl, s->greedy, s->temperature, du, dids);
+        if (e != cudaSuccess) st = cu_fail(e, sorted ? "the top-k/top-p sampling kernel" : "the sampling kernel");
     }
     if (!st) st = cu_download(be, ids, dids, sizeof(int32_t) * (size_t)n);
     sc_arena_reset(&be->ws, mk);
     for (int i = 0; i < n && !st; i++)
-        if (ids[i] < 0)
+        if (ids[i] == -1)
             st = sc_errorf(SC_ERR_NUMERIC, "sampling: row %d of the logits holds NaN or infinite values: the model's weights, or an adapter "
                            "or steering vector added to them, are not finite (check the model files; for an adapter, lower lr)", i);
+        else if (ids[i] < 0 || ids[i] >= Vl)
+            st = sc_errorf(SC_ERR_INTERNAL, "sampling: the CUDA top-k/top-p kernel failed its own checks on row %d (id %d; V %d, top_k %d, "
+                           "top_p %g): a bug in src/backend/cuda/kernels.cu; report it, and sample with --device cpu meanwhile",
+                           i, ids[i], Vl, s->top_k, (double)s->top_p);
     return st;
 }
 
@@ -1036,7 +1025,6 @@ static void cuda_destroy(sc_backend *be) {
     if (ci->lt) p_cublasLtDestroy(ci->lt);
     if (ci->ring) cudaFreeHost(ci->ring);
     if (ci->stream) cudaStreamDestroy(ci->stream);
-    sc_backend_free(ci->cpu_twin);
     free(ci->live);
     free(ci);
     be->impl = NULL;

@@ -69,6 +69,12 @@ cudaError_t sc_cu_adamw(cudaStream_t s, float *p, const float *g, float *m, floa
 // greedy (temperature <= 0 meaning argmax) or plain softmax sampling per row over the first V
 // ids; ids[i] = -1 when the row is not finite
 cudaError_t sc_cu_sample(cudaStream_t s, float *logits, int n, int ld, int V, int greedy, float temperature, const float *u, int32_t *ids);
+// top-k / top-p sampling per row over the first V ids (k = top_k when in (0, V), else V;
+// top_p in (0, 1) turns the nucleus on; inv_t = 1 / temperature as the CPU computes it), the
+// CPU sampler's order and sums (sample_select.h); the logits are not modified. ids[i] = -1 when
+// the row is not finite, -2 when the kernel's own checks failed (a bug: the host reports it)
+cudaError_t sc_cu_sample_sorted(cudaStream_t s, const float *logits, int n, int ld, int V, float inv_t, int top_k, float top_p,
+                                const float *u, int32_t *ids);
 
 #ifdef __cplusplus
 }

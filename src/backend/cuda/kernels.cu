@@ -4,6 +4,7 @@
 // rounding step by step (explicit _rn intrinsics, so no fused multiply-add changes a bit).
 // Launch helpers return cudaGetLastError() so cuda.c can name the op that failed.
 #include "cuda_kernels.h"
+#include "sample_select.h"
 
 #include <math.h>
 
@@ -685,7 +686,7 @@ __global__ void __launch_bounds__(SAMPLE_THREADS) k_sample(float *logits, int ld
     __syncthreads();
     double sum = 0;
     for (int x = a; x < b; x++) {
-        const float e = expf((l[x] - mx) * inv_t);
+        const float e = (float)exp((double)((l[x] - mx) * inv_t));   // exp rounded once, as glibc's expf on the CPU
         l[x] = e;
         sum += e;
     }
@@ -709,5 +710,214 @@ __global__ void __launch_bounds__(SAMPLE_THREADS) k_sample(float *logits, int ld
 extern "C" cudaError_t sc_cu_sample(cudaStream_t s, float *logits, int n, int ld, int V, int greedy, float temperature, const float *u, int32_t *ids) {
     if (n <= 0) return cudaSuccess;
     k_sample<<<n, SAMPLE_THREADS, 0, s>>>(logits, ld, V, greedy, temperature, u, ids);
+    LAUNCH_CHECK();
+}
+
+// --- sampling with top-k / top-p: one block per row, candidates in chunks (sample_select.h) ----------
+// A chunk is the next m <= SC_SS_CAP candidates in the CPU's order after a cursor (the last one
+// emitted): four radix passes (8 bits each) over the row's order keys find the m-th one, a fifth
+// gathers them (the ones at the boundary key by ascending id), a bitonic sort in shared memory
+// orders them, and one thread walks them with the CPU's sums (sc_ss_walk). No global scratch.
+
+#define SS_THREADS 1024
+#define SS_WARPS (SS_THREADS / WARP)
+
+typedef struct {
+    uint32_t key[SC_SS_CAP];
+    int32_t id[SC_SS_CAP];
+    float p[SC_SS_CAP];
+    unsigned hist[SC_SS_DIGITS];
+    unsigned wcount[SS_WARPS];
+    double red[SS_WARPS];
+    float rv[SS_WARPS];
+    int ri[SS_WARPS];
+    sc_ss_walk_state w;
+    uint32_t sel_prefix, cur_key;
+    unsigned sel_rem, n;
+    int take_all, loaded, err;
+    int32_t cur_id;
+} ss_shared;
+
+// The m-th candidate after the cursor (has, kc, ic) in the CPU's order: *thr and *need_eq such
+// that the candidates after the cursor with key > thr, and the need_eq lowest ids with key ==
+// thr, are the m next ones; all that remain (thr 0, need_eq 0: no key is 0) when m or fewer do.
+// Every thread of the block calls it and gets the result.
+static __device__ void ss_select(ss_shared *s, const float *l, int V, float mx, float inv_t, int has, uint32_t kc, int32_t ic,
+                                 unsigned m, uint32_t *thr, unsigned *need_eq) {
+    uint32_t prefix = 0;
+    unsigned remaining = m;
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        for (int d = threadIdx.x; d < SC_SS_DIGITS; d += blockDim.x) s->hist[d] = 0;
+        __syncthreads();
+        for (int x = threadIdx.x; x < V; x += blockDim.x) {
+            const uint32_t k = sc_ss_key(sc_ss_scaled(l[x], mx, inv_t));
+            if (!sc_ss_after(has, kc, ic, k, x)) continue;
+            if (shift < 24 && (k >> (shift + 8)) != (prefix >> (shift + 8))) continue;   // not in the chosen digits above
+            atomicAdd(&s->hist[(k >> shift) & (SC_SS_DIGITS - 1)], 1u);
+        }
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            if (shift == 24) {
+                unsigned tot = 0;
+                for (int d = 0; d < SC_SS_DIGITS; d++) tot += s->hist[d];
+                s->take_all = tot <= m;
+            }
+            unsigned above;
+            const int d = sc_ss_digit(s->hist, remaining, &above);
+            s->sel_prefix = prefix | ((uint32_t)d << shift);
+            s->sel_rem = remaining - above;
+        }
+        __syncthreads();
+        if (s->take_all) { *thr = 0; *need_eq = 0; return; }
+        prefix = s->sel_prefix;
+        remaining = s->sel_rem;
+    }
+    *thr = prefix;
+    *need_eq = remaining;
+}
+
+// Gather the selection into s->key / s->id (unordered); s->n: how many (more than SC_SS_CAP
+// sets s->err). Tiles of blockDim ids in id order, so the ties at thr are ranked by id.
+static __device__ void ss_gather(ss_shared *s, const float *l, int V, float mx, float inv_t, int has, uint32_t kc, int32_t ic,
+                                 uint32_t thr, unsigned need_eq) {
+    const int lane = threadIdx.x % WARP, wid = threadIdx.x / WARP, nw = blockDim.x / WARP;
+    if (threadIdx.x == 0) s->n = 0;
+    __syncthreads();
+    unsigned base = 0;   // ties at thr met in earlier tiles (the same in every thread)
+    for (int t0 = 0; t0 < V; t0 += blockDim.x) {
+        const int x = t0 + threadIdx.x;
+        int gt = 0, eq = 0;
+        uint32_t k = 0;
+        if (x < V) {
+            k = sc_ss_key(sc_ss_scaled(l[x], mx, inv_t));
+            if (sc_ss_after(has, kc, ic, k, x)) { gt = k > thr; eq = k == thr; }
+        }
+        if (gt) {
+            const unsigned slot = atomicAdd(&s->n, 1u);
+            if (slot < SC_SS_CAP) { s->key[slot] = k; s->id[slot] = x; }
+        }
+        if (base < need_eq) {   // block-uniform
+            const unsigned mask = __ballot_sync(0xffffffffu, eq);
+            if (lane == 0) s->wcount[wid] = __popc(mask);
+            __syncthreads();
+            unsigned rank = base, tot = 0;
+            for (int w = 0; w < nw; w++) {
+                const unsigned c = s->wcount[w];
+                if (w < wid) rank += c;
+                tot += c;
+            }
+            rank += __popc(mask & ((1u << lane) - 1u));
+            if (eq && rank < need_eq) {
+                const unsigned slot = atomicAdd(&s->n, 1u);
+                if (slot < SC_SS_CAP) { s->key[slot] = k; s->id[slot] = x; }
+            }
+            base += tot;
+            __syncthreads();   // before the next tile's counts
+        }
+    }
+    __syncthreads();
+    if (threadIdx.x == 0 && s->n > SC_SS_CAP) s->err = 1;
+    __syncthreads();
+}
+
+// Sort s->key / s->id [0, n) into the CPU's order (bitonic, padded to a power of two with
+// (key 0, INT32_MAX), which sorts last) and fill s->p.
+static __device__ void ss_sort(ss_shared *s, int n) {
+    int P = 2;
+    while (P < n) P <<= 1;
+    for (int i = n + threadIdx.x; i < P; i += blockDim.x) { s->key[i] = 0; s->id[i] = INT32_MAX; }
+    __syncthreads();
+    for (int size = 2; size <= P; size <<= 1)
+        for (int stride = size >> 1; stride > 0; stride >>= 1) {
+            for (int i = threadIdx.x; i < P / 2; i += blockDim.x) {
+                const int lo = 2 * i - (i & (stride - 1)), hi = lo + stride;
+                const int up = (lo & size) == 0;   // this pair's run is sorted in the CPU's order (else reversed)
+                const uint32_t kl = s->key[lo], kh = s->key[hi];
+                const int32_t il = s->id[lo], ih = s->id[hi];
+                if (up ? sc_ss_before(kh, ih, kl, il) : sc_ss_before(kl, il, kh, ih)) {
+                    s->key[lo] = kh; s->id[lo] = ih;
+                    s->key[hi] = kl; s->id[hi] = il;
+                }
+            }
+            __syncthreads();
+        }
+    for (int i = threadIdx.x; i < n; i += blockDim.x) s->p[i] = sc_ss_prob(s->key[i]);
+    __syncthreads();
+}
+
+__global__ void __launch_bounds__(SS_THREADS) k_sample_sorted(const float *logits, int ld, int V, float inv_t, int top_k, float top_p,
+                                                              const float *u, int32_t *ids) {
+    __shared__ ss_shared s;
+    const int row = blockIdx.x, tid = threadIdx.x, lane = tid % WARP, wid = tid / WARP;
+    const float *l = logits + (int64_t)row * ld;
+    // finite check and the first maximum in id order (the CPU's scan)
+    int fin = 1, bi = -1;
+    float bv = 0.0f;
+    for (int x = tid; x < V; x += blockDim.x) {
+        const float z = l[x];
+        fin &= isfinite(z);
+        if (bi < 0 || z > bv) { bi = x; bv = z; }
+    }
+    for (int o = WARP / 2; o > 0; o >>= 1) {
+        const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+        const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+        if (oi >= 0 && (bi < 0 || ov > bv || (ov == bv && oi < bi))) { bv = ov; bi = oi; }
+    }
+    if (lane == 0) { s.rv[wid] = bv; s.ri[wid] = bi; }
+    if (tid == 0) { s.err = 0; s.loaded = -1; s.cur_key = 0; s.cur_id = 0; }
+    fin = __syncthreads_and(fin);
+    if (!fin) { if (tid == 0) ids[row] = -1; return; }
+    if (tid == 0) {
+        for (int w = 1; w < SS_WARPS; w++)
+            if (s.ri[w] >= 0 && (s.ri[0] < 0 || s.rv[w] > s.rv[0] || (s.rv[w] == s.rv[0] && s.ri[w] < s.ri[0]))) { s.rv[0] = s.rv[w]; s.ri[0] = s.ri[w]; }
+    }
+    __syncthreads();
+    const float mx = l[s.ri[0]];
+    const int k = top_k > 0 && top_k < V ? top_k : V;
+    const int nucleus = top_p > 0 && top_p < 1.0f;
+    double s_k = 0;
+    if (nucleus && k > SC_SS_CAP) {   // the k candidates' mass for the nucleus, as a block sum (see sample_select.h)
+        uint32_t thr;
+        unsigned need_eq;
+        ss_select(&s, l, V, mx, inv_t, 0, 0, 0, (unsigned)k, &thr, &need_eq);
+        double part = 0;
+        for (int x = tid; x < V; x += blockDim.x) {
+            const uint32_t key = sc_ss_key(sc_ss_scaled(l[x], mx, inv_t));
+            if (key > thr) part += sc_ss_prob(key);
+        }
+        s_k = block_sum_d(part, s.red);
+        if (need_eq) s_k += (double)need_eq * sc_ss_prob(thr);
+    }
+    if (tid == 0) sc_ss_walk_init(&s.w, k, top_p, u[row], SC_SS_CAP, s_k);
+    __syncthreads();
+    // each phase walks at most ceil(k / cap) chunks, three phases
+    const int max_steps = 3 * ((k + SC_SS_CAP - 1) / SC_SS_CAP) + 3;
+    for (int step = 0;; step++) {
+        const int j = s.w.next_chunk;
+        const int loaded = s.loaded;
+        const unsigned m = (unsigned)sc_ss_chunk_len(&s.w);
+        const uint32_t kc = s.cur_key;
+        const int32_t ic = s.cur_id;
+        __syncthreads();   // every thread has read the state before thread 0 changes it
+        if (step >= max_steps || (j > 0 && loaded != j && loaded != j - 1)) { if (tid == 0) ids[row] = -2; return; }
+        if (loaded != j) {
+            uint32_t thr;
+            unsigned need_eq;
+            ss_select(&s, l, V, mx, inv_t, j > 0, kc, ic, m, &thr, &need_eq);
+            ss_gather(&s, l, V, mx, inv_t, j > 0, kc, ic, thr, need_eq);
+            if (s.err || s.n != m) { if (tid == 0) ids[row] = -2; return; }
+            ss_sort(&s, (int)m);
+            if (tid == 0) { s.loaded = j; s.cur_key = s.key[m - 1]; s.cur_id = s.id[m - 1]; }
+        }
+        if (tid == 0) sc_ss_walk(&s.w, s.p, s.id, (int)s.n);
+        __syncthreads();
+        if (s.w.phase == 3) break;
+    }
+    if (tid == 0) ids[row] = s.w.pick;
+}
+extern "C" cudaError_t sc_cu_sample_sorted(cudaStream_t s, const float *logits, int n, int ld, int V, float inv_t, int top_k, float top_p,
+                                           const float *u, int32_t *ids) {
+    if (n <= 0) return cudaSuccess;
+    k_sample_sorted<<<n, SS_THREADS, 0, s>>>(logits, ld, V, inv_t, top_k, top_p, u, ids);
     LAUNCH_CHECK();
 }
