@@ -8,11 +8,13 @@
 # stages in the block order of one process; the extract stage's activation sums, each stage its own
 # blocks, are the same sums, and the later stages' generation runs on the pipeline too: rank 0
 # holds only its own blocks; also with SC_CPU_STRICT=1, where every message goes through the
-# pinned host staging copies a GPU backend without CUDA-aware MPI needs, and with SC_CPU_STRICT=1
-# SC_CUDA_AWARE_MPI=1, where MPI is given the backend's buffers as CUDA-aware MPI is given device
-# memory, after the queue's events: src/dist/xfer.h; each run logs its transfer mode); `-np 4 --stages 2` over TCP (2 groups x 2 stages, 2 GPipe
+# pinned host staging copies a GPU backend without CUDA-aware MPI needs; each run logs its
+# transfer mode, src/dist/xfer.h); `-np 4 --stages 2` over TCP (2 groups x 2 stages, 2 GPipe
 # micro-batches) agrees to a relative 1e-5 (each block's adapter gradient is accumulated over
-# micro-batches: another rounding) with the same texts, themes and scores. Then the faults:
+# micro-batches: another rounding) with the same texts, themes and scores. `-np 3 --stages 3` with
+# SC_CPU_STRICT=1 SC_CUDA_AWARE_MPI=1 (MPI is given the backend's buffers as a CUDA-aware MPI is
+# given device memory, after the queue's events, which lag like a GPU's in strict mode) is
+# bitwise too; a bad SC_CUDA_AWARE_MPI is refused. Then the faults:
 # SIGTERM to every rank mid-search exits 3 with each group's checkpoint kept, and --resume on
 # another layout (1 rank) finishes with the same results, for 2 groups and for a 2-stage pipeline;
 # a rank killed with SIGKILL takes the job down within 60 s with a message naming it; bad layouts
