@@ -8,9 +8,13 @@
 # stages in the block order of one process; the extract stage's activation sums, each stage its own
 # blocks, are the same sums, and the later stages' generation runs on the pipeline too: rank 0
 # holds only its own blocks; also with SC_CPU_STRICT=1, where every message goes through the
-# host staging copies a GPU backend needs); `-np 4 --stages 2` over TCP (2 groups x 2 stages, 2 GPipe
+# pinned host staging copies a GPU backend without CUDA-aware MPI needs; each run logs its
+# transfer mode, src/dist/xfer.h); `-np 4 --stages 2` over TCP (2 groups x 2 stages, 2 GPipe
 # micro-batches) agrees to a relative 1e-5 (each block's adapter gradient is accumulated over
-# micro-batches: another rounding) with the same texts, themes and scores. Then the faults:
+# micro-batches: another rounding) with the same texts, themes and scores. `-np 3 --stages 3` with
+# SC_CPU_STRICT=1 SC_CUDA_AWARE_MPI=1 (MPI is given the backend's buffers as a CUDA-aware MPI is
+# given device memory, after the queue's events, which lag like a GPU's in strict mode) is
+# bitwise too; a bad SC_CUDA_AWARE_MPI is refused. Then the faults:
 # SIGTERM to every rank mid-search exits 3 with each group's checkpoint kept, and --resume on
 # another layout (1 rank) finishes with the same results, for 2 groups and for a 2-stage pipeline;
 # a rank killed with SIGKILL takes the job down within 60 s with a message naming it; bad layouts
@@ -150,7 +154,7 @@ else cat "$T/err"; fail "the bf16 run without MPI failed"; fi
 # with 2 micro-batches (to a relative 1e-5)
 sed 's/"stages": 1}/"stages": 1, "micro_batches": 1}/' "$T/study.json" >"$T/m1.json"
 # and 1 group of 2 stages on the CPU backend's strict memory mode (SC_CPU_STRICT=1: backend memory
-# is not host memory, as on a GPU: every message goes through the host staging copies), bitwise
+# is not host memory, as on a GPU: every message goes through the pinned host staging copies), bitwise
 for layout in "2 m1" "4 tcp" "2 strict"; do
   set -- $layout
   np=$1; extra=(); cfg="$T/study.json"; tol=1e-5; name="np${np}p2"
@@ -194,6 +198,10 @@ EOF
   if [ "$2" = strict ]; then
     grep -q '"backend":.*strict memory' "$T/$name/stages.json" || { cat "$T/$name/stages.json"; fail "SC_CPU_STRICT=1 did not reach the ranks"; }
   fi
+  # the transfer mode each stage logs (src/dist/xfer.h)
+  case "$2" in strict) mode="pinned host staging";; *) mode="host memory";; esac
+  [ "$(grep -c "pipeline transfers: $mode (stage [01] of search group 0; " "$T/err")" = 2 ] \
+    || { grep "pipeline transfers" "$T/err"; fail "-np $np --stages 2 ${extra[*]}: the stages of group 0 do not log '$mode' transfers"; }
   if [ "$np" = 4 ]; then
     grep -q "search 1 (trained by rank 2) added to results.h5" "$T/err" || { cat "$T/err"; fail "-np 4 --stages 2: search 1 was not trained by group 1 (ranks 2, 3)"; }
     grep -q "^rank 2: generated chunk .* on search group 1$" "$T/err" || { grep -i chunk "$T/err"; fail "-np 4 --stages 2: group 1's pipeline (ranks 2, 3) ran no generation chunk"; }
@@ -201,6 +209,27 @@ EOF
   compare "$T/ref" "$T/$name" "$tol" || fail "mpirun -np $np --stages 2 ${extra[*]}: results differ from the run without MPI"
   echo "mpirun -np $np --stages 2 ${extra[*]}: the same results as without MPI ($( [ "$tol" = 0 ] && echo bitwise || echo "relative $tol"); $(echo "$(date +%s.%N) - $t0" | bc | cut -c1-5) s)"
 done
+
+# 3 stages with SC_CUDA_AWARE_MPI=1 on the strict backend: MPI is given the backend's buffers, as
+# device memory to a CUDA-aware MPI, each send posted once its event has passed; the strict
+# backend's events lag like a device's (pending at the first query), so the middle stage posts
+# its sends while it waits for its next input (the overlap path of a GPU). Bitwise with one
+# micro-batch per step
+t0=$(date +%s.%N)
+"${MPIRUN[@]}" -x SC_CPU_STRICT=1 -x SC_CUDA_AWARE_MPI=1 -np 3 "$BIN" run --config "$T/m1.json" --out "$T/np3aware" --stages 3 >"$T/out" 2>"$T/err" \
+  || { tail -30 "$T/err"; fail "mpirun -np 3 --stages 3 with SC_CUDA_AWARE_MPI=1 failed"; }
+[ "$(grep -c "pipeline transfers: CUDA-aware MPI (stage [012] of search group 0; SC_CUDA_AWARE_MPI=1 (" "$T/err")" = 3 ] \
+  || { grep "pipeline transfers" "$T/err"; fail "-np 3 --stages 3 with SC_CUDA_AWARE_MPI=1: the 3 stages do not log CUDA-aware MPI transfers"; }
+grep -q "^rank 1: pipeline stage 1 of 3 (search group 0): blocks \[1, 2)" "$T/err" || { grep "pipeline stage" "$T/err"; fail "-np 3 --stages 3: rank 1 is not the middle stage"; }
+[ "$(grep -c "pipeline stage [012]: .* steps, .*backend allocations in the steps after the first: 0$" "$T/err")" = 3 ] \
+  || { grep "pipeline stage" "$T/err"; fail "-np 3 --stages 3: a pipeline step allocated backend memory"; }
+compare "$T/ref" "$T/np3aware" || fail "mpirun -np 3 --stages 3 with SC_CUDA_AWARE_MPI=1: results differ from the run without MPI"
+echo "mpirun -np 3 --stages 3 (strict memory, SC_CUDA_AWARE_MPI=1): bitwise the same results as without MPI ($(echo "$(date +%s.%N) - $t0" | bc | cut -c1-5) s)"
+# a value other than 0 or 1 is refused with a message
+set +e
+SC_CUDA_AWARE_MPI=yes "${MPIRUN[@]}" -x SC_CUDA_AWARE_MPI -np 2 "$BIN" run --config "$T/m1.json" --out "$T/badaware" --stages 2 >/dev/null 2>"$T/err"; rc=$?
+set -e
+[ $rc -ne 0 ] && grep -q "SC_CUDA_AWARE_MPI='yes': use 0" "$T/err" || { tail -5 "$T/err"; fail "SC_CUDA_AWARE_MPI=yes: exit $rc"; }
 
 # --resume of a pipeline run whose search stage is finished: the later stages alone, still on the
 # pipeline (stage 1 serves rank 0 without searching), bitwise the same

@@ -96,6 +96,41 @@ static void test_memory(void) {
     CHECK(sc_memory_budget_default() == one);
 }
 
+// Pinned host memory, the queued copies between it and backend memory, and events (what the
+// pipeline's staging uses): after event_wait (or sync) the copies have landed, every op of the
+// table exists, and the pinned memory is not counted as backend memory.
+static void test_staging(void) {
+    const sc_backend_ops *o = g_be->op;
+    CHECK(o->host_alloc && o->host_free && o->download_async && o->upload_async && o->event_create && o->event_destroy &&
+          o->event_record && o->event_wait && o->event_query);
+    const sc_backend_stats before = g_be->stats;
+    float *pin = NULL;
+    void *ev = NULL;
+    CHECK_OK(o->host_alloc(g_be, sizeof(float) * 300, "pinned", (void **)&pin));
+    CHECK_OK(o->event_create(g_be, &ev));
+    CHECK(g_be->stats.n_alloc == before.n_alloc && g_be->stats.bytes_live == before.bytes_live);
+    if (!pin || !ev) return;
+    CHECK(((uintptr_t)pin % 64) == 0);
+    for (int i = 0; i < 100; i++) pin[i] = (float)i - 20.0f;
+    float *a = dev(NULL, 100), back[100];
+    CHECK_OK(o->upload_async(g_be, a, pin, sizeof(float) * 100));
+    CHECK_OK(o->add(g_be, a, a, 100));                       // a queued op between the copies
+    CHECK_OK(o->download_async(g_be, pin + 100, a, sizeof(float) * 100));
+    CHECK_OK(o->event_record(g_be, ev));
+    CHECK_OK(o->event_wait(g_be, ev));
+    int done = 0;
+    CHECK_OK(o->event_query(g_be, ev, &done));
+    CHECK(done == 1);
+    for (int i = 0; i < 100; i++) CHECKF(pin[100 + i] == 2.0f * ((float)i - 20.0f), "staged copy [%d] = %g", i, (double)pin[100 + i]);
+    get(back, a, 100);
+    CHECK(!memcmp(back, pin + 100, sizeof back));
+    drop(a);
+    o->event_destroy(g_be, ev);
+    o->event_destroy(g_be, NULL);
+    o->host_free(g_be, pin);
+    o->host_free(g_be, NULL);
+}
+
 // --- GEMMs and the embedding ----------------------------------------------------------------
 
 static void test_matmul(void) {
@@ -564,6 +599,7 @@ int main(void) {
         if (sc_backend_create(&o, &g_be) != SC_OK) { printf("test_backend: %s kernels not available here (%s)\n", isas[i], sc_last_error()); continue; }
         printf("test_backend: %s\n", g_be->name);
         test_memory();
+        test_staging();
         test_matmul();
         test_rows();
         test_norm_rope_swiglu();

@@ -3,7 +3,8 @@
 // the call so an element the op fails to write shows up; then a tiny BF16 model end to end
 // (logits of the base model, the adapted model's divergence loss and adapter gradients, one
 // AdamW step); top-k / top-p sampling on many shapes and kinds of rows (ids equal to the CPU's up to
-// rounding at a boundary, differences counted); generation with the KV cache (with an adapter hook,
+// rounding at a boundary, differences counted); pinned host memory with the queued copies and
+// events of pipeline staging; generation with the KV cache (with an adapter hook,
 // batch shrinking as sequences stop) on the GPU against the CPU (agreement of the greedy tokens
 // measured) and with decode steps in CUDA graphs (SC_CUDA_GRAPHS=1) against op by op (bitwise); the
 // GEMMs once more through the fallback kernel used where cuBLASLt has no algorithm
@@ -114,6 +115,39 @@ static void test_memory(void) {
     gfree(b);
     CHECK(g_gpu->stats.bytes_live == before.bytes_live);
     CHECK(g_gpu->stats.n_free == before.n_free + 2);
+}
+
+// Pinned host memory, queued copies and events (the pipeline's staging, src/dist/pipeline.c): a
+// large download queued behind work is not complete until its event has passed; after
+// event_wait the pinned bytes are the device's; an upload queued from pinned memory lands.
+static void test_pinned_async(void) {
+    const size_t n = (size_t)16 << 20;   // 64 MiB: the copy takes long enough to be seen pending
+    float *pin = NULL, *pin2 = NULL;
+    void *ev = NULL;
+    CHECK_OK(g_gpu->op->host_alloc(g_gpu, sizeof(float) * n, "pinned test buffer", (void **)&pin));
+    CHECK_OK(g_gpu->op->host_alloc(g_gpu, sizeof(float) * n, "pinned test buffer 2", (void **)&pin2));
+    CHECK_OK(g_gpu->op->event_create(g_gpu, &ev));
+    float *a = gd(NULL, n), *b = gnan(n);
+    if (!pin || !pin2 || !ev || !a || !b) return;
+    for (size_t i = 0; i < n; i++) pin[i] = (float)(i % 1000) * 0.5f;
+    CHECK_OK(g_gpu->op->upload_async(g_gpu, a, pin, sizeof(float) * n));
+    CHECK_OK(g_gpu->op->copy(g_gpu, b, a, sizeof(float) * n));
+    memset(pin2, 0, sizeof(float) * n);
+    CHECK_OK(g_gpu->op->download_async(g_gpu, pin2, b, sizeof(float) * n));
+    CHECK_OK(g_gpu->op->event_record(g_gpu, ev));
+    int done = -1;
+    CHECK_OK(g_gpu->op->event_query(g_gpu, ev, &done));
+    CHECK(done == 0 || done == 1);
+    printf("test_cuda_backend: a 64 MiB queued upload + copy + download: %s at once after queueing\n", done ? "complete" : "pending");
+    CHECK_OK(g_gpu->op->event_wait(g_gpu, ev));
+    CHECK_OK(g_gpu->op->event_query(g_gpu, ev, &done));
+    CHECK(done == 1);
+    CHECK(!memcmp(pin2, pin, sizeof(float) * n));
+    g_gpu->op->event_destroy(g_gpu, ev);
+    gfree(a);
+    gfree(b);
+    g_gpu->op->host_free(g_gpu, pin);
+    g_gpu->op->host_free(g_gpu, pin2);
 }
 
 // --- GEMMs --------------------------------------------------------------------------------------------
@@ -835,6 +869,7 @@ int main(void) {
     g_cpu = sc_test_backend();
     printf("test_cuda_backend: %s against %s\n", g_gpu->name, g_cpu->name);
     test_memory();
+    test_pinned_async();
     test_matmul();
     test_rows();
     test_norm_rope_swiglu();

@@ -5,6 +5,7 @@
 #include "steerclear/dist.h"
 #include "steerclear/study.h"
 #include "steerclear/make_model.h"
+#include "../src/dist/xfer.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -186,7 +187,54 @@ static void test_pack(void) {
     sc_search_state_free(s);
 }
 
+// The transfer mode between pipeline stages (src/dist/xfer.h): host memory for the CPU backend
+// whatever SC_CUDA_AWARE_MPI says; with backend memory that is not host memory (strict mode),
+// staging unless SC_CUDA_AWARE_MPI=1 forces device pointers (a CPU backend never gets them by
+// default: only CUDA's memory is what a CUDA-aware MPI takes); a bad value is refused.
+static void test_xfer_mode(void) {
+    char why[512];
+    sc_xfer_mode m = SC_XFER_DEVICE;
+    const char *old = getenv("SC_CUDA_AWARE_MPI");
+    char *saved = old ? sc_strdup(old) : NULL;
+    const char *old_strict = getenv("SC_CPU_STRICT");
+    char *saved_strict = old_strict ? sc_strdup(old_strict) : NULL;
+    unsetenv("SC_CPU_STRICT");
+    sc_backend *cpu = sc_backend_cpu_new();
+    setenv("SC_CPU_STRICT", "1", 1);
+    sc_backend *strict = sc_backend_cpu_new();
+    unsetenv("SC_CPU_STRICT");
+    CHECK(cpu && strict && strict->separate_memory && !cpu->separate_memory);
+    if (cpu && strict) {
+        unsetenv("SC_CUDA_AWARE_MPI");
+        CHECK_OK(sc_xfer_choose(cpu, &m, why, sizeof why));
+        CHECK(m == SC_XFER_HOST && strstr(why, "host memory"));
+        CHECK(!strcmp(sc_xfer_mode_name(m), "host memory"));
+        CHECK_OK(sc_xfer_choose(strict, &m, why, sizeof why));
+        CHECKF(m == SC_XFER_STAGED && strstr(why, "only a CUDA backend"), "strict: %s: %s", sc_xfer_mode_name(m), why);
+        CHECK(!strcmp(sc_xfer_mode_name(m), "pinned host staging"));
+        setenv("SC_CUDA_AWARE_MPI", "1", 1);
+        CHECK_OK(sc_xfer_choose(strict, &m, why, sizeof why));
+        CHECKF(m == SC_XFER_DEVICE && strstr(why, "SC_CUDA_AWARE_MPI=1"), "forced on: %s: %s", sc_xfer_mode_name(m), why);
+        CHECK(!strcmp(sc_xfer_mode_name(m), "CUDA-aware MPI"));
+        CHECK_OK(sc_xfer_choose(cpu, &m, why, sizeof why));
+        CHECK(m == SC_XFER_HOST);   // host memory needs no device pointers
+        setenv("SC_CUDA_AWARE_MPI", "0", 1);
+        CHECK_OK(sc_xfer_choose(strict, &m, why, sizeof why));
+        CHECK(m == SC_XFER_STAGED && strstr(why, "SC_CUDA_AWARE_MPI=0"));
+        setenv("SC_CUDA_AWARE_MPI", "on", 1);
+        CHECK_ERR(sc_xfer_choose(strict, &m, why, sizeof why), SC_ERR_ARG, "SC_CUDA_AWARE_MPI='on'", "use 0", "or 1");
+    }
+    if (saved) setenv("SC_CUDA_AWARE_MPI", saved, 1);
+    else unsetenv("SC_CUDA_AWARE_MPI");
+    if (saved_strict) setenv("SC_CPU_STRICT", saved_strict, 1);
+    free(saved);
+    free(saved_strict);
+    sc_backend_free(cpu);
+    sc_backend_free(strict);
+}
+
 int main(void) {
+    test_xfer_mode();
     test_config_keys();
     test_one_process();
     test_plan();

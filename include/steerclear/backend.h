@@ -75,6 +75,25 @@ typedef struct sc_backend_ops {
     sc_status (*copy)(sc_backend *be, void *dst, const void *src, size_t bytes);     // within the backend
     sc_status (*memset)(sc_backend *be, void *dst, int byte, size_t bytes);
     sc_status (*sync)(sc_backend *be);                                               // wait for the queue
+    // Page-locked ("pinned") host memory, for staging messages between ranks: a device copies
+    // it asynchronously (CUDA: cudaHostAlloc); the CPU backend's is 64-byte aligned heap memory.
+    // Host memory, not backend memory (never passed to other ops); not counted in be->stats.
+    sc_status (*host_alloc)(sc_backend *be, size_t bytes, const char *what, void **out);
+    void (*host_free)(sc_backend *be, void *p);                                      // NULL is fine
+    // Copies queued behind the ops before them, between backend memory and pinned host memory
+    // (host_alloc): they return at once on a device; the host side must not be read (download)
+    // or changed (upload) until an event recorded after the copy has completed, or op->sync.
+    // The CPU backend copies at once.
+    sc_status (*download_async)(sc_backend *be, void *host_dst, const void *src, size_t bytes);
+    sc_status (*upload_async)(sc_backend *be, void *dst, const void *host_src, size_t bytes);
+    // Events: markers in the queue. record marks the queue's end as it is now; wait blocks the
+    // host until the queue has passed the mark; query sets *done (1: passed) without blocking.
+    // The CPU backend runs every op before returning: its events have always passed.
+    sc_status (*event_create)(sc_backend *be, void **ev);
+    void (*event_destroy)(sc_backend *be, void *ev);                                 // NULL is fine
+    sc_status (*event_record)(sc_backend *be, void *ev);
+    sc_status (*event_wait)(sc_backend *be, void *ev);
+    sc_status (*event_query)(sc_backend *be, void *ev, int *done);
     // Prepare (and later release) the backend's form of n weight matrices as one set: the
     // backend decides within be->memory_budget (the CPU keeps F32 copies only when all fit).
     sc_status (*weights_prepare)(sc_backend *be, sc_mat *const *mats, size_t n);

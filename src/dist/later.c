@@ -48,6 +48,7 @@
 
 #ifdef SC_HAVE_MPI
 #include <mpi.h>
+#include "xfer.h"
 
 enum { TAG_CMD = 4301, TAG_ROWS = 4302, TAG_SUMS = 4303, TAG_WCMD = 4304, TAG_CHUNK = 4305, TAG_OUT = 4306 };
 enum { CMD_DIRECTIONS = 1, CMD_END = 2, CMD_GENERATE = 3 };
@@ -57,7 +58,8 @@ typedef struct {
     const sc_dist *d;
     MPI_Comm comm;
     sc_backend *be;
-    float *host;               // staging of the rows when backend memory is not host memory
+    sc_xfer_mode mode;         // how the rows travel (xfer.h)
+    float *host;               // staged: pinned host copy of the rows (op->host_alloc)
 } link_ctx;
 
 // Rank 0's word before each chunk of work: go on, or stop (a signal came to rank 0; signals
@@ -74,19 +76,14 @@ static sc_status link_proceed(void *ctx);
 
 static sc_status link_recv(void *ctx, float *hidden, size_t n) {
     link_ctx *k = ctx;
-    float *h = k->be->separate_memory ? k->host : hidden;
-    if (MPI_Recv(h, (int)n, MPI_FLOAT, k->d->stage - 1, TAG_ROWS, k->comm, MPI_STATUS_IGNORE) != MPI_SUCCESS)
-        return sc_errorf(SC_ERR_IO, "rank %d (pipeline stage %d): receiving the extract rows failed (a partner rank lost?)", k->d->rank, k->d->stage);
-    return k->be->separate_memory ? k->be->op->upload(k->be, hidden, h, sizeof(float) * n) : SC_OK;
+    sc_status st = sc_xfer_recv(k->be, k->mode, hidden, k->host, n, k->d->stage - 1, TAG_ROWS, k->comm, "the extract rows");
+    return st ? sc_error_wrap(st, "rank %d (pipeline stage %d): ", k->d->rank, k->d->stage) : SC_OK;
 }
 
 static sc_status link_send(void *ctx, const float *hidden, size_t n) {
     link_ctx *k = ctx;
-    const float *h = hidden;
-    if (k->be->separate_memory) { SC_TRY(k->be->op->download(k->be, k->host, hidden, sizeof(float) * n)); h = k->host; }
-    if (MPI_Send(h, (int)n, MPI_FLOAT, k->d->stage + 1, TAG_ROWS, k->comm) != MPI_SUCCESS)
-        return sc_errorf(SC_ERR_IO, "rank %d (pipeline stage %d): sending the extract rows failed (a partner rank lost?)", k->d->rank, k->d->stage);
-    return SC_OK;
+    sc_status st = sc_xfer_send(k->be, k->mode, hidden, k->host, n, k->d->stage + 1, TAG_ROWS, k->comm, "the extract rows");
+    return st ? sc_error_wrap(st, "rank %d (pipeline stage %d): ", k->d->rank, k->d->stage) : SC_OK;
 }
 
 static sc_status link_proceed(void *ctx) { return go_on(((link_ctx *)ctx)->d); }
@@ -95,12 +92,13 @@ static sc_status link_proceed(void *ctx) { return go_on(((link_ctx *)ctx)->d); }
 static sc_status stage_sums(const sc_dist *d, const sc_model *slice, sc_backend *be, sc_adapter *const *ads, const int *h,
                             const int32_t *const *seqs, const int *lens, double *host_sums, int64_t *total) {
     link_ctx k = {.d = d, .comm = *(MPI_Comm *)d->group_comm, .be = be};
-    if (be->separate_memory && !(k.host = malloc(sizeof(float) * (size_t)h[H_MAX_T] * slice->cfg.hidden)))
-        return sc_errorf(SC_ERR_MEM, "out of memory for the extract rows");
+    char why[512];
+    SC_TRY(sc_xfer_choose(be, &k.mode, why, sizeof why));
+    if (k.mode == SC_XFER_STAGED) SC_TRY(be->op->host_alloc(be, sizeof(float) * (size_t)h[H_MAX_T] * slice->cfg.hidden, "the extract rows' pinned staging", (void **)&k.host));
     sc_direction_link link = {.ctx = &k, .recv = link_recv, .send = link_send, .proceed = link_proceed};
     sc_status st = sc_directions_sums(slice, be, ads, h[H_ADAPTERS], (sc_direction_mode)h[H_MODE], seqs, lens, h[H_SEQS], h[H_BATCH],
                                       1, &link, host_sums, total);
-    free(k.host);
+    be->op->host_free(be, k.host);
     return st;
 }
 
@@ -474,7 +472,8 @@ typedef struct {
     sc_gen *gen;
     sc_gen_stage *gst;
     sc_hook hook;
-    float *host;               // staging of the rows when backend memory is not host memory
+    sc_xfer_mode mode;         // how the rows travel (xfer.h)
+    float *host;               // staged: pinned host copy of the rows (op->host_alloc)
     const int32_t **cp;
     int *cl, *ct;
     uint64_t *cs;
@@ -482,7 +481,8 @@ typedef struct {
 } runner;
 
 static void runner_close(runner *r) {
-    free(r->cp); free(r->cl); free(r->ct); free(r->cs); free(r->host);
+    free(r->cp); free(r->cl); free(r->ct); free(r->cs);
+    if (r->be) r->be->op->host_free(r->be, r->host);
     sc_gen_stage_free(r->gst);
     sc_gen_free(r->gen);
     sc_eval_hook_free(r->eh);
@@ -508,7 +508,10 @@ static sc_status runner_open(const sc_dist *d, const sc_model *model, sc_backend
     if (!st) st = sc_eval_hook_create(w->var, w->h[G_VARIANTS], model->cfg.n_layers, &r->eh);
     if (!st) st = sc_gen_create(&plan, &r->gen);
     if (!st) st = sc_gen_stage_create(&r->view, be, &plan, &r->gst);
-    if (!st && be->separate_memory && !(r->host = malloc(sizeof(float) * (size_t)r->gst->max_rows * model->cfg.hidden))) st = sc_errorf(SC_ERR_MEM, "out of memory");
+    char why[512];
+    if (!st) st = sc_xfer_choose(be, &r->mode, why, sizeof why);
+    if (!st && d->stages > 1 && r->mode == SC_XFER_STAGED)
+        st = be->op->host_alloc(be, sizeof(float) * (size_t)r->gst->max_rows * model->cfg.hidden, "the generation rows' pinned staging", (void **)&r->host);
     if (!st) r->hook = sc_eval_hook_get(r->eh);
     if (st) runner_close(r);
     return st;
@@ -531,15 +534,12 @@ static sc_status run_chunk(runner *r, int c, int *nb) {
     while (!st && !sc_gen_done(r->gen)) {
         const sc_batch *b = sc_gen_batch(r->gen);
         const int n = b->seq_start[b->n_seq] * C;
-        float *h = r->host ? r->host : r->gst->hidden;
-        if (s > 0) {
-            if (MPI_Recv(h, n, MPI_FLOAT, s - 1, TAG_ROWS, comm, MPI_STATUS_IGNORE) != MPI_SUCCESS) return sc_errorf(SC_ERR_IO, "rank %d: receiving generation rows failed", d->rank);
-            if (r->host && (st = r->be->op->upload(r->be, r->gst->hidden, r->host, sizeof(float) * (size_t)n))) break;
-        }
+        if (s > 0 && (st = sc_xfer_recv(r->be, r->mode, r->gst->hidden, r->host, (size_t)n, s - 1, TAG_ROWS, comm, "generation rows")))
+            return sc_error_wrap(st, "rank %d: ", d->rank);
         if ((st = sc_gen_stage_forward(r->gst, r->gen, &r->hook))) break;
         if (s < last) {
-            if (r->host && (st = r->be->op->download(r->be, r->host, r->gst->hidden, sizeof(float) * (size_t)n))) break;
-            if (MPI_Send(h, n, MPI_FLOAT, s + 1, TAG_ROWS, comm) != MPI_SUCCESS) return sc_errorf(SC_ERR_IO, "rank %d: sending generation rows failed", d->rank);
+            if ((st = sc_xfer_send(r->be, r->mode, r->gst->hidden, r->host, (size_t)n, s + 1, TAG_ROWS, comm, "generation rows")))
+                return sc_error_wrap(st, "rank %d: ", d->rank);
         } else if ((st = sc_gen_stage_sample(r->gst, r->gen, &w->o))) break;
         if (d->stages > 1 && MPI_Bcast(r->gst->tokens, sc_gen_n_sample(r->gen), MPI_INT32_T, last, comm) != MPI_SUCCESS)
             return sc_errorf(SC_ERR_IO, "rank %d: sharing the sampled tokens failed", d->rank);

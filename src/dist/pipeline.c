@@ -31,10 +31,22 @@
 //
 // Signals are deferred while a group trains (core.h): a stage never leaves a step half done;
 // the group agrees between steps whether to stop (sc_pipe_agree). Hidden-state buffers, the
-// receive requests and, on a backend with its own memory, the host staging copies are sized once
-// in sc_pipe_create. Counts are known on every stage (the batch layout is identical everywhere),
-// so no sizes travel.
+// receive requests, the events and, on a backend with its own memory, the pinned host staging
+// copies are sized once in sc_pipe_create. Counts are known on every stage (the batch layout is
+// identical everywhere), so no sizes travel.
+//
+// Transfers (xfer.h; logged as "pipeline transfers: ..."): with host memory MPI reads the
+// backend's arrays; with CUDA-aware MPI it reads device memory; with pinned host staging a
+// queued copy (op->download_async) fills the unit's pinned mirror. In the last two, a micro-batch's
+// Isend waits for an event recorded after its rows are written (and copied), and is posted as
+// soon as that event has passed: while the stage waits for its next input (MPI_Test and
+// op->event_query in turn), or right after it queued the next micro-batch's compute, so the
+// device computes micro-batch j+1 while j's rows travel. A received micro-batch is uploaded by a
+// queued copy (op->upload_async) ahead of its compute. The bytes, their order in every sum and
+// so the results are those of host memory: only when the copies happen changes. The sampling
+// rows and the adapter gradient go in blocking messages (sc_xfer_send / recv).
 #include "pipeline.h"
+#include "xfer.h"
 #include "steerclear/generate.h"
 #include "steerclear/monitor.h"
 #include "steerclear/rng.h"
@@ -60,11 +72,15 @@ struct sc_pipe {
     sc_activations **acts;     // [micro]: Q's saved forward per micro-batch
     int checkpoint;
     int max_T, max_seqs, max_len, mb_seqs;
-    int sep;                   // backend memory is not host memory: stage through host copies
+    sc_xfer_mode mode;         // how messages travel (xfer.h)
     float *hp, *hq, *dh;       // [max_T, C] backend memory (one allocation at hp)
     float *gsum;               // [2 n] backend: the next stage's partial gradient sum
-    float *host;               // sep: host mirrors of hp, hq, dh [3 max_T C] and of gsum [2 n]
-    float *host_g;
+    float *host;               // staged: pinned mirrors of hp, hq, dh [3 max_T C] (op->host_alloc)
+    float *host_g;             // staged: pinned mirror of the adapter gradient [2 n]
+    void **ev;                 // [2 micro] events (not host mode): a unit's rows written / copied
+    struct pend { float *dev; size_t n; int to, tag; double *count; } *pend;   // [2 micro] sends waiting for ev[i]
+    int n_pend, pend_head, n_ev;
+    int n_send;                // sreq[0, n_send) posted
     int32_t *ids, *targets;    // host (max_T)
     int *rows, *seq_start;     // host (max_T), (max_seqs + 1)
     int *mb_ss;                // host (micro x (mb_seqs + 1)): each micro-batch's rebased starts
@@ -88,54 +104,99 @@ void sc_pipe_free(sc_pipe *p) {
     sc_gen_stage_free(p->gst);
     if (p->acts) for (int j = 0; j < p->micro; j++) sc_activations_free(p->acts[j]);
     free(p->acts);
+    if (p->ev) for (int i = 0; i < p->n_ev; i++) p->be->op->event_destroy(p->be, p->ev[i]);
+    free(p->ev); free(p->pend);
     p->be->op->free(p->be, p->hp);
     p->be->op->free(p->be, p->gsum);
-    free(p->host); free(p->host_g);
+    p->be->op->host_free(p->be, p->host);
+    p->be->op->host_free(p->be, p->host_g);
     free(p->ids); free(p->targets); free(p->rows); free(p->seq_start); free(p->mb_ss); free(p->streams);
     free(p->rreq); free(p->sreq);
     free(p);
 }
 
-// The host copy a message of `dev` goes through (dev itself when backend memory is host memory).
+// The pinned mirror of `dev` (staged mode) within the hidden-state buffers hp, hq, dh.
 static float *mirror(sc_pipe *p, float *dev) {
-    if (!p->sep) return dev;
-    if (dev >= p->hp && dev < p->hp + 3 * (size_t)p->max_T * p->view.cfg.hidden) return p->host + (dev - p->hp);
-    if (dev == p->gst->hidden) return p->host;   // sampling: hp.. are not in use then
-    return p->host_g;                            // the adapter gradient or its partial sums
+    return p->host + (dev - p->hp);
 }
 
-static sc_status isend(sc_pipe *p, float *dev, size_t n, int to, int tag, MPI_Request *r, double *count) {
-    float *h = mirror(p, dev);
-    if (p->sep) SC_TRY(p->be->op->download(p->be, h, dev, sizeof(float) * n));
-    MPI_CHECK(p, MPI_Isend(h, (int)n, MPI_FLOAT, to, tag, p->comm, r), "sending hidden rows");
+// MPI's side of a message of `dev`: the pinned mirror when staged, else dev itself.
+static float *mpi_buf(sc_pipe *p, float *dev) { return p->mode == SC_XFER_STAGED ? mirror(p, dev) : dev; }
+
+static sc_status post_isend(sc_pipe *p, float *dev, size_t n, int to, int tag, double *count) {
+    if (p->n_send >= 4 * p->micro) return sc_errorf(SC_ERR_INTERNAL, "pipeline: more than %d sends in a phase", 4 * p->micro);
+    MPI_CHECK(p, MPI_Isend(mpi_buf(p, dev), (int)n, MPI_FLOAT, to, tag, p->comm, &p->sreq[p->n_send++]), "sending hidden rows");
     *count += sizeof(float) * (double)n;
     return SC_OK;
 }
 
-static sc_status irecv(sc_pipe *p, float *dev, size_t n, int from, int tag, MPI_Request *r) {
-    MPI_CHECK(p, MPI_Irecv(mirror(p, dev), (int)n, MPI_FLOAT, from, tag, p->comm, r), "posting a receive");
+// Post the Isend of each waiting unit whose event has passed, in order (wait: every one, blocking).
+static sc_status send_flush(sc_pipe *p, int wait) {
+    while (p->pend_head < p->n_pend) {
+        const struct pend *q = &p->pend[p->pend_head];
+        int done = 1;
+        if (wait) SC_TRY(p->be->op->event_wait(p->be, p->ev[p->pend_head]));
+        else SC_TRY(p->be->op->event_query(p->be, p->ev[p->pend_head], &done));
+        if (!done) return SC_OK;
+        SC_TRY(post_isend(p, q->dev, q->n, q->to, q->tag, q->count));
+        p->pend_head++;
+    }
+    p->n_pend = p->pend_head = 0;
     return SC_OK;
 }
 
+// The Isend of n floats at dev, written by the ops queued so far: at once with host memory;
+// otherwise behind an event (and, staged, a queued copy into the pinned mirror), posted by
+// send_flush once the event has passed.
+static sc_status isend(sc_pipe *p, float *dev, size_t n, int to, int tag, double *count) {
+    if (p->mode == SC_XFER_HOST) return post_isend(p, dev, n, to, tag, count);
+    if (p->n_pend >= p->n_ev) return sc_errorf(SC_ERR_INTERNAL, "pipeline: more than %d sends waiting for the device", p->n_ev);
+    if (p->mode == SC_XFER_STAGED) SC_TRY(p->be->op->download_async(p->be, mirror(p, dev), dev, sizeof(float) * n));
+    SC_TRY(p->be->op->event_record(p->be, p->ev[p->n_pend]));
+    p->pend[p->n_pend++] = (struct pend){.dev = dev, .n = n, .to = to, .tag = tag, .count = count};
+    return send_flush(p, 0);
+}
+
+static sc_status irecv(sc_pipe *p, float *dev, size_t n, int from, int tag, MPI_Request *r) {
+    MPI_CHECK(p, MPI_Irecv(mpi_buf(p, dev), (int)n, MPI_FLOAT, from, tag, p->comm, r), "posting a receive");
+    return SC_OK;
+}
+
+// Wait for a posted receive, posting the waiting sends as their events pass meanwhile; staged,
+// queue the upload from the pinned mirror (the mirror is written again only in the next step,
+// after sc_pipe_step's final sync).
 static sc_status wait_recv(sc_pipe *p, MPI_Request *r, float *dev, size_t n) {
     const double t0 = sc_now_seconds();
-    MPI_CHECK(p, MPI_Wait(r, MPI_STATUS_IGNORE), "receiving hidden rows");
+    for (;;) {
+        if (p->pend_head == p->n_pend) {
+            MPI_CHECK(p, MPI_Wait(r, MPI_STATUS_IGNORE), "receiving hidden rows");
+            break;
+        }
+        int flag = 0;
+        MPI_CHECK(p, MPI_Test(r, &flag, MPI_STATUS_IGNORE), "receiving hidden rows");
+        if (flag) break;
+        SC_TRY(send_flush(p, 0));
+    }
     p->t_wait += sc_now_seconds() - t0;
-    if (p->sep) SC_TRY(p->be->op->upload(p->be, dev, mirror(p, dev), sizeof(float) * n));
+    if (p->mode == SC_XFER_STAGED) SC_TRY(p->be->op->upload_async(p->be, dev, mirror(p, dev), sizeof(float) * n));
     return SC_OK;
 }
 
-static sc_status send_now(sc_pipe *p, float *dev, size_t n, int to, int tag, double *count) {
-    MPI_Request r;
-    SC_TRY(isend(p, dev, n, to, tag, &r, count));
-    MPI_CHECK(p, MPI_Wait(&r, MPI_STATUS_IGNORE), "sending");
+// Blocking messages (sampling rows, the adapter gradient): the waiting sends go first (a partner
+// may need them before it can answer), then xfer.h's blocking send / receive.
+static sc_status send_now(sc_pipe *p, float *dev, float *pin, size_t n, int to, int tag, double *count, const char *what) {
+    SC_TRY(send_flush(p, 1));
+    SC_TRY(sc_xfer_send(p->be, p->mode, dev, pin, n, to, tag, p->comm, what));
+    *count += sizeof(float) * (double)n;
     return SC_OK;
 }
 
-static sc_status recv_now(sc_pipe *p, float *dev, size_t n, int from, int tag) {
-    MPI_Request r;
-    SC_TRY(irecv(p, dev, n, from, tag, &r));
-    return wait_recv(p, &r, dev, n);
+static sc_status recv_now(sc_pipe *p, float *dev, float *pin, size_t n, int from, int tag, const char *what) {
+    SC_TRY(send_flush(p, 1));
+    const double t0 = sc_now_seconds();
+    SC_TRY(sc_xfer_recv(p->be, p->mode, dev, pin, n, from, tag, p->comm, what));
+    p->t_wait += sc_now_seconds() - t0;
+    return SC_OK;
 }
 
 sc_status sc_pipe_create(const sc_dist *d, const sc_search_run *run, sc_pipe **out) {
@@ -154,7 +215,9 @@ sc_status sc_pipe_create(const sc_dist *d, const sc_search_run *run, sc_pipe **o
     p->P = d->stages;
     p->s = d->stage;
     p->be = run->be;
-    p->sep = run->be->separate_memory;
+    char why[512];
+    sc_status xst = sc_xfer_choose(run->be, &p->mode, why, sizeof why);
+    if (xst) { free(p); return xst; }
     // the slice as a model of its own: only its blocks run (a view: the weights stay where they are)
     sc_dist_slice_view(d, m, &p->view);
     const sc_model *v = &p->view;
@@ -188,8 +251,18 @@ sc_status sc_pipe_create(const sc_dist *d, const sc_search_run *run, sc_pipe **o
     if (!st) {
         p->hq = p->hp + (size_t)p->max_T * C;
         p->dh = p->hq + (size_t)p->max_T * C;
-        if (p->sep && (!(p->host = malloc(sizeof(float) * 3 * (size_t)p->max_T * C)) || !(p->host_g = malloc(sizeof(float) * nAB))))
-            st = sc_errorf(SC_ERR_MEM, "out of memory for the pipeline's host staging buffers");
+        if (p->mode == SC_XFER_STAGED) {
+            st = p->be->op->host_alloc(p->be, sizeof(float) * 3 * (size_t)p->max_T * C, "the pipeline's pinned staging of hidden rows", (void **)&p->host);
+            if (!st) st = p->be->op->host_alloc(p->be, sizeof(float) * nAB, "the pipeline's pinned staging of adapter gradients", (void **)&p->host_g);
+        }
+        if (!st && p->mode != SC_XFER_HOST) {
+            p->n_ev = 2 * p->micro;
+            p->ev = calloc((size_t)p->n_ev, sizeof *p->ev);
+            p->pend = calloc((size_t)p->n_ev, sizeof *p->pend);
+            if (!p->ev || !p->pend) st = sc_errorf(SC_ERR_MEM, "out of memory for the pipeline's events");
+            for (int i = 0; i < p->n_ev && !st; i++) st = p->be->op->event_create(p->be, &p->ev[i]);
+            if (st && p->ev) { for (int i = 0; i < p->n_ev; i++) if (p->ev[i]) p->be->op->event_destroy(p->be, p->ev[i]); free(p->ev); p->ev = NULL; }
+        }
         p->ids = malloc(sizeof(int32_t) * (size_t)p->max_T);
         p->targets = malloc(sizeof(int32_t) * (size_t)p->max_T);
         p->rows = malloc(sizeof(int) * (size_t)p->max_T);
@@ -197,12 +270,13 @@ sc_status sc_pipe_create(const sc_dist *d, const sc_search_run *run, sc_pipe **o
         p->mb_ss = malloc(sizeof(int) * (size_t)p->micro * (size_t)(p->mb_seqs + 1));
         p->streams = malloc(sizeof(uint64_t) * (size_t)B);
         p->rreq = malloc(sizeof(MPI_Request) * 2 * (size_t)p->micro);
-        p->sreq = malloc(sizeof(MPI_Request) * 2 * (size_t)p->micro);
+        p->sreq = malloc(sizeof(MPI_Request) * 4 * (size_t)p->micro);
         if (!st && (!p->ids || !p->targets || !p->rows || !p->seq_start || !p->mb_ss || !p->streams || !p->rreq || !p->sreq))
             st = sc_errorf(SC_ERR_MEM, "out of memory for the pipeline's batch layout");
     }
     if (!st) st = sc_arena_reserve(&p->be->ws, sc_forward_workspace_estimate(v, p->max_T) + (v->has_head ? sc_divergence_loss_workspace(v, cfg->loss_chunk) : 0));
     if (st) { sc_pipe_free(p); return st; }
+    sc_log(SC_LOG_INFO, "pipeline transfers: %s (stage %d of search group %d; %s)", sc_xfer_mode_name(p->mode), p->s, d->group, why);
     sc_log(SC_LOG_INFO, "pipeline stage %d of %d (search group %d): blocks [%d, %d)%s%s; %d micro-batches per step (GPipe bubble (P-1)/(m+P-1) = %.0f%%); "
                         "saved activations %.2f GiB (%s)",
            p->s, p->P, d->group, f, l, v->has_embed ? " + embedding" : "", v->has_head ? " + head and loss" : "", p->micro,
@@ -237,9 +311,9 @@ static sc_status step_body(sc_pipe *p, sc_search_state *state, const int32_t *co
     while (!sc_gen_done(p->gen)) {
         const sc_batch *b = sc_gen_batch(p->gen);
         const size_t rows = (size_t)b->seq_start[b->n_seq] * C;
-        if (s > 0) SC_TRY(recv_now(p, p->gst->hidden, rows, s - 1, TAG_GEN));
+        if (s > 0) SC_TRY(recv_now(p, p->gst->hidden, p->host, rows, s - 1, TAG_GEN, "sampling rows"));
         SC_TRY(sc_gen_stage_forward(p->gst, p->gen, &hook));
-        if (s < last) SC_TRY(send_now(p, p->gst->hidden, rows, s + 1, TAG_GEN, &p->sent_gen));
+        if (s < last) SC_TRY(send_now(p, p->gst->hidden, p->host, rows, s + 1, TAG_GEN, &p->sent_gen, "sampling rows"));
         else SC_TRY(sc_gen_stage_sample(p->gst, p->gen, &so));
         const int ns = sc_gen_n_sample(p->gen);
         MPI_CHECK(p, MPI_Bcast(p->gst->tokens, ns, MPI_INT32_T, last, p->comm), "sending the sampled tokens to every stage");
@@ -282,7 +356,7 @@ static sc_status step_body(sc_pipe *p, sc_search_state *state, const int32_t *co
         int *ss = p->mb_ss + (size_t)j * (p->mb_seqs + 1);
         for (int i = 0; i <= MB_A(j + 1) - MB_A(j); i++) ss[i] = p->seq_start[MB_A(j) + i] - MB_ROW0(j);
     }
-    int n_send = 0;
+    p->n_send = 0;
     if (s > 0)
         for (int u = 0; u < 2 * mm; u++) {
             const int j = u % mm;
@@ -295,8 +369,9 @@ static sc_status step_body(sc_pipe *p, sc_search_state *state, const int32_t *co
         if (s > 0) SC_TRY(wait_recv(p, &p->rreq[u], h, cnt));
         sc_batch bj = {.n_seq = MB_A(j + 1) - MB_A(j), .seq_start = p->mb_ss + (size_t)j * (p->mb_seqs + 1)};
         SC_TRY(sc_forward(m, be, &bj, m->has_embed ? p->ids + MB_ROW0(j) : NULL, h, NULL, q ? &hook : NULL, q ? p->acts[j] : NULL));
-        if (s < last) SC_TRY(isend(p, h, cnt, s + 1, TAG_FWD + u, &p->sreq[n_send++], &p->sent_hidden));
+        if (s < last) SC_TRY(isend(p, h, cnt, s + 1, TAG_FWD + u, &p->sent_hidden));
     }
+    SC_TRY(send_flush(p, 1));
 
     // 3. the loss over the whole batch on the last stage
     double stats[4] = {0, 0, 0, 0};
@@ -306,8 +381,8 @@ static sc_status step_body(sc_pipe *p, sc_search_state *state, const int32_t *co
         SC_TRY(sc_divergence_loss(m, be, p->hp, p->hq, p->rows, p->targets, n_rows, cfg->alpha, cfg->beta, cfg->loss_chunk, p->dh, &ls));
         stats[0] = ls.loss; stats[1] = ls.kl; stats[2] = ls.nll; stats[3] = (double)ls.n_pos;
     }
-    MPI_CHECK(p, MPI_Waitall(n_send, p->sreq, MPI_STATUSES_IGNORE), "sending hidden rows");
-    n_send = 0;
+    MPI_CHECK(p, MPI_Waitall(p->n_send, p->sreq, MPI_STATUSES_IGNORE), "sending hidden rows");
+    p->n_send = 0;
 
     // 4. the backward, micro-batches last to first; 5. the adapter gradient in stage order
     const size_t nAB = sc_adapter_numel_A(ad) + sc_adapter_numel_B(ad);
@@ -319,23 +394,26 @@ static sc_status step_body(sc_pipe *p, sc_search_state *state, const int32_t *co
         float *dh = p->dh + (size_t)MB_ROW0(j) * C;
         const size_t cnt = (size_t)MB_ROWS(j) * C;
         if (s < last) SC_TRY(wait_recv(p, &p->rreq[j], dh, cnt));
-        if (chain) SC_TRY(recv_now(p, ad->dA, nAB, s + 1, TAG_GRAD));
+        if (chain) SC_TRY(recv_now(p, ad->dA, p->host_g, nAB, s + 1, TAG_GRAD, "the adapter gradient"));
         SC_TRY(sc_backward(m, be, p->acts[j], &hook, dh));
-        if (s > 0) SC_TRY(isend(p, dh, cnt, s - 1, TAG_BWD + j, &p->sreq[n_send++], &p->sent_hidden));
+        if (s > 0) SC_TRY(isend(p, dh, cnt, s - 1, TAG_BWD + j, &p->sent_hidden));
     }
+    SC_TRY(send_flush(p, 1));
     if (!chain && s < last) {   // this stage's gradient + the sum of the stages after it
-        SC_TRY(recv_now(p, p->gsum, nAB, s + 1, TAG_GRAD));
+        SC_TRY(recv_now(p, p->gsum, p->host_g, nAB, s + 1, TAG_GRAD, "the adapter gradient"));
         SC_TRY(be->op->add(be, ad->dA, p->gsum, (int64_t)nAB));
     }
-    if (s > 0) SC_TRY(send_now(p, ad->dA, nAB, s - 1, TAG_GRAD, &p->sent_grad));
+    if (s > 0) SC_TRY(send_now(p, ad->dA, p->host_g, nAB, s - 1, TAG_GRAD, &p->sent_grad, "the adapter gradient"));
     // stage 0 has the sum: every stage takes it (a copy: the same bits everywhere)
-    float *gh = mirror(p, ad->dA);
-    if (p->sep && s == 0) SC_TRY(be->op->download(be, gh, ad->dA, sizeof(float) * nAB));
+    float *gh = p->mode == SC_XFER_STAGED ? p->host_g : ad->dA;
+    if (p->mode == SC_XFER_STAGED && s == 0) SC_TRY(be->op->download(be, gh, ad->dA, sizeof(float) * nAB));
+    if (p->mode == SC_XFER_DEVICE) SC_TRY(be->op->sync(be));   // MPI reads (stage 0) or writes the device's dA
     MPI_CHECK(p, MPI_Bcast(gh, (int)nAB, MPI_FLOAT, 0, p->comm), "broadcasting the adapter gradient");
-    if (p->sep && s > 0) SC_TRY(be->op->upload(be, ad->dA, gh, sizeof(float) * nAB));
+    if (p->mode == SC_XFER_STAGED && s > 0) SC_TRY(be->op->upload(be, ad->dA, gh, sizeof(float) * nAB));
     if (s == 0) p->sent_grad += (P - 1) * sizeof(float) * (double)nAB;
     MPI_CHECK(p, MPI_Bcast(stats, 4, MPI_DOUBLE, last, p->comm), "broadcasting the loss");
-    MPI_CHECK(p, MPI_Waitall(n_send, p->sreq, MPI_STATUSES_IGNORE), "sending hidden-state gradients");
+    MPI_CHECK(p, MPI_Waitall(p->n_send, p->sreq, MPI_STATUSES_IGNORE), "sending hidden-state gradients");
+    p->n_send = 0;
 #undef MB_A
 #undef MB_ROW0
 #undef MB_ROWS
@@ -343,6 +421,9 @@ static sc_status step_body(sc_pipe *p, sc_search_state *state, const int32_t *co
     // 6. AdamW on every stage, then the adapter after the step into the record
     const sc_loss_stats ls = {.loss = stats[0], .kl = stats[1], .nll = stats[2], .n_pos = (int64_t)stats[3]};
     SC_TRY(sc_search_finish_step(be, cfg, state, &ls));
+    // the queue is empty before the next step posts receives into the buffers (and mirrors) this
+    // one used: a queued upload or op still reading them cannot race the next step's messages
+    SC_TRY(be->op->sync(be));
     p->steps++;
     p->t_sample += t1 - t0;
     p->t_tf += sc_now_seconds() - t1;

@@ -66,6 +66,22 @@ static sc_status cpu_memset(sc_backend *be, void *dst, int byte, size_t bytes) {
 
 static sc_status cpu_sync(sc_backend *be) { (void)be; return SC_OK; }
 
+// Pinned host memory is plain aligned heap memory here; the async copies copy at once and the
+// events have always passed (every op has run when it returns).
+static sc_status cpu_host_alloc(sc_backend *be, size_t bytes, const char *what, void **out) {
+    (void)be;
+    *out = aligned_alloc(64, (bytes + 63) / 64 * 64 + 64 * !bytes);
+    if (!*out) return sc_errorf(SC_ERR_MEM, "out of host memory allocating %.1f MiB for %s", bytes / 1048576.0, what);
+    return SC_OK;
+}
+static void cpu_host_free(sc_backend *be, void *p) { (void)be; free(p); }
+static char cpu_event;   // one marker serves every event: there is nothing to wait for
+static sc_status cpu_event_create(sc_backend *be, void **ev) { (void)be; *ev = &cpu_event; return SC_OK; }
+static void cpu_event_destroy(sc_backend *be, void *ev) { (void)be; (void)ev; }
+static sc_status cpu_event_record(sc_backend *be, void *ev) { (void)be; (void)ev; return SC_OK; }
+static sc_status cpu_event_wait(sc_backend *be, void *ev) { (void)be; (void)ev; return SC_OK; }
+static sc_status cpu_event_query(sc_backend *be, void *ev, int *done) { (void)be; (void)ev; *done = 1; return SC_OK; }
+
 // --- Weights: F32 copies of BF16 matrices ------------------------------------------------------
 
 // F32 copies speed up products over many rows (prefill, training: sgemm on F32 instead of
@@ -122,6 +138,10 @@ static sc_status cpu_weights_prepare(sc_backend *be, sc_mat *const *mats, size_t
 #define CPU_OPS(isa) {                                                                            \
     .alloc = cpu_alloc, .free = cpu_free, .upload = cpu_copy, .download = cpu_copy, .copy = cpu_copy, \
     .memset = cpu_memset, .sync = cpu_sync,                                                       \
+    .host_alloc = cpu_host_alloc, .host_free = cpu_host_free,                                     \
+    .download_async = cpu_copy, .upload_async = cpu_copy,                                         \
+    .event_create = cpu_event_create, .event_destroy = cpu_event_destroy,                         \
+    .event_record = cpu_event_record, .event_wait = cpu_event_wait, .event_query = cpu_event_query, \
     .weights_prepare = cpu_weights_prepare, .weights_release = cpu_weights_release,              \
     .matmul = sc_cpu_matmul_##isa, .matmul_dx = sc_cpu_matmul_dx_##isa,                           \
     .embed = sc_cpu_embed_##isa, .gather_rows = sc_cpu_gather_rows_##isa,                         \

@@ -5,7 +5,13 @@
 // backend accepts, and a GPU would not) fails with a message naming the op and the argument.
 // be->separate_memory is set, so the model uploads its vectors as it does for a GPU. The test
 // suite runs the engine-level tests in this mode (tests/strict_memory.sh): the GPU's memory
-// discipline checked on machines without one.
+// discipline checked on machines without one. Pinned host memory (op->host_alloc) is recorded
+// too: the async copies refuse a host side that is not pinned (a GPU copies pageable memory
+// synchronously, and the copy would not overlap) and a device side that is not backend memory.
+// Its events behave like a device's that lags: event_query reports a recorded event as passed
+// only at the second query after its record (event_wait at once), so callers' code for events
+// still pending (the pipeline's overlap of sends with compute) runs on the CPU too; an event not
+// made by event_create, or waited for or queried before any record, is refused.
 #include "../backend_internal.h"
 #include "cpu_internal.h"
 
@@ -14,11 +20,14 @@
 
 typedef struct { const char *p; size_t n; } live;
 
+typedef struct { live *b; size_t n, cap; } live_list;
+
 typedef struct sc_cpu_strict {
     const sc_backend_ops *inner;
     sc_backend_ops table;
     live *blocks;
     size_t n, cap;
+    live_list pinned;          // op->host_alloc blocks
 } strict_state;
 
 static strict_state *st_of(sc_backend *be) { return ((sc_cpu_impl *)be->impl)->strict; }
@@ -34,6 +43,45 @@ static sc_status chk(sc_backend *be, const void *p, const char *op, const char *
                      op, arg, p);
 }
 #define C1(a) SC_TRY(chk(be, a, OPNAME, #a))
+
+static int in_list(const live *b, size_t n, const void *p) {
+    const char *c = p;
+    for (size_t i = 0; i < n; i++)
+        if (c >= b[i].p && c < b[i].p + (b[i].n ? b[i].n : 1)) return 1;
+    return 0;
+}
+
+// the host side of an async copy: bytes inside one pinned block
+static sc_status chk_pinned(sc_backend *be, const void *p, size_t bytes, const char *op, const char *arg) {
+    const live_list *l = &st_of(be)->pinned;
+    if (bytes == 0 || (in_list(l->b, l->n, p) && in_list(l->b, l->n, (const char *)p + bytes - 1))) return SC_OK;
+    return sc_errorf(SC_ERR_INTERNAL, "cpu backend (strict memory, SC_CPU_STRICT=1): %s: argument '%s' (%p, %zu bytes) is not pinned host memory: "
+                     "the host side of an asynchronous copy must come from op->host_alloc", op, arg, p, bytes);
+}
+
+static sc_status s_host_alloc(sc_backend *be, size_t bytes, const char *what, void **out) {
+    strict_state *s = st_of(be);
+    live_list *l = &s->pinned;
+    SC_TRY(s->inner->host_alloc(be, bytes, what, out));
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 16;
+        live *nb = realloc(l->b, cap * sizeof *nb);
+        if (!nb) { s->inner->host_free(be, *out); *out = NULL; return sc_errorf(SC_ERR_MEM, "strict memory: out of memory"); }
+        l->b = nb;
+        l->cap = cap;
+    }
+    l->b[l->n].p = *out;
+    l->b[l->n].n = bytes;
+    l->n++;
+    return SC_OK;
+}
+static void s_host_free(sc_backend *be, void *p) {
+    strict_state *s = st_of(be);
+    if (!p) return;
+    for (size_t i = 0; i < s->pinned.n; i++)
+        if (s->pinned.b[i].p == p) { s->pinned.b[i] = s->pinned.b[--s->pinned.n]; break; }
+    s->inner->host_free(be, p);
+}
 
 static sc_status s_alloc(sc_backend *be, size_t bytes, const char *what, void **out) {
     strict_state *s = st_of(be);
@@ -64,6 +112,64 @@ static sc_status s_upload(sc_backend *be, void *dst, const void *src, size_t n) 
 #define OPNAME "download"
 static sc_status s_download(sc_backend *be, void *dst, const void *src, size_t n) { C1(src); return st_of(be)->inner->download(be, dst, src, n); }
 #undef OPNAME
+#define OPNAME "download_async"
+static sc_status s_download_async(sc_backend *be, void *dst, const void *src, size_t n) {
+    C1(src); SC_TRY(chk_pinned(be, dst, n, OPNAME, "host_dst")); return st_of(be)->inner->download_async(be, dst, src, n);
+}
+#undef OPNAME
+#define OPNAME "upload_async"
+static sc_status s_upload_async(sc_backend *be, void *dst, const void *src, size_t n) {
+    C1(dst); SC_TRY(chk_pinned(be, src, n, OPNAME, "host_src")); return st_of(be)->inner->upload_async(be, dst, src, n);
+}
+#undef OPNAME
+
+// events: a recorded event is pending until queried twice or waited for
+typedef struct { unsigned magic; int recorded, lag; } strict_event;
+#define EVENT_MAGIC 0x5ce7e41u
+static sc_status ev_chk(void *ev, const char *op) {
+    const strict_event *e = ev;
+    if (!e || e->magic != EVENT_MAGIC)
+        return sc_errorf(SC_ERR_INTERNAL, "cpu backend (strict memory, SC_CPU_STRICT=1): %s: the event %p was not made by event_create (or was destroyed)", op, ev);
+    return SC_OK;
+}
+static sc_status s_event_create(sc_backend *be, void **ev) {
+    (void)be;
+    strict_event *e = sc_calloc(1, sizeof *e, "an event");
+    if (!e) return SC_ERR_MEM;
+    e->magic = EVENT_MAGIC;
+    *ev = e;
+    return SC_OK;
+}
+static void s_event_destroy(sc_backend *be, void *ev) {
+    (void)be;
+    if (!ev) return;
+    ((strict_event *)ev)->magic = 0;
+    free(ev);
+}
+static sc_status s_event_record(sc_backend *be, void *ev) {
+    SC_TRY(ev_chk(ev, "event_record"));
+    strict_event *e = ev;
+    e->recorded = 1;
+    e->lag = 2;
+    return st_of(be)->inner->event_record(be, ev);
+}
+static sc_status s_event_wait(sc_backend *be, void *ev) {
+    (void)be;
+    SC_TRY(ev_chk(ev, "event_wait"));
+    strict_event *e = ev;
+    if (!e->recorded) return sc_errorf(SC_ERR_INTERNAL, "cpu backend (strict memory, SC_CPU_STRICT=1): event_wait: the event was never recorded");
+    e->lag = 0;
+    return SC_OK;
+}
+static sc_status s_event_query(sc_backend *be, void *ev, int *done) {
+    (void)be;
+    SC_TRY(ev_chk(ev, "event_query"));
+    strict_event *e = ev;
+    if (!e->recorded) return sc_errorf(SC_ERR_INTERNAL, "cpu backend (strict memory, SC_CPU_STRICT=1): event_query: the event was never recorded");
+    if (e->lag > 0) e->lag--;
+    *done = e->lag == 0;
+    return SC_OK;
+}
 #define OPNAME "copy"
 static sc_status s_copy(sc_backend *be, void *dst, const void *src, size_t n) { C1(dst); C1(src); return st_of(be)->inner->copy(be, dst, src, n); }
 #undef OPNAME
@@ -166,6 +272,7 @@ static sc_status s_sample(sc_backend *be, float *logits, int n, int V, const sc_
 void sc_cpu_strict_free(sc_cpu_strict *s) {
     if (!s) return;
     free(s->blocks);
+    free(s->pinned.b);
     free(s);
 }
 
@@ -176,6 +283,9 @@ sc_status sc_cpu_backend_make_strict(sc_backend *be) {
     s->table = *be->op;
     sc_backend_ops *t = &s->table;
     t->alloc = s_alloc; t->free = s_free; t->upload = s_upload; t->download = s_download; t->copy = s_copy; t->memset = s_memset;
+    t->event_create = s_event_create; t->event_destroy = s_event_destroy; t->event_record = s_event_record;
+    t->event_wait = s_event_wait; t->event_query = s_event_query;
+    t->host_alloc = s_host_alloc; t->host_free = s_host_free; t->download_async = s_download_async; t->upload_async = s_upload_async;
     t->matmul = s_matmul; t->matmul_dx = s_matmul_dx; t->embed = s_embed; t->gather_rows = s_gather; t->scatter_add_rows = s_scatter;
     t->add = s_add; t->add_row = s_add_row; t->col_sum = s_col_sum; t->rmsnorm = s_rmsnorm; t->rmsnorm_backward = s_rmsnorm_bwd;
     t->rope = s_rope; t->swiglu = s_swiglu; t->swiglu_backward = s_swiglu_bwd; t->kv_write = s_kv_write; t->attention = s_attention;

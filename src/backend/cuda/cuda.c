@@ -220,6 +220,62 @@ static sc_status cu_sync(sc_backend *be) {
     return SC_OK;
 }
 
+// --- Pinned host memory, queued copies and events (messages between pipeline stages) ---------------
+
+static sc_status cu_host_alloc(sc_backend *be, size_t bytes, const char *what, void **out) {
+    (void)be;
+    *out = NULL;
+    cudaError_t e = cudaHostAlloc(out, bytes ? bytes : 1, cudaHostAllocDefault);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        *out = NULL;
+        return sc_errorf(SC_ERR_MEM, "cuda backend: cannot allocate %.1f MiB of pinned host memory for %s (%s): the node's locked-memory "
+                         "limit (ulimit -l) or its memory is exhausted; lower the batch size or use fewer ranks per node",
+                         bytes / 1048576.0, what, cudaGetErrorString(e));
+    }
+    return SC_OK;
+}
+static void cu_host_free(sc_backend *be, void *p) {
+    if (!p) return;
+    cudaStreamSynchronize(impl_of(be)->stream);   // a queued copy may still read or write it
+    cudaFreeHost(p);
+}
+static sc_status cu_download_async(sc_backend *be, void *dst, const void *src, size_t bytes) {
+    if (!bytes) return SC_OK;
+    CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, impl_of(be)->stream), "queueing a copy from the GPU");
+    return SC_OK;
+}
+static sc_status cu_upload_async(sc_backend *be, void *dst, const void *src, size_t bytes) {
+    if (!bytes) return SC_OK;
+    CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, impl_of(be)->stream), "queueing a copy to the GPU");
+    return SC_OK;
+}
+static sc_status cu_event_create(sc_backend *be, void **ev) {
+    (void)be;
+    cudaEvent_t e = NULL;
+    CU(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "creating an event");
+    *ev = e;
+    return SC_OK;
+}
+static void cu_event_destroy(sc_backend *be, void *ev) { (void)be; if (ev) cudaEventDestroy((cudaEvent_t)ev); }
+static sc_status cu_event_record(sc_backend *be, void *ev) {
+    CU(cudaEventRecord((cudaEvent_t)ev, impl_of(be)->stream), "recording an event");
+    return SC_OK;
+}
+static sc_status cu_event_wait(sc_backend *be, void *ev) {
+    (void)be;
+    CU(cudaEventSynchronize((cudaEvent_t)ev), "waiting for an event");
+    return SC_OK;
+}
+static sc_status cu_event_query(sc_backend *be, void *ev, int *done) {
+    (void)be;
+    const cudaError_t e = cudaEventQuery((cudaEvent_t)ev);
+    *done = e == cudaSuccess;
+    if (e == cudaErrorNotReady) { (void)cudaGetLastError(); return SC_OK; }
+    CU(e, "querying an event");
+    return SC_OK;
+}
+
 // A host array into the device workspace (released with the op's arena mark), through the
 // pinned ring so that the copy is asynchronous and the caller may reuse its array at once: the
 // ring's bytes are reused only after the stream has passed their copies (a wrap waits for it).
@@ -1001,6 +1057,9 @@ static sc_status cu_graph_end(sc_backend *be, sc_status work) {
 static const sc_backend_ops cuda_ops = {
     .alloc = cu_alloc, .free = cu_free, .upload = cu_upload, .download = cu_download, .copy = cu_copy,
     .memset = cu_memset, .sync = cu_sync,
+    .host_alloc = cu_host_alloc, .host_free = cu_host_free, .download_async = cu_download_async, .upload_async = cu_upload_async,
+    .event_create = cu_event_create, .event_destroy = cu_event_destroy, .event_record = cu_event_record,
+    .event_wait = cu_event_wait, .event_query = cu_event_query,
     .weights_prepare = cu_weights_prepare, .weights_release = cu_weights_release,
     .matmul = cu_matmul, .matmul_dx = cu_matmul_dx,
     .embed = cu_embed, .gather_rows = cu_gather_rows, .scatter_add_rows = cu_scatter_add_rows,
