@@ -1099,8 +1099,21 @@ static int local_rank(void) {
     return 0;
 }
 
+// A 0/1 switch from the environment: *on = dflt when unset or empty; another value is refused.
+static sc_status env_switch(const char *name, const char *what_1, int dflt, int *on) {
+    const char *v = getenv(name);
+    *on = dflt;
+    if (!v || !*v) return SC_OK;
+    if (!strcmp(v, "0") || !strcmp(v, "1")) { *on = v[0] == '1'; return SC_OK; }
+    return sc_errorf(SC_ERR_ARG, "cuda backend: %s='%s': use 1 (%s) or 0, or unset it (default %d)", name, v, what_1, dflt);
+}
+
 sc_status sc_cuda_backend_create(const sc_backend_opts *o, sc_backend **out) {
     *out = NULL;
+    int fallback, graphs, sdpa;
+    SC_TRY(env_switch("SC_CUDA_GEMM_FALLBACK", "every GEMM through the plain-loop kernel, for tests", 0, &fallback));
+    SC_TRY(env_switch("SC_CUDA_GRAPHS", "decode steps recorded and launched as CUDA graphs", 0, &graphs));
+    SC_TRY(env_switch("SC_CUDA_SDPA", "attention through cuDNN's fused flash attention where it runs", 1, &sdpa));
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess || count <= 0) {
@@ -1118,10 +1131,8 @@ sc_status sc_cuda_backend_create(const sc_backend_opts *o, sc_backend **out) {
     be->device = SC_DEVICE_CUDA;
     be->separate_memory = 1;
     ci->dev = local_rank() % count;
-    const char *ff = getenv("SC_CUDA_GEMM_FALLBACK");
-    ci->force_fallback = ff && !strcmp(ff, "1");
-    const char *gr = getenv("SC_CUDA_GRAPHS");
-    ci->graphs = gr && !strcmp(gr, "1");
+    ci->force_fallback = fallback;
+    ci->graphs = graphs;
     sc_status st = SC_OK;
     struct cudaDeviceProp prop;
     if ((e = cudaSetDevice(ci->dev)) != cudaSuccess || (e = cudaGetDeviceProperties(&prop, ci->dev)) != cudaSuccess) st = cu_fail(e, "selecting the GPU");
@@ -1136,8 +1147,7 @@ sc_status sc_cuda_backend_create(const sc_backend_opts *o, sc_backend **out) {
         st = sc_errorf(SC_ERR_ARG, "device cuda: GPU %d (%s) has compute capability %d.%d; this backend needs BF16 GEMMs (8.0 or newer); use --device cpu",
                        ci->dev, prop.name, prop.major, prop.minor);
     if (st) { sc_backend_free(be); return st; }
-    const char *sd = getenv("SC_CUDA_SDPA");
-    if (sd && !strcmp(sd, "0")) {
+    if (!sdpa) {
         fprintf(stderr, "cuda backend: SC_CUDA_SDPA=0: attention runs on the own kernels (cuDNN's fused attention is off)\n");
     } else {
         char why[SDPA_WHY] = "";
