@@ -434,6 +434,13 @@ static int make_plan_graph(sc_sdpa *s, plan_entry *e, char *why, size_t why_len)
         g_set(g, heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &og, "heuristics graph");
         g_set(g, heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &modes[mi], "heuristics mode");
         g_fin(g, heur, "the engine heuristics");
+        if (g->st && heur) {   // this mode has no answer (not sticky: the fallback list is still asked)
+            last = g->st;
+            last_what = g->where;
+            g->st = CUDNN_STATUS_SUCCESS;
+            g->where = NULL;
+            continue;
+        }
         if (g->st) break;
         int64_t n = 0;
         cudnnStatus_t st = p_cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &n, NULL);
