@@ -635,7 +635,9 @@ static sc_status check_heads(int NH, int KVH, int HD, const char *op) {
 #define SDPA_WHY 400
 
 static int sdpa_shape(const cuda_impl *ci, const int *q_start, const int *pos0, int n_seq, int NH, int KVH, int HD, sc_sdpa_shape *sh) {
-    if (!ci->sdpa || HD % 8 || HD > 256 || n_seq <= 0) return 0;
+    // not while a CUDA graph is recorded: building a plan or running cuDNN under stream capture
+    // may fail, and a failure turns cuDNN off for the run (decode steps, the only recorded ones, never come here)
+    if (!ci->sdpa || ci->recording || HD % 8 || HD > 256 || n_seq <= 0) return 0;
     int maxlen = 0;
     for (int b = 0; b < n_seq; b++) {
         if (pos0 && pos0[b] != 0) return 0;
