@@ -285,6 +285,9 @@ static sc_status stage(sc_backend *be, const void *host, size_t bytes, const cha
     if (!*out) return SC_ERR_MEM;
     if (!bytes) return SC_OK;
     const size_t need = (bytes + 63) / 64 * 64;
+    if ((!ci->ring || need > RING_BYTES) && ci->recording)   // the waited copy below would synchronize the capturing stream
+        return sc_errorf(SC_ERR_INTERNAL, "cuda backend: %s (%.1f MiB) is too large for the staging ring while recording a graph", what,
+                         bytes / 1048576.0);
     if (!ci->ring || need > RING_BYTES) return cu_upload(be, *out, host, bytes);   // too large for the ring: a waited copy
     if (ci->recording && ci->ring_off + need > RING_BYTES)   // a wrap would wait for the stream: not while recording
         return sc_errorf(SC_ERR_INTERNAL, "cuda backend: the staging ring is full while recording a graph");
