@@ -1013,10 +1013,13 @@ static int cu_graph_begin(sc_backend *be) {
 
 static sc_status graph_failed(cuda_impl *ci, sc_status work, cudaError_t e, const char *what) {
     (void)cudaGetLastError();   // capture errors do not poison the context; clear the last one
+    // the reason: the recorded ops' own error (the caller clears it before running them again), else CUDA's
+    const char *why = work != SC_OK ? sc_last_error() : e != cudaSuccess ? cudaGetErrorString(e) : "";
+    sc_log(SC_LOG_DEBUG, "cuda backend: %s failed (%s); this step runs op by op", what, why);
     if (++ci->graph_failures >= GRAPH_MAX_FAILURES && ci->graphs) {
         ci->graphs = 0;
         sc_log(SC_LOG_WARN, "cuda backend: CUDA graphs off for this run after %d failed recordings (last: %s%s%s); decode steps run op by op",
-               ci->graph_failures, what, e != cudaSuccess ? ": " : "", e != cudaSuccess ? cudaGetErrorString(e) : "");
+               ci->graph_failures, what, *why ? ": " : "", why);
     }
     return work ? work : cu_fail(e, what);
 }
