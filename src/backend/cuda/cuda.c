@@ -285,6 +285,9 @@ static sc_status stage(sc_backend *be, const void *host, size_t bytes, const cha
     if (!*out) return SC_ERR_MEM;
     if (!bytes) return SC_OK;
     const size_t need = (bytes + 63) / 64 * 64;
+    if ((!ci->ring || need > RING_BYTES) && ci->recording)   // the waited copy below would synchronize the capturing stream
+        return sc_errorf(SC_ERR_INTERNAL, "cuda backend: %s (%.1f MiB) is too large for the staging ring while recording a graph", what,
+                         bytes / 1048576.0);
     if (!ci->ring || need > RING_BYTES) return cu_upload(be, *out, host, bytes);   // too large for the ring: a waited copy
     if (ci->recording && ci->ring_off + need > RING_BYTES)   // a wrap would wait for the stream: not while recording
         return sc_errorf(SC_ERR_INTERNAL, "cuda backend: the staging ring is full while recording a graph");
@@ -1012,10 +1015,13 @@ static int cu_graph_begin(sc_backend *be) {
 
 static sc_status graph_failed(cuda_impl *ci, sc_status work, cudaError_t e, const char *what) {
     (void)cudaGetLastError();   // capture errors do not poison the context; clear the last one
+    // the reason: the recorded ops' own error (the caller clears it before running them again), else CUDA's
+    const char *why = work != SC_OK ? sc_last_error() : e != cudaSuccess ? cudaGetErrorString(e) : "";
+    sc_log(SC_LOG_DEBUG, "cuda backend: %s failed (%s); this step runs op by op", what, why);
     if (++ci->graph_failures >= GRAPH_MAX_FAILURES && ci->graphs) {
         ci->graphs = 0;
         sc_log(SC_LOG_WARN, "cuda backend: CUDA graphs off for this run after %d failed recordings (last: %s%s%s); decode steps run op by op",
-               ci->graph_failures, what, e != cudaSuccess ? ": " : "", e != cudaSuccess ? cudaGetErrorString(e) : "");
+               ci->graph_failures, what, *why ? ": " : "", why);
     }
     return work ? work : cu_fail(e, what);
 }
