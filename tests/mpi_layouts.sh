@@ -283,6 +283,18 @@ wait_ckpt() {   # $1 run dir: until both groups have a checkpoint with a step in
   return 1
 }
 
+# SIGTERM to both ranks of the mpirun $MP (as Slurm sends it to every task); it must exit 3
+term_ranks() {   # $1 what (for the message)
+  local r0 r1 rc
+  r0=$(rank_pid $MP 0); r1=$(rank_pid $MP 1)
+  [ -n "$r0" ] && [ -n "$r1" ] || { kill $MP; fail "cannot find the ranks of mpirun $MP"; }
+  kill -TERM "$r0" "$r1"
+  set +e
+  wait $MP; rc=$?
+  set -e
+  [ $rc -eq 3 ] || { tail -20 "$T/err"; fail "$1: mpirun exit $rc, not 3"; }
+}
+
 # SIGTERM to the job (every rank, as Slurm does) in the middle of the searches: exit 3, each
 # group's search checkpointed; --resume with 1 rank finishes with the same results as a run never
 # stopped
@@ -291,13 +303,7 @@ config "$T/long.json" 12
 "${MPIRUN[@]}" -np 2 "$BIN" run --config "$T/long.json" --out "$T/k" >"$T/out" 2>"$T/err" &
 MP=$!
 wait_ckpt "$T/k" || { kill $MP; fail "no checkpoints appeared"; }
-r0=$(rank_pid $MP 0); r1=$(rank_pid $MP 1)
-[ -n "$r0" ] && [ -n "$r1" ] || { kill $MP; fail "cannot find the ranks of mpirun $MP"; }
-kill -TERM "$r0" "$r1"
-set +e
-wait $MP; rc=$?
-set -e
-[ $rc -eq 3 ] || { tail -20 "$T/err"; fail "SIGTERM to the ranks: mpirun exit $rc, not 3"; }
+term_ranks "SIGTERM to the ranks"
 grep -q "continue with --resume" "$T/err" || { tail "$T/err"; fail "SIGTERM: no word of --resume"; }
 /usr/bin/python3 -c "import json,sys; sys.exit('search' in json.load(open('$T/k/stages.json'))['stages'])" || fail "search recorded as finished after SIGTERM"
 "${MPIRUN[@]}" -np 1 "$BIN" run --config "$T/long.json" --out "$T/k" --resume >/dev/null 2>"$T/err" || { tail -20 "$T/err"; fail "--resume with 1 rank failed"; }
@@ -311,13 +317,7 @@ echo "SIGTERM with 2 ranks: exit 3; resumed with 1 rank: the same results"
 MP=$!
 for _ in $(seq 300); do [ -s "$T/kp/checkpoints/search_0000.ckpt" ] && break; sleep 0.1; done
 [ -s "$T/kp/checkpoints/search_0000.ckpt" ] || { kill $MP; fail "2 stages: no checkpoint appeared"; }
-r0=$(rank_pid $MP 0); r1=$(rank_pid $MP 1)
-[ -n "$r0" ] && [ -n "$r1" ] || { kill $MP; fail "cannot find the ranks of mpirun $MP"; }
-kill -TERM "$r0" "$r1"
-set +e
-wait $MP; rc=$?
-set -e
-[ $rc -eq 3 ] || { tail -20 "$T/err"; fail "2 stages, SIGTERM to the ranks: mpirun exit $rc, not 3"; }
+term_ranks "2 stages, SIGTERM to the ranks"
 grep -q "search group 0 stopped after a step.*continue with --resume" "$T/err" || { tail "$T/err"; fail "2 stages, SIGTERM: no word of --resume"; }
 "${MPIRUN[@]}" -np 1 "$BIN" run --config "$T/long.json" --out "$T/kp" --resume >/dev/null 2>"$T/err" || { tail -20 "$T/err"; fail "--resume of a 2-stage run with 1 rank failed"; }
 grep -q "resuming at step" "$T/err" || fail "--resume did not continue the pipeline's checkpoint"
@@ -330,18 +330,17 @@ echo "SIGTERM to a 2-stage pipeline: exit 3; resumed with 1 rank: the same resul
 sed 's/"evaluate": {"limit": 8, "max_new_tokens": 6, "batch_seqs": 16}/"evaluate": {"limit": 24, "max_new_tokens": 24, "batch_seqs": 4}/' "$T/m1.json" >"$T/ev.json"
 grep -q '"limit": 24' "$T/ev.json" || fail "the evaluate config was not rewritten"
 "$BIN" run --config "$T/ev.json" --out "$T/evref" >/dev/null 2>"$T/err" || { cat "$T/err"; fail "the evaluate reference run failed"; }
-"${MPIRUN[@]}" -np 2 "$BIN" run --config "$T/ev.json" --out "$T/ev" --stages 2 >"$T/out" 2>"$T/err" &
-MP=$!
-for _ in $(seq 600); do grep -q '"stage":[[:space:]]*"evaluate"' "$T/ev/status.json" 2>/dev/null && break; sleep 0.1; done
-grep -q '"stage":[[:space:]]*"evaluate"' "$T/ev/status.json" || { kill $MP; fail "the pipeline run never reached evaluate"; }
-sleep 1
-r0=$(rank_pid $MP 0); r1=$(rank_pid $MP 1)
-[ -n "$r0" ] && [ -n "$r1" ] || { kill $MP; fail "cannot find the ranks of mpirun $MP"; }
-kill -TERM "$r0" "$r1"
-set +e
-wait $MP; rc=$?
-set -e
-[ $rc -eq 3 ] || { tail -20 "$T/err"; fail "SIGTERM in evaluate on 2 stages: mpirun exit $rc, not 3"; }
+term_in_evaluate() {   # $1 run dir, $2 what it is (for messages), then run's extra options: started with
+  # -np 2, SIGTERM to both ranks a second into evaluate; mpirun must exit 3
+  local dir=$1 what=$2; shift 2
+  "${MPIRUN[@]}" -np 2 "$BIN" run --config "$T/ev.json" --out "$dir" "$@" >"$T/out" 2>"$T/err" &
+  MP=$!
+  for _ in $(seq 600); do grep -q '"stage":[[:space:]]*"evaluate"' "$dir/status.json" 2>/dev/null && break; sleep 0.1; done
+  grep -q '"stage":[[:space:]]*"evaluate"' "$dir/status.json" || { kill $MP; fail "the $what run never reached evaluate"; }
+  sleep 1
+  term_ranks "SIGTERM in evaluate on $what"
+}
+term_in_evaluate "$T/ev" "2 stages" --stages 2
 "${MPIRUN[@]}" -np 2 "$BIN" run --config "$T/ev.json" --out "$T/ev" --stages 2 --resume >/dev/null 2>"$T/err" || { tail -20 "$T/err"; fail "--resume after SIGTERM in evaluate failed"; }
 grep -q "extract finished earlier, skipped" "$T/err" || fail "--resume after SIGTERM in evaluate redid extract"
 compare "$T/evref" "$T/ev" || fail "SIGTERM in evaluate on 2 stages, resumed: results differ"
@@ -349,18 +348,7 @@ echo "SIGTERM in evaluate on a 2-stage pipeline: exit 3; resumed: bitwise the sa
 
 # the same with 2 search groups of 1 stage: both generate evaluate's chunks; rank 0 stops handing
 # them out, the groups finish the chunk they hold; exit 3, and --resume finishes bitwise the same
-"${MPIRUN[@]}" -np 2 "$BIN" run --config "$T/ev.json" --out "$T/ev2" >"$T/out" 2>"$T/err" &
-MP=$!
-for _ in $(seq 600); do grep -q '"stage":[[:space:]]*"evaluate"' "$T/ev2/status.json" 2>/dev/null && break; sleep 0.1; done
-grep -q '"stage":[[:space:]]*"evaluate"' "$T/ev2/status.json" || { kill $MP; fail "the 2-group run never reached evaluate"; }
-sleep 1
-r0=$(rank_pid $MP 0); r1=$(rank_pid $MP 1)
-[ -n "$r0" ] && [ -n "$r1" ] || { kill $MP; fail "cannot find the ranks of mpirun $MP"; }
-kill -TERM "$r0" "$r1"
-set +e
-wait $MP; rc=$?
-set -e
-[ $rc -eq 3 ] || { tail -20 "$T/err"; fail "SIGTERM in evaluate on 2 groups: mpirun exit $rc, not 3"; }
+term_in_evaluate "$T/ev2" "2 groups"
 grep -q "stopped by a signal to rank 0 in the middle of the generation" "$T/err" || { tail -20 "$T/err"; fail "2 groups, SIGTERM in evaluate: not stopped between chunks"; }
 "${MPIRUN[@]}" -np 2 "$BIN" run --config "$T/ev.json" --out "$T/ev2" --resume >/dev/null 2>"$T/err" || { tail -20 "$T/err"; fail "--resume after SIGTERM in evaluate on 2 groups failed"; }
 grep -q "^rank 1: generated chunk" "$T/err" || fail "--resume on 2 groups: group 1 generated nothing"
