@@ -11,6 +11,22 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+// Shape n rows of V standard normals z in place into a kind of logits row: 0 normal (scale 2),
+// 1 peaked (scale 8), 2 flat (scale 0.02), 3 heavy ties (multiples of 1/4, -0 next to +0),
+// 4 normal with a NaN in row n/2 and +inf in the last row (when n > 2).
+static void sample_ref_shape(float *z, int n, int V, int kind) {
+    const float scale[] = {2.0f, 8.0f, 0.02f, 2.0f, 2.0f};
+    for (size_t i = 0; i < (size_t)n * V; i++) {
+        z[i] *= scale[kind];
+        if (kind == 3) z[i] = roundf(z[i] * 4.0f) / 4.0f;
+        if (kind == 3 && z[i] == 0.0f && (i & 1)) z[i] = -0.0f;
+    }
+    if (kind == 4) {
+        z[(size_t)(n / 2) * V + (size_t)(V / 3)] = NAN;
+        if (n > 2) z[(size_t)(n - 1) * V + 1] = INFINITY;
+    }
+}
+
 typedef struct { float x; int32_t id; } sr_cand;
 
 static int sr_desc(const void *a, const void *b) {

@@ -560,20 +560,10 @@ static void test_loss_adamw_sample(void) {
 // total mass over more than one chunk of candidates is summed in another order
 // (src/backend/cuda/sample_select.h). Differences are counted and printed; more than 1% fails.
 
-// n rows of V logits: kind 0 normal (scale 2), 1 peaked (scale 8), 2 flat (scale 0.02), 3 heavy
-// ties (multiples of 1/4, -0 next to +0), 4 normal with a NaN in one row and +inf in another
+// n rows of V logits of a kind (sample_ref_shape)
 static float *sample_rows(int n, int V, int kind) {
     float *z = randn((size_t)n * V, 1.0f);
-    const float scale[] = {2.0f, 8.0f, 0.02f, 2.0f, 2.0f};
-    for (size_t i = 0; i < (size_t)n * V; i++) {
-        z[i] *= scale[kind];
-        if (kind == 3) z[i] = roundf(z[i] * 4.0f) / 4.0f;
-        if (kind == 3 && z[i] == 0.0f && (i & 1)) z[i] = -0.0f;
-    }
-    if (kind == 4) {
-        z[(size_t)(n / 2) * V + (size_t)(V / 3)] = NAN;
-        if (n > 2) z[(size_t)(n - 1) * V + 1] = INFINITY;
-    }
+    sample_ref_shape(z, n, V, kind);
     return z;
 }
 

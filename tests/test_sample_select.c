@@ -155,21 +155,11 @@ static void run_case(sc_backend *cpu, const char *what, const float *z, int n, i
 
 static uint64_t g_stream = 1;
 
-// n rows of V logits: kind 0 normal (scale 2), 1 peaked (scale 8), 2 flat (scale 0.02),
-// 3 heavy ties (integers / 4, and -0 next to +0), 4 one row NaN and one +inf
+// n rows of V logits of a kind (sample_ref_shape)
 static float *logits(int n, int V, int kind) {
     float *z = malloc(sizeof(float) * (size_t)n * V);
     sc_rng_normal(99, g_stream++, 0, z, (size_t)n * V);
-    const float scale[] = {2.0f, 8.0f, 0.02f, 2.0f, 2.0f};
-    for (size_t i = 0; i < (size_t)n * V; i++) {
-        z[i] *= scale[kind];
-        if (kind == 3) z[i] = roundf(z[i] * 4.0f) / 4.0f;
-        if (kind == 3 && z[i] == 0.0f && (i & 1)) z[i] = -0.0f;
-    }
-    if (kind == 4) {
-        z[(size_t)(n / 2) * V + (size_t)(V / 3)] = NAN;
-        if (n > 2) z[(size_t)(n - 1) * V] = INFINITY;
-    }
+    sample_ref_shape(z, n, V, kind);
     return z;
 }
 
