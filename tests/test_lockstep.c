@@ -120,15 +120,20 @@ static sc_status stop_after(void *ctx) {
     return ++g_polls >= g_stop_after ? sc_errorf(SC_ERR_INTERRUPTED, "stopped by the test after %d passes", g_polls) : SC_OK;
 }
 
+// The tests' searches: N_SEARCH of 3 steps of 2 prompts, a per-block adapter, max_new new tokens
+static void lockstep_config(sc_search_config *cfg, int max_new) {
+    sc_search_config_default(cfg);
+    cfg->searches = N_SEARCH;
+    cfg->adapter = SC_ADAPTER_PER_BLOCK;
+    cfg->batch_size = 2;
+    cfg->prompts_per_search = 6;   // 3 steps
+    cfg->max_new_tokens = max_new;
+}
+
 static sc_status run_dir(const sc_model *m, const sc_tokenizer *tok, const sc_dataset *train, const char *dir, int per_pass, int resume,
                          int stop) {
     sc_search_config cfg;
-    sc_search_config_default(&cfg);
-    cfg.searches = N_SEARCH;
-    cfg.adapter = SC_ADAPTER_PER_BLOCK;
-    cfg.batch_size = 2;
-    cfg.prompts_per_search = 6;   // 3 steps
-    cfg.max_new_tokens = 6;
+    lockstep_config(&cfg, 6);
     cfg.searches_per_pass = per_pass;
     sc_run *r = NULL;
     SC_TRY(sc_run_open(dir, SC_RUN_WRITE, "test", &r));
@@ -254,12 +259,7 @@ int main(void) {
                                                             : "a row's bits depend on the row count (BLAS edge tiles): comparing micro-batches of 2 searches within tolerance");
 
     sc_search_config cfg;
-    sc_search_config_default(&cfg);
-    cfg.searches = N_SEARCH;
-    cfg.adapter = SC_ADAPTER_PER_BLOCK;
-    cfg.batch_size = 2;
-    cfg.prompts_per_search = 6;   // 3 steps
-    cfg.max_new_tokens = 8;
+    lockstep_config(&cfg, 8);
     cfg.loss_chunk = 5;
     CHECK_OK(sc_search_config_validate(&cfg));
     sc_search_run run = {.model = m, .be = be, .tok = tok, .cfg = &cfg};
