@@ -777,7 +777,9 @@ static int sdpa_backward(sc_backend *be, float *dq, float *dk, float *dv, const 
     uint16_t *dkb = sdpa_scratch(be, nk, "cuDNN attention dk", &oom), *dvb = sdpa_scratch(be, nk, "cuDNN attention dv", &oom);
     float *stats = sdpa_scratch(be, sizeof(float) * (size_t)R * NH, "cuDNN attention statistics", &oom);
     float *sum = sdpa_scratch(be, sizeof(float) * (size_t)R * NH, "cuDNN attention row sums", &oom);
-    float *acc = sdpa_scratch(be, sizeof(float) * (size_t)R * QD, "cuDNN attention dq accumulator", &oom);
+    // the FP32 dQ accumulator only for the plan that adds into it (not cuDNN's deterministic one)
+    const int use_acc = sc_sdpa_backward_uses_acc(ci->sdpa, &sh);
+    float *acc = use_acc ? sdpa_scratch(be, sizeof(float) * (size_t)R * QD, "cuDNN attention dq accumulator", &oom) : NULL;
     void *ws = sdpa_scratch(be, wsb, "cuDNN attention workspace", &oom), *dmap = NULL, *drow = NULL;
     int ran = 0;
     if (!oom) {
@@ -793,7 +795,7 @@ static int sdpa_backward(sc_backend *be, float *dq, float *dk, float *dv, const 
         if (!*st && e == cudaSuccess) e = sc_cu_sdpa_pack(s, kb, k, dkv_off, (int)R, KD);
         if (!*st && e == cudaSuccess) e = sc_cu_sdpa_pack(s, vb, v, dkv_off, (int)R, KD);
         if (!*st && e == cudaSuccess) e = sc_cu_sdpa_stats_in(s, stats, lse, drow_t, sh.B, sh.S, NH);
-        if (!*st && e == cudaSuccess) e = cudaMemsetAsync(acc, 0, sizeof(float) * (size_t)R * QD, s);   // cuDNN before 9.6 wants it zeroed
+        if (!*st && e == cudaSuccess && use_acc) e = cudaMemsetAsync(acc, 0, sizeof(float) * (size_t)R * QD, s);   // cuDNN adds into it
         if (!*st && e != cudaSuccess) *st = cu_fail(e, "the cuDNN attention copy-in kernels");
         if (!*st) {
             sc_status r = sc_sdpa_backward(ci->sdpa, &sh, qb, kb, vb, ob, dob, stats, dqb, dkb, dvb, sum, acc, ws);

@@ -54,6 +54,7 @@ int sc_sdpa_plan(sc_sdpa *s, int bwd, const sc_sdpa_shape *sh, size_t *ws_bytes,
     snprintf(why, why_len, "no cuDNN in this build");
     return -1;
 }
+int sc_sdpa_backward_uses_acc(sc_sdpa *s, const sc_sdpa_shape *sh) { (void)s; (void)sh; return 0; }
 int sc_sdpa_graph_check(int kind, const sc_sdpa_shape *sh, int *n_ops, char *why, size_t why_len) {
     (void)kind; (void)sh; *n_ops = 0;
     snprintf(why, why_len, "this build had no cuDNN headers");
@@ -569,6 +570,11 @@ int sc_sdpa_plan(sc_sdpa *s, int bwd, const sc_sdpa_shape *sh, size_t *ws_bytes,
     return e->ok ? 1 : -1;
 }
 
+int sc_sdpa_backward_uses_acc(sc_sdpa *s, const sc_sdpa_shape *sh) {
+    const plan_entry *e = find(s, 1, sh);
+    return e && e->ok && !e->det;
+}
+
 static sc_status run(sc_sdpa *s, plan_entry *e, int n, const int64_t *uids, void *const *ptrs, void *ws, const char *what) {
     cudnnBackendDescriptor_t vp = NULL;
     cudnnStatus_t st = p_cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &vp);
@@ -598,6 +604,7 @@ sc_status sc_sdpa_backward(sc_sdpa *s, const sc_sdpa_shape *sh, const void *q, c
                            const void *dout, const float *stats, void *dq, void *dk, void *dv, float *sum, float *dq_acc, void *ws) {
     plan_entry *e = find(s, 1, sh);
     if (!e || !e->ok) return sc_errorf(SC_ERR_INTERNAL, "cuda backend: cuDNN attention backward without a plan");
+    if (!e->det && !dq_acc) return sc_errorf(SC_ERR_INTERNAL, "cuda backend: cuDNN attention backward without its dQ accumulator");
     float scale = 1.0f / sqrtf((float)sh->HD), neginf = s->ver < 91000 ? -3.402823466e38f : -INFINITY, one = 1.0f;
     const int64_t uids[] = {U_Q, U_K, U_V, U_O, U_DO, U_STATS, U_DQ, U_DK, U_DV, U_SUM, U_SCALE, U_NEGINF, U_ONE, U_DQACC};
     void *const ptrs[] = {(void *)q, (void *)k, (void *)v, (void *)o, (void *)dout, (void *)stats, dq, dk, dv, sum, &scale, &neginf, &one, dq_acc};

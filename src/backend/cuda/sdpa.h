@@ -40,6 +40,11 @@ sc_status sc_sdpa_forward(sc_sdpa *s, const sc_sdpa_shape *sh, const void *q, co
 sc_status sc_sdpa_backward(sc_sdpa *s, const sc_sdpa_shape *sh, const void *q, const void *k, const void *v, const void *o,
                            const void *dout, const float *stats, void *dq, void *dk, void *dv, float *sum, float *dq_acc, void *ws);
 
+// Whether the backward plan of a shape (sc_sdpa_plan returned 1 for it) adds into dq_acc: 1 for
+// the graph with the FP32 accumulator (dq_acc must be zeroed before each call), 0 for cuDNN's
+// deterministic backward (dq_acc is not read or written: pass NULL).
+int sc_sdpa_backward_uses_acc(sc_sdpa *s, const sc_sdpa_shape *sh);
+
 // Builds the graph's tensors and operations for a shape (kind 0: forward, 1: the deterministic
 // backward, 2: the backward with the FP32 dQ accumulator) and finalizes each (what cuDNN checks
 // without a GPU: attribute types, dims, strides, data types of every operation): 1 when all
